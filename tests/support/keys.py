@@ -1,0 +1,34 @@
+"""Signing keys for tests, made the same way ``strangler keys`` makes them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    kid: str
+    private_pem: Path
+    jwks: Path
+    private_key: Ed25519PrivateKey
+
+
+def make_keypair(directory: Path, kid: str = "test-1") -> KeyPair:
+    directory.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = directory / "jwt-private.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    pem.chmod(0o600)
+    jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": kid, "alg": "EdDSA", "use": "sig"})
+    jwks = directory / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk]}))
+    return KeyPair(kid, pem, jwks, key)
