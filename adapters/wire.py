@@ -14,7 +14,7 @@ SESSION_COOKIE: Final = "shop_session"
 """The monolith's session cookie; new services set the same one at login."""
 
 # --- legacy session-export hook -------------------------------------------
-INTERNAL_TOKEN_HEADER: Final = "X-Internal-Token"
+INTERNAL_TOKEN_HEADER: Final = "X-Internal-Token"  # noqa: S105 (a header name)
 """Shared secret guarding the monolith's internal endpoints."""
 
 SESSION_ID_HEADER: Final = "X-Shop-Session-Id"

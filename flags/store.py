@@ -1,0 +1,126 @@
+"""Runtime flag state in Redis, overlaying the defaults from config.yaml.
+
+Keys (``prefix`` defaults to ``strangler``)::
+
+    {prefix}:flags:routes    hash  route -> RouteFlag JSON (runtime overrides)
+    {prefix}:flags:kill      str   {"on": bool, "updated_by", "updated_at", "reason"}
+    {prefix}:flags:version   int   bumped by every change
+    {prefix}:flags:changed   pub/sub channel, published in the same transaction
+
+A change is one MULTI/EXEC (write, bump, publish), so a reader never sees a
+new version without its data. A runtime override wins over config.yaml until
+it is reset; config.yaml is the bootstrap, Redis the live truth.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+
+from flags.model import FlagError, FlagState, RouteFlag, Stage, UnknownRoute
+
+log = structlog.get_logger("flags")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a flip did: the flag before and after (``None`` for the kill switch)."""
+
+    route: str | None
+    before: RouteFlag | bool
+    after: RouteFlag | bool
+    version: int
+
+
+class FlagStore:
+    """Reads and writes route flags and the kill switch in Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        defaults: Mapping[str, RouteFlag],
+        *,
+        prefix: str = "strangler",
+        kill_default: bool = False,
+    ) -> None:
+        self._redis = redis
+        self._defaults = dict(defaults)
+        self._kill_default = kill_default
+        self.routes_key = f"{prefix}:flags:routes"
+        self.kill_key = f"{prefix}:flags:kill"
+        self.version_key = f"{prefix}:flags:version"
+        self.channel = f"{prefix}:flags:changed"
+
+    @property
+    def defaults(self) -> Mapping[str, RouteFlag]:
+        return self._defaults
+
+    def default_state(self) -> FlagState:
+        return FlagState(self._defaults, self._kill_default, 0)
+
+    async def version(self) -> int:
+        raw = await self._redis.get(self.version_key)
+        return int(raw or 0)
+
+    async def load(self) -> FlagState:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.routes_key)
+            pipe.get(self.kill_key)
+            pipe.get(self.version_key)
+            stored, kill_raw, version = await pipe.execute()
+        routes = dict(self._defaults)
+        for name_b, raw in stored.items():
+            name = name_b.decode() if isinstance(name_b, bytes) else name_b
+            if name not in routes:
+                continue  # a route removed from config.yaml: its override is moot
+            try:
+                routes[name] = RouteFlag.from_dict(json.loads(raw))
+            except (FlagError, ValueError, TypeError) as exc:
+                log.error("flag_override_ignored", route=name, reason=str(exc))
+        kill = self._kill_default
+        if kill_raw:
+            kill = bool(json.loads(kill_raw).get("on", False))
+        return FlagState(routes, kill, int(version or 0))
+
+    async def set_route(
+        self, route: str, stage: Stage, percent: int | None, *, actor: str, reason: str = ""
+    ) -> Change:
+        if route not in self._defaults:
+            known = ", ".join(sorted(self._defaults))
+            raise UnknownRoute(f"unknown route {route!r} (known: {known})")
+        if stage is Stage.CANARY and percent is None:
+            raise FlagError("canary needs --percent (0..100)")
+        if stage is not Stage.CANARY and percent not in (None, 0, 100):
+            raise FlagError(f"percent applies to canary only; {stage.value} is fixed")
+        before = (await self.load()).routes[route]
+        after = RouteFlag(stage, percent or 0, actor, time.time(), reason)
+        version = await self._commit(lambda p: p.hset(self.routes_key, route, _dump(after)))
+        return Change(route, before, after, version)
+
+    async def set_kill(self, on: bool, *, actor: str, reason: str = "") -> Change:
+        before = (await self.load()).kill_switch
+        doc = {"on": on, "updated_by": actor, "updated_at": time.time(), "reason": reason}
+        version = await self._commit(lambda p: p.set(self.kill_key, json.dumps(doc)))
+        return Change(None, before, on, version)
+
+    async def reset(self) -> int:
+        """Drop every runtime override: config.yaml's stages apply again."""
+        return await self._commit(lambda p: p.delete(self.routes_key, self.kill_key))
+
+    async def _commit(self, write: Any) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            write(pipe)
+            pipe.incr(self.version_key)
+            pipe.publish(self.channel, "changed")
+            results = await pipe.execute()
+        return int(results[-2])
+
+
+def _dump(flag: RouteFlag) -> str:
+    return json.dumps(flag.to_dict(), separators=(",", ":"))

@@ -1,0 +1,103 @@
+"""Every error the gateway raises, in one tree.
+
+    GatewayError                      -> problem+json with ``status``
+    ├── BadRequest (400)              malformed or hostile request; nothing forwarded
+    │   ├── BadPath                   path that cannot be made canonical
+    │   └── BadHeader                 smuggling shapes, bad internal syntax
+    ├── PayloadTooLarge (413)
+    ├── UriTooLong (414)
+    ├── NotFound (404)                no route (only when no catch-all route exists)
+    ├── MethodNotAllowed (405)        path matched, method did not (``allow`` lists them)
+    ├── ServiceUnavailable (503)      nothing can serve: no healthy node, store down
+    │                                 for a ``complete`` route, session busy
+    └── UpstreamError (502)           a backend failed; ``kind`` says how
+        ├── UpstreamConnectError      never reached it (refused, unreachable):
+        │                             any request may be retried elsewhere
+        ├── UpstreamTimeout (504)     no response in time: it may have acted
+        ├── UpstreamReset             connection dropped before a full response
+        └── UpstreamProtocolError     the backend answered garbage
+
+Failures the gateway detects itself (connect, timeout, reset, protocol) are
+kept apart from failures the backend reports (a 5xx response, which is a
+response, not an exception). Lower-level aiohttp errors are translated only in
+``forward.py``, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "gateway_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class BadPath(BadRequest):
+    code = "bad_path"
+
+
+class BadHeader(BadRequest):
+    code = "bad_header"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UriTooLong(GatewayError):
+    status = 414
+    code = "uri_too_long"
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "no_route"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, detail: str, allow: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    code = "unavailable"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = "bad_gateway"
+    kind: ClassVar[str] = "error"
+
+
+class UpstreamConnectError(UpstreamError):
+    kind = "connect"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "gateway_timeout"
+    kind = "timeout"
+
+
+class UpstreamReset(UpstreamError):
+    kind = "reset"
+
+
+class UpstreamProtocolError(UpstreamError):
+    kind = "protocol"

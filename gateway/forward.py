@@ -1,0 +1,168 @@
+"""The network seam: the only module that touches ``aiohttp.ClientSession``.
+
+``HttpUpstream.send(Outgoing) -> UpstreamResult`` is the ``Upstream``
+protocol the pipeline talks to. One pooled keep-alive session per process;
+responses are not decompressed (``Content-Encoding`` is relayed untouched);
+small bodies are read whole (so a failure can still fall back before the
+client sees anything), large ones are handed over as a stream.
+
+aiohttp's errors are translated here, once, into ``gateway.errors``:
+
+    ClientConnectorError, ConnectionTimeoutError -> UpstreamConnectError (never reached)
+    SocketTimeoutError, asyncio.TimeoutError     -> UpstreamTimeout
+    ServerDisconnectedError, ClientOSError,
+    ClientPayloadError (mid-body)                 -> UpstreamReset
+    ClientResponseError (garbage status/headers)  -> UpstreamProtocolError
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamReset,
+    UpstreamTimeout,
+)
+
+Body = bytes | aiohttp.StreamReader | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    method: str
+    target: str
+    """Path and query, already canonical."""
+    headers: CIMultiDict[str]
+    body: Body = None
+    length: int | None = None
+    """Content-Length of a streamed body, when the client sent one."""
+
+
+@dataclass(slots=True)
+class UpstreamResult:
+    """A backend's response: headers, and the body read whole or still streaming."""
+
+    upstream_id: str
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes | None
+    stream: aiohttp.ClientResponse | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; raises UpstreamReset if the backend stops mid-body."""
+        if self.stream is None:
+            if self.body:
+                yield self.body
+            return
+        try:
+            async for chunk in self.stream.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise UpstreamReset(f"{self.upstream_id}: body cut short: {exc}") from exc
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.upstream_id}: body stalled") from exc
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self.stream is not None:
+            self.stream.release()
+            self.stream = None
+
+
+class Upstream(Protocol):
+    """Something that can answer a request: one legacy node or new instance."""
+
+    id: str
+
+    async def send(self, request: Outgoing) -> UpstreamResult:
+        """Send and return the response; raise an ``UpstreamError`` if none came."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    connect_s: float = 1.0
+    read_s: float = 15.0
+    pool_size: int = 256
+    read_whole_bytes: int = 256 * 1024
+
+
+def new_client_session(limits: ClientLimits) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=limits.pool_size, limit_per_host=limits.pool_size, keepalive_timeout=30,
+        ttl_dns_cache=300, enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        timeout=aiohttp.ClientTimeout(
+            total=None, connect=limits.connect_s, sock_connect=limits.connect_s,
+            sock_read=limits.read_s,
+        ),
+    )
+
+
+class HttpUpstream:
+    """An ``Upstream`` at a base URL, sharing the process's pooled session."""
+
+    def __init__(self, upstream_id: str, base_url: str, session: aiohttp.ClientSession,
+                 limits: ClientLimits, read_s: float | None = None) -> None:
+        self.id = upstream_id
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._whole = limits.read_whole_bytes
+        self._timeout = (aiohttp.ClientTimeout(total=None, connect=limits.connect_s,
+                                               sock_connect=limits.connect_s, sock_read=read_s)
+                         if read_s is not None else None)
+
+    async def send(self, request: Outgoing) -> UpstreamResult:
+        headers = request.headers
+        if request.length is not None and not isinstance(request.body, bytes):
+            headers = CIMultiDict(headers)
+            headers["Content-Length"] = str(request.length)
+        try:
+            resp = await self._session.request(
+                request.method, self.base_url + request.target, headers=headers,
+                data=request.body, allow_redirects=False, timeout=self._timeout,
+                compress=None,
+            )
+        except Exception as exc:
+            raise _translate(self.id, exc) from exc
+        try:
+            length = resp.content_length
+            if request.method == "HEAD" or resp.status in (204, 304):
+                body = b""
+            elif length is not None and length <= self._whole:
+                body = await resp.read()
+            else:
+                return UpstreamResult(self.id, resp.status, resp.headers, None, resp)
+        except Exception as exc:
+            resp.release()
+            raise _translate(self.id, exc) from exc
+        resp.release()
+        return UpstreamResult(self.id, resp.status, resp.headers, body)
+
+
+def _translate(upstream_id: str, exc: BaseException) -> UpstreamError:
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return UpstreamConnectError(f"{upstream_id}: cannot connect: {exc}")
+    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        return UpstreamTimeout(f"{upstream_id}: no response in time")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamProtocolError(f"{upstream_id}: invalid response: {exc.message}")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError | OSError):
+        return UpstreamReset(f"{upstream_id}: connection lost: {exc}")
+    if isinstance(exc, UpstreamError):
+        return exc
+    raise exc

@@ -1,0 +1,69 @@
+"""Client for the monolith's session-export hook (docs/protocol.md section 4)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from multidict import CIMultiDict
+
+from adapters.session import LegacyExport, SessionFormatError, SharedSession, from_legacy, to_legacy
+from adapters.wire import INTERNAL_SESSIONS_PATH, INTERNAL_TOKEN_HEADER
+from gateway.errors import UpstreamProtocolError
+from gateway.forward import Outgoing, Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    ok: bool
+    revision: int
+    """The node's revision now (after the import, or the conflicting one)."""
+
+
+class LegacyHook:
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def _headers(self, rid: str) -> CIMultiDict[str]:
+        return CIMultiDict({INTERNAL_TOKEN_HEADER: self._token, "X-Request-Id": rid,
+                            "Content-Type": "application/json"})
+
+    async def export(self, node: Upstream, sid: str, rid: str) -> LegacyExport | None:
+        path = INTERNAL_SESSIONS_PATH.format(sid=sid)
+        result = await node.send(Outgoing("GET", path, self._headers(rid)))
+        if result.status == 404:
+            return None
+        body = self._json(node.id, result.status, result.body)
+        try:
+            return from_legacy(body)
+        except SessionFormatError as exc:
+            raise UpstreamProtocolError(f"{node.id}: bad session export: {exc}") from exc
+
+    async def import_(self, node: Upstream, sid: str, session: SharedSession,
+                      expected_revision: int | None, rid: str) -> ImportResult:
+        path = INTERNAL_SESSIONS_PATH.format(sid=sid)
+        payload = json.dumps({"data": to_legacy(session), "expected_revision": expected_revision})
+        result = await node.send(Outgoing("PUT", path, self._headers(rid), payload.encode()))
+        if result.status not in (200, 409):
+            raise UpstreamProtocolError(f"{node.id}: session import answered {result.status}")
+        body = self._json(node.id, result.status, result.body)
+        revision = body.get("revision")
+        if not isinstance(revision, int):
+            raise UpstreamProtocolError(f"{node.id}: session import without revision")
+        return ImportResult(result.status == 200, revision)
+
+    async def drop(self, node: Upstream, sid: str, rid: str) -> None:
+        path = INTERNAL_SESSIONS_PATH.format(sid=sid)
+        await node.send(Outgoing("DELETE", path, self._headers(rid)))
+
+    @staticmethod
+    def _json(node_id: str, status: int, body: bytes | None) -> dict[str, object]:
+        try:
+            obj = json.loads(body or b"")
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise UpstreamProtocolError(f"{node_id}: session hook answered {status} without JSON")
+        if status not in (200, 409):
+            raise UpstreamProtocolError(f"{node_id}: session hook answered {status}")
+        return obj

@@ -1,0 +1,73 @@
+"""Prometheus metrics (prometheus-client), one registry per gateway process.
+
+Names follow Prometheus conventions: ``_total`` counters, ``_seconds``
+histograms, base units. Label children used on the hot path are cached, so
+counting a request is a dict lookup and two increments.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("strangler_requests_total", "Requests served, by outcome.",
+                                ("route", "backend", "status"), registry=r)
+        self.latency = Histogram("strangler_request_duration_seconds",
+                                 "Time from request to response headers.",
+                                 ("route", "backend"), buckets=_BUCKETS, registry=r)
+        self.decisions = Counter("strangler_backend_decisions_total",
+                                 "Backend decisions, by reason.", ("route", "backend", "reason"),
+                                 registry=r)
+        self.fallbacks = Counter("strangler_fallbacks_total",
+                                 "Requests retried on legacy after new failed.",
+                                 ("route", "reason"), registry=r)
+        self.upstream_errors = Counter("strangler_upstream_errors_total",
+                                       "Backend failures, by kind.", ("backend", "kind"),
+                                       registry=r)
+        self.breaker_state = Gauge("strangler_breaker_state",
+                                   "Circuit breaker: 0 closed, 1 open, 2 half-open.", ("route",),
+                                   registry=r)
+        self.breaker_transitions = Counter("strangler_breaker_transitions_total",
+                                           "Breaker state changes.", ("route", "to"), registry=r)
+        self.session_ops = Counter("strangler_session_operations_total",
+                                   "Session bridge operations: pull, push, conflict, rehydrate, "
+                                   "drop, token.", ("op", "reason"), registry=r)
+        self.redis_errors = Counter("strangler_redis_errors_total", "Redis failures seen.",
+                                    registry=r)
+        self.redis_up = Gauge("strangler_session_store_up", "1 when Redis answers.", registry=r)
+        self.flag_version = Gauge("strangler_flag_version", "Flag state version in use.",
+                                  registry=r)
+        self.kill_switch = Gauge("strangler_kill_switch", "1 when the kill switch is on.",
+                                 registry=r)
+        self.route_percent = Gauge("strangler_route_new_percent",
+                                   "Share of sessions the flag sends to new.", ("route",),
+                                   registry=r)
+        self.shadow = Counter("strangler_shadow_comparisons_total",
+                              "Shadowed requests, by comparison result.", ("route", "result"),
+                              registry=r)
+        self.upstream_healthy = Gauge("strangler_upstream_healthy", "1 when healthy.",
+                                      ("pool", "upstream"), registry=r)
+        self._req: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, route: str, backend: str, status: int, seconds: float) -> None:
+        key = (route, backend, status)
+        pair = self._req.get(key)
+        if pair is None:
+            pair = self._req[key] = (self.requests.labels(route, backend, str(status)),
+                                     self.latency.labels(route, backend))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def session(self, op: str, reason: str) -> None:
+        self.session_ops.labels(op, reason).inc()
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

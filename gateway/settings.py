@@ -1,0 +1,261 @@
+"""config.yaml, parsed once into frozen, typed objects.
+
+Unknown keys are refused and every error names its key path
+(``routes[2].breaker.failures: Input should be greater than 0``), so a broken
+file stops the gateway at start -- or, on reload, leaves the old config
+serving. Secrets are never in this file: it names the environment variable
+or file that holds them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flags.model import Stage
+
+NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+
+
+class ConfigError(Exception):
+    """config.yaml is unreadable or invalid; ``str()`` lists every problem by key path."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+
+class Limits(_Frozen):
+    max_url_bytes: int = Field(8192, ge=256)
+    max_header_bytes: int = Field(8190, ge=1024)
+    max_headers: int = Field(100, ge=10)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
+    buffer_body_bytes: int = Field(64 * 1024, ge=0)
+    """Bodies up to this size are buffered so a request can be retried elsewhere."""
+
+
+class Timeouts(_Frozen):
+    connect_ms: int = Field(1000, gt=0)
+    request_ms: int = Field(15000, gt=0)
+    internal_ms: int = Field(2000, gt=0)
+    """Session-export hook calls and health checks."""
+
+
+class Secret(_Frozen):
+    """Where a secret lives: an environment variable, else a file."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def read(self) -> str | None:
+        if self.env and os.environ.get(self.env):
+            return os.environ[self.env].strip()
+        if self.file and self.file.exists():
+            return self.file.read_text().strip() or None
+        return None
+
+
+class GatewaySection(_Frozen):
+    listen: Listen = Listen(port=8080)
+    admin_listen: Listen = Listen(port=8081)
+    admin_token: Secret = Secret(env="STRANGLER_ADMIN_TOKEN", file=Path(".strangler/admin-token"))
+    debug_backend_header: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+    limits: Limits = Limits()
+    timeouts: Timeouts = Timeouts()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shadow_concurrency: int = Field(32, ge=1)
+
+
+class RedisSection(_Frozen):
+    url: str | None = None
+    """None: ``strangler demo`` starts a private redis-server; the gateway needs a URL."""
+    key_prefix: str = Field("strangler", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    session_ttl_s: int = Field(86400, ge=60)
+    timeout_ms: int = Field(500, gt=0)
+
+
+class DatabaseSection(_Frozen):
+    url: str = "sqlite+aiosqlite:///.strangler/shop.db"
+
+
+class Node(_Frozen):
+    id: NAME
+    url: str = Field(pattern=r"^https?://[^/\s]+/?$")
+
+
+class LegacySection(_Frozen):
+    nodes: tuple[Node, ...] = Field(min_length=1)
+    internal_token: Secret = Secret(
+        env="STRANGLER_INTERNAL_TOKEN", file=Path(".strangler/internal-token")
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> LegacySection:
+        _unique_ids([n.id for n in self.nodes], "id")
+        return self
+
+
+class NewSection(_Frozen):
+    instances: tuple[Node, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> NewSection:
+        _unique_ids([n.id for n in self.instances], "id")
+        return self
+
+
+class Health(_Frozen):
+    interval_ms: int = Field(1000, gt=0)
+    path: str = "/healthz"
+
+
+class TokensSection(_Frozen):
+    issuer: str = "strangler-gateway"
+    audience: str = "strangler-services"
+    ttl_s: int = Field(300, ge=30)
+    kid: str = Field("strangler-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    private_key_file: Path = Path(".strangler/keys/jwt-private.pem")
+    jwks_file: Path = Path(".strangler/keys/jwks.json")
+
+
+class FlagsSection(_Frozen):
+    provider: Literal["local"] = "local"
+    kill_switch: bool = False
+    app_name: str = "strangler-gateway"
+    poll_interval_ms: int = Field(500, gt=0, le=1000)
+
+
+class Fallback(_Frozen):
+    """When a request that failed on new is retried on legacy. Data, not code."""
+
+    safe_methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+    on: tuple[Literal["connect", "reset", "timeout", "protocol", "5xx"], ...] = (
+        "connect", "reset", "timeout", "protocol", "5xx",
+    )
+    unsafe_with_idempotency_key: bool = True
+    """A POST carrying ``Idempotency-Key`` may be retried: both sides share the key store."""
+
+
+class Breaker(_Frozen):
+    failures: int = Field(5, gt=0)
+    cooldown_ms: int = Field(10_000, gt=0)
+
+
+class RouteSection(_Frozen):
+    name: NAME
+    paths: tuple[str, ...] = Field(min_length=1)
+    methods: tuple[str, ...] | None = None
+    stage: Stage = Stage.LEGACY
+    percent: int = Field(0, ge=0, le=100)
+    legacy_only: bool = False
+    """A route with no new implementation: always legacy, its flag cannot be moved."""
+    fallback: Fallback = Fallback()
+    breaker: Breaker = Breaker()
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for p in paths:
+            body = p[:-2] if p.endswith("/*") else p
+            if not p.startswith("/") or "*" in body or "//" in p or "/../" in f"{p}/" or "%" in p:
+                raise ValueError(f"{p!r}: a path is '/exact' or '/prefix/*'")
+        return paths
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, methods: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if methods is not None:
+            bad = [m for m in methods if m not in METHODS]
+            if bad:
+                raise ValueError(f"unknown method(s) {bad}; use {sorted(METHODS)}")
+        return methods
+
+    @model_validator(mode="after")
+    def _stage(self) -> RouteSection:
+        if self.legacy_only and self.stage is not Stage.LEGACY:
+            raise ValueError("a legacy_only route must have stage legacy")
+        if self.stage is not Stage.CANARY and self.percent not in (0, 100):
+            raise ValueError("percent applies to the canary stage only")
+        return self
+
+
+class Config(_Frozen):
+    gateway: GatewaySection = GatewaySection()
+    redis: RedisSection = RedisSection()
+    database: DatabaseSection = DatabaseSection()
+    legacy: LegacySection
+    new: NewSection
+    health: Health = Health()
+    tokens: TokensSection = TokensSection()
+    flags: FlagsSection = FlagsSection()
+    routes: tuple[RouteSection, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _routes(self) -> Config:
+        _unique_ids([r.name for r in self.routes], "name")
+        seen: dict[str, str] = {}
+        for r in self.routes:
+            for p in r.paths:
+                if p in seen:
+                    raise ValueError(f"path {p!r} is claimed by routes {seen[p]!r} and {r.name!r}")
+                seen[p] = r.name
+        return self
+
+
+def _unique_ids(ids: list[str], what: str) -> None:
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what}: {', '.join(dupes)}")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def parse(data: Any, source: str = "config") -> Config:
+    """Validate a loaded YAML document; raise ConfigError naming every bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            lines.append(f"{_path(err['loc'])}: {msg}")
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse(data, str(path))

@@ -1,0 +1,67 @@
+"""JWTs for the new services: minted once per session, reused until near expiry.
+
+A token carries the session id and the user (``adapters.claims``) and is
+signed with the gateway's Ed25519 key (EdDSA, ``kid`` header). A session
+costs one signature per ``ttl - refresh_margin`` seconds, not one per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from adapters.claims import Identity, session_claims
+from gateway.settings import TokensSection
+
+
+class SigningKeyError(Exception):
+    """The signing key file is missing or not an Ed25519 private key."""
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise SigningKeyError(f"tokens.private_key_file: cannot load {path}: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"tokens.private_key_file: {path} is not an Ed25519 key")
+    return key
+
+
+class TokenMinter:
+    """Mints and caches one token per (session, user)."""
+
+    def __init__(self, cfg: TokensSection, key: Ed25519PrivateKey, max_cached: int = 100_000):
+        self._cfg = cfg
+        self._key = key
+        self._refresh_at = max(cfg.ttl_s // 5, 10)
+        self._cache: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._max = max_cached
+
+    def cached(self, sid: str, now: float | None = None) -> str | None:
+        """A cached token for ``sid`` that is not about to expire, else None."""
+        hit = self._cache.get(sid)
+        if hit is None:
+            return None
+        token, _, exp = hit
+        if exp - (now or time.time()) <= self._refresh_at:
+            return None
+        return token
+
+    def mint(self, identity: Identity, now: float | None = None) -> str:
+        issued = int(now or time.time())
+        claims = session_claims(identity, issuer=self._cfg.issuer, audience=self._cfg.audience,
+                                now=issued, ttl_s=self._cfg.ttl_s)
+        token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._cfg.kid})
+        self._cache[identity.session_id] = (token, identity.user_id, claims["exp"])
+        if len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return token
+
+    def forget(self, sid: str) -> None:
+        self._cache.pop(sid, None)
