@@ -1,0 +1,69 @@
+"""The one place that wires an instance: settings, stores, middlewares, routes.
+
+Nothing connects here at import or build time: the engine, the Redis client,
+the key set and the dummy password hash are made in ``cleanup_ctx`` when the
+app starts, and closed in reverse order when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from . import auth, cart, catalog, checkout, health, orders
+from .appkeys import ENGINE, PASSWORDS, REDIS, SESSIONS, SETTINGS, VERIFIER
+from .db import make_engine
+from .middleware import MIDDLEWARES
+from .passwords import Passwords
+from .sessions import SessionStore
+from .settings import Settings
+from .tokens import TokenVerifier, load_jwks
+
+SERVICES = (health, catalog, cart, checkout, orders, auth)
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_SOCKET_TIMEOUT_S = 5.0
+
+
+def make_app(settings: Settings) -> web.Application:
+    """A ready-to-run application for one instance; stores connect when it starts."""
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_tokens, _database, _redis, _passwords])
+    for service in SERVICES:
+        service.register(app)
+    return app
+
+
+async def _tokens(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    keys = await asyncio.to_thread(load_jwks, settings.jwks_path)
+    app[VERIFIER] = TokenVerifier(
+        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        leeway_s=settings.jwt_leeway_s, cache_size=settings.token_cache_size)
+    yield
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = make_engine(app[SETTINGS].database_url)
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+                            socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+    app[REDIS] = client
+    app[SESSIONS] = SessionStore(client, prefix=settings.key_prefix,
+                                 ttl_s=settings.session_ttl_s, attempts=settings.cas_attempts)
+    yield
+    await client.aclose()
+
+
+async def _passwords(app: web.Application) -> AsyncIterator[None]:
+    app[PASSWORDS] = await Passwords.create()
+    yield

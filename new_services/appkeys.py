@@ -1,0 +1,19 @@
+"""Typed keys of the app state; set in ``app.make_app``'s cleanup contexts only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .passwords import Passwords
+from .sessions import SessionStore
+from .settings import Settings
+from .tokens import TokenVerifier
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+REDIS = web.AppKey("redis", Redis)
+SESSIONS = web.AppKey("sessions", SessionStore)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+PASSWORDS = web.AppKey("passwords", Passwords)

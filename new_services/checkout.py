@@ -1,0 +1,127 @@
+"""Checkout service: ``POST /api/checkout`` with the shared idempotency store.
+
+docs/protocol.md section 2, step by step: validate the key and hash the
+canonical body; in one transaction replay (same hash), refuse (other hash,
+422) or place the order with its items and the key row; a unique violation on
+the key row means a concurrent request with the same key won, so we roll back
+and replay its order. After commit, exactly the ordered quantities leave the
+session cart (``SharedSession.minus``), so items added meanwhile survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters import contracts
+
+from .appkeys import ENGINE, SESSIONS
+from .catalog import fetch_products, priced_lines
+from .db import idempotency_keys, order_items, orders, write_transaction
+from .errors import ApiError, SessionBusy
+from .identity import LoggedIn, require_login
+from .orders import one_order
+from .validation import idempotency_key, request_hash
+
+log = structlog.get_logger("new_services.checkout")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+PLACED_BY = "new"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    order: dict[str, Any]
+    replayed: bool
+    taken: Mapping[int, int] = field(default_factory=dict)
+    """Product id -> quantity the order took from the cart (empty for a replay)."""
+
+
+async def checkout(request: web.Request) -> web.Response:
+    login = await require_login(request)
+    key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
+    digest = request_hash(await request.read())
+    outcome = await place_order(request.app[ENGINE], login, key, digest)
+    log.info("checkout", order_id=outcome.order["id"], replayed=outcome.replayed,
+             user_id=login.identity.user_id, keyed=key is not None)
+    if outcome.replayed:
+        return web.json_response({"order": outcome.order}, headers={REPLAYED_HEADER: "true"})
+    await _take_from_cart(request, login, outcome.taken)
+    return web.json_response({"order": outcome.order}, status=201)
+
+
+async def place_order(engine: AsyncEngine, login: LoggedIn, key: str | None,
+                      digest: str) -> Outcome:
+    """Place the order of the session's cart, or replay the one this key placed."""
+    user_id = login.identity.user_id
+    try:
+        async with write_transaction(engine) as conn:
+            if key is not None and (found := await _replay(conn, user_id, key, digest)):
+                return found
+            return await _insert_order(conn, user_id, login.session.cart, key, digest)
+    except IntegrityError:
+        if key is None:
+            raise
+        log.info("checkout_key_race", user_id=user_id)  # the other request's order stands
+        async with engine.connect() as conn:
+            found = await _replay(conn, user_id, key, digest)
+        if found is None:
+            raise
+        return found
+
+
+async def _replay(conn: AsyncConnection, user_id: int, key: str, digest: str) -> Outcome | None:
+    query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(
+        idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise ApiError("idempotency_key_reused")
+    return Outcome(await one_order(conn, row.order_id), replayed=True)
+
+
+async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, int],
+                        key: str | None, digest: str) -> Outcome:
+    lines = priced_lines(cart, await fetch_products(conn, cart))
+    if not lines:
+        raise ApiError("cart_empty")
+    # Naive UTC, as the monolith stores it in a TIMESTAMP column.
+    now = datetime.now(UTC).replace(tzinfo=None)
+    total = sum(ln.qty * ln.unit_price_cents for ln in lines)
+    order_id = (await conn.execute(
+        insert(orders).values(user_id=user_id, total_cents=total, created_at=now,
+                              placed_by=PLACED_BY).returning(orders.c.id))).scalar_one()
+    await conn.execute(insert(order_items), [
+        {"order_id": order_id, "product_id": ln.product_id, "name": ln.name, "qty": ln.qty,
+         "unit_price_cents": ln.unit_price_cents} for ln in lines])
+    if key is not None:
+        await conn.execute(insert(idempotency_keys).values(
+            user_id=user_id, key=key, request_hash=digest, order_id=order_id, created_at=now))
+    taken = {ln.product_id: ln.qty for ln in lines}
+    return Outcome(contracts.order(order_id, now, lines), replayed=False, taken=taken)
+
+
+async def _take_from_cart(request: web.Request, login: LoggedIn, taken: Mapping[int, int]) -> None:
+    # The order is committed whatever happens here: a failure to update the cart
+    # is logged, never turned into an error answer that would invite a retry.
+    try:
+        await request.app[SESSIONS].update(login.identity, lambda s: s.minus(taken),
+                                           first=login.snapshot)
+    except (ApiError, SessionBusy, RedisError) as exc:
+        log.warning("checkout_cart_not_updated", reason=type(exc).__name__,
+                    user_id=login.identity.user_id)
+
+
+def register(app: web.Application) -> None:
+    app.router.add_post("/api/checkout", checkout)

@@ -1,0 +1,130 @@
+"""The shared session record in Redis, as new services read and write it.
+
+Per docs/protocol.md section 5 and ``adapters.store``: one ``HMGET key doc v`` to
+read; every write through ``WRITE_SCRIPT``, a compare-and-set on ``v`` that
+refreshes the TTL. A change is a function of the current document, so on a
+conflict we re-read and re-apply it (bounded), and no concurrent update is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from adapters.claims import Identity
+from adapters.session import SessionFormatError, SharedSession
+from adapters.store import WRITE_SCRIPT, session_key, valid_session_id, write_args
+
+from .errors import ApiError, SessionBusy, not_logged_in
+
+log = structlog.get_logger("new_services.sessions")
+
+Change = Callable[[SharedSession], SharedSession]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A session document and the ``v`` it was read at."""
+
+    session: SharedSession
+    v: int
+
+
+def fingerprint(sid: str) -> str:
+    """A short, one-way tag for logs: a session id is a credential and is never logged."""
+    return hashlib.sha256(sid.encode()).hexdigest()[:12]
+
+
+class SessionStore:
+    """Reads and compare-and-set writes of session records under one key prefix."""
+
+    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int, attempts: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_s
+        self._attempts = attempts
+        self._write = redis.register_script(WRITE_SCRIPT)
+
+    async def read(self, sid: str) -> Snapshot | None:
+        """The record's document and ``v``; ``None`` if missing or unreadable."""
+        if not valid_session_id(sid):
+            return None
+        doc, v = await self._redis.hmget(session_key(self._prefix, sid), ["doc", "v"])
+        if doc is None or v is None:
+            return None
+        try:
+            return Snapshot(SharedSession.from_json(doc), int(v))
+        except (SessionFormatError, ValueError):
+            log.error("session_unreadable", session=fingerprint(sid))
+            return None
+
+    async def read_owned(self, identity: Identity) -> Snapshot | None:
+        """The token's session, only if it exists and belongs to the token's user."""
+        snap = await self.read(identity.session_id)
+        if snap is None or snap.session.user is None:
+            return None
+        if snap.session.user.id != identity.user_id:
+            return None
+        return snap
+
+    async def create(self, session: SharedSession) -> str:
+        """A new record (``v`` 1, ``lv`` 0, no legacy node) under a fresh session id."""
+        while True:  # a collision of 256-bit random ids does not happen; be correct anyway
+            sid = secrets.token_urlsafe(32)
+            fields: dict[str, str | int] = {
+                "doc": session.to_json(), "base": SharedSession().to_json(),
+                "node": "", "lrev": 0, "lv": 0, "t": int(time.time()),
+            }
+            if await self._cas(sid, 0, fields):
+                return sid
+
+    async def update(
+        self, identity: Identity, change: Change, first: Snapshot | None = None
+    ) -> SharedSession:
+        """Apply ``change`` to the token's session; 401 if it is not (or no longer) theirs."""
+        snap = first
+        for attempt in range(self._attempts):
+            if snap is None:
+                snap = await self.read_owned(identity)
+            if snap is None:
+                raise not_logged_in()
+            new = change(snap.session)
+            if new == snap.session or await self._write_doc(identity.session_id, snap.v, new):
+                return new
+            log.info("session_cas_conflict", session=fingerprint(identity.session_id),
+                     attempt=attempt + 1)
+            snap = None
+            await _backoff(attempt)
+        log.warning("session_cas_gave_up", session=fingerprint(identity.session_id))
+        raise SessionBusy()
+
+    async def log_out(self, identity: Identity) -> bool:
+        """Write the empty session if the token's session is still theirs; False otherwise."""
+        try:
+            await self.update(identity, lambda _s: SharedSession())
+        except ApiError:  # not (or no longer) theirs: leave it alone
+            return False
+        return True
+
+    async def _write_doc(self, sid: str, expected_v: int, session: SharedSession) -> bool:
+        return await self._cas(sid, expected_v, {"doc": session.to_json(), "t": int(time.time())})
+
+    async def _cas(self, sid: str, expected_v: int, fields: dict[str, str | int]) -> bool:
+        args = write_args(expected_v, self._ttl, bump=True, set_lv=False, fields=fields)
+        result: Any = await self._write(keys=[session_key(self._prefix, sid)], args=args)
+        return int(result[0]) == 1
+
+
+async def _backoff(attempt: int) -> None:
+    # Spread racing writers apart so that each round lets more than one through;
+    # the cap keeps the worst case of a long retry chain well under a second.
+    await asyncio.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.02)))

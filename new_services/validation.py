@@ -1,0 +1,95 @@
+"""Request parsing: malformed input becomes a 4xx ``ApiError``, never a 500.
+
+``bool`` is a subclass of ``int`` in Python; the shop API does not take
+``true`` for a number, so every integer check excludes it explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .db import MAX_DB_ID
+from .errors import ApiError
+
+MIN_QTY, MAX_QTY = 1, 100
+_PATH_ID = re.compile(r"[0-9]{1,18}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    product_id: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def path_id(raw: str) -> int:
+    """A path id of ASCII digits, else 404 (``int()`` would take ' 7', '+7', '1_0'...)."""
+    if _PATH_ID.fullmatch(raw) is None:
+        raise ApiError("not_found")
+    return int(raw)
+
+
+def fits_db_id(value: int) -> bool:
+    """Whether ``value`` can be a row id; anything else must not reach an INTEGER column."""
+    return 1 <= value <= MAX_DB_ID
+
+
+def parse_json(raw: bytes) -> Any:
+    """Any JSON value; 400 ``bad_request`` for anything else."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError("bad_request") from exc
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise ApiError("bad_request")
+    return value
+
+
+def cart_item(body: dict[str, Any]) -> CartItem:
+    """``{"product_id": int, "qty": int 1..100}``; extra keys are ignored."""
+    pid, qty = body.get("product_id"), body.get("qty")
+    if not is_int(pid) or not is_int(qty) or not MIN_QTY <= qty <= MAX_QTY:
+        raise ApiError("bad_request")
+    return CartItem(pid, qty)
+
+
+def credentials(body: dict[str, Any]) -> Credentials:
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ApiError("bad_request")
+    return Credentials(username, password)
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    """The ``Idempotency-Key`` header: absent, or 1-255 printable ASCII characters."""
+    if raw is None:
+        return None
+    if _IDEMPOTENCY_KEY.fullmatch(raw) is None:
+        raise ApiError("invalid_idempotency_key")
+    return raw
+
+
+def request_hash(raw: bytes) -> str:
+    """sha256 of the canonical body (docs/protocol.md section 2); no body hashes ''."""
+    canonical = ""
+    if raw.strip():
+        canonical = json.dumps(parse_json(raw), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
