@@ -1,0 +1,179 @@
+"""The node's session store: a dict in process memory, as the monolith always had.
+
+A session is the *legacy export* shape of ``adapters/session.py`` (this
+module does not import it; the export hook does the talking)::
+
+    data = {"uid": 7 | None, "uname": "alice" | None,
+            "basket": [{"sku": 12, "quantity": 2}, ...],   # sorted by sku
+            "created_at": "...", "csrf": "...", "last_viewed_product": 3}
+
+``created_at``, ``csrf`` and ``last_viewed_product`` are the monolith's own;
+the bridge carries them opaquely. Every change bumps ``revision`` (1 when
+created), which is how the gateway notices that a session moved. Sessions
+expire after ``idle_s`` without a request.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def empty_data(*, uid: int | None = None, uname: str | None = None) -> dict[str, Any]:
+    """A fresh session's data, including the monolith's private keys."""
+    return {
+        "uid": uid,
+        "uname": uname,
+        "basket": [],
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "csrf": new_csrf_token(),
+    }
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One session. Mutate only through the methods: they keep the revision honest."""
+
+    sid: str
+    revision: int
+    data: dict[str, Any]
+    last_seen: float
+
+    @property
+    def uid(self) -> int | None:
+        uid = self.data.get("uid")
+        return uid if isinstance(uid, int) else None
+
+    @property
+    def uname(self) -> str:
+        return str(self.data.get("uname") or "")
+
+    @property
+    def csrf(self) -> str:
+        return str(self.data.get("csrf") or "")
+
+    def basket(self) -> dict[int, int]:
+        """Product id -> quantity (always > 0)."""
+        return {line["sku"]: line["quantity"] for line in self.data.get("basket", ())}
+
+    def set_basket(self, cart: Mapping[int, int]) -> bool:
+        """Replace the basket; returns whether anything changed (and bumped the revision)."""
+        lines = [{"sku": p, "quantity": q} for p, q in sorted(cart.items()) if q > 0]
+        return self.set("basket", lines)
+
+    def add_item(self, product_id: int, qty: int) -> bool:
+        cart = self.basket()
+        cart[product_id] = cart.get(product_id, 0) + qty
+        return self.set_basket(cart)
+
+    def remove_item(self, product_id: int) -> bool:
+        cart = self.basket()
+        cart.pop(product_id, None)
+        return self.set_basket(cart)
+
+    def subtract(self, ordered: Mapping[int, int]) -> bool:
+        """Take away exactly what an order took; whatever was added meanwhile stays."""
+        cart = self.basket()
+        for pid, qty in ordered.items():
+            cart[pid] = cart.get(pid, 0) - qty
+        return self.set_basket(cart)
+
+    def set(self, key: str, value: Any) -> bool:
+        if key in self.data and self.data[key] == value:
+            return False
+        self.data[key] = value
+        self.revision += 1
+        return True
+
+    def export(self) -> dict[str, Any]:
+        """A deep copy of ``data``: callers may serialise it after the session moved on."""
+        return copy.deepcopy(self.data)
+
+
+class SessionStore:
+    """Sessions by id, with idle expiry. Not thread-safe; one event loop owns it."""
+
+    def __init__(self, idle_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._idle_s = idle_s
+        self._clock = clock
+        self._sessions: dict[str, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, sid: str | None) -> Session | None:
+        """The live session ``sid`` (and mark it used), or ``None``."""
+        session = self.peek(sid)
+        if session is not None:
+            session.last_seen = self._clock()
+        return session
+
+    def peek(self, sid: str | None) -> Session | None:
+        """Like ``get`` without counting as use: for exports and response headers."""
+        if not sid:
+            return None
+        session = self._sessions.get(sid)
+        if session is not None and self._clock() - session.last_seen > self._idle_s:
+            del self._sessions[sid]
+            return None
+        return session
+
+    def revision(self, sid: str | None) -> int:
+        """The revision of ``sid``, 0 when it does not exist (any more)."""
+        session = self.peek(sid)
+        return session.revision if session else 0
+
+    def login(self, old_sid: str | None, uid: int, uname: str) -> Session:
+        """A fresh session for a user; the old one is destroyed (session fixation defence)."""
+        self.destroy(old_sid)
+        sid = new_session_id()
+        while sid in self._sessions:  # pragma: no cover - 256 random bits
+            sid = new_session_id()
+        session = Session(sid, 1, empty_data(uid=uid, uname=uname), self._clock())
+        self._sessions[sid] = session
+        return session
+
+    def destroy(self, sid: str | None) -> bool:
+        return bool(sid) and self._sessions.pop(sid or "", None) is not None
+
+    def put(
+        self, sid: str, data: dict[str, Any], expected_revision: int | None
+    ) -> tuple[bool, int]:
+        """Import ``data`` under ``sid``: compare-and-set when ``expected_revision`` is set.
+
+        Returns ``(True, new_revision)``, or ``(False, current_revision)`` when
+        the node's revision is not the expected one (0 for an unknown session).
+        Private keys the import lacks (a session born on the new side has no
+        CSRF token) are kept from the node's copy or made fresh.
+        """
+        current = self.peek(sid)
+        revision = current.revision if current else 0
+        if expected_revision is not None and expected_revision != revision:
+            return False, revision
+        own, fresh = (current.data if current else {}), empty_data()
+        merged = dict(data)
+        for key in ("created_at", "csrf"):
+            merged.setdefault(key, own.get(key, fresh[key]))
+        self._sessions[sid] = Session(sid, revision + 1, merged, self._clock())
+        return True, revision + 1
+
+    def sweep(self) -> int:
+        """Drop idle sessions; returns how many went."""
+        now = self._clock()
+        idle = [s.sid for s in self._sessions.values() if now - s.last_seen > self._idle_s]
+        for sid in idle:
+            del self._sessions[sid]
+        return len(idle)
