@@ -33,7 +33,7 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 
-Body = bytes | aiohttp.StreamReader | None
+Body = bytes | AsyncIterator[bytes] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import LockError, RedisError
@@ -70,14 +69,16 @@ def node_field(node: str, boot: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, redis: aioredis.Redis, prefix: str, ttl_s: int) -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str, ttl_s: int,
+                 on_error: Callable[[], None] = lambda: None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
         self._write = redis.register_script(WRITE_SCRIPT)
         self.up = True
         self._recovering: asyncio.Task[None] | None = None
-        self.on_recover: list[Any] = []
+        self.on_recover: list[Callable[[], None]] = []
+        self._on_error = on_error
 
     def key(self, sid: str) -> str:
         return session_key(self.prefix, sid)
@@ -141,6 +142,7 @@ class SessionStore:
 
     # ---------------------------------------------------------------- health
     def _down(self, exc: BaseException) -> StoreUnavailable:
+        self._on_error()
         if self.up:
             self.up = False
             _log.error("session_store_down", reason=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,199 @@
+"""The admin listener: health, readiness, metrics, routes, flips, kill switch.
+
+Reads are open (bind the listener to a private interface); anything that
+changes state needs ``Authorization: Bearer <admin token>``, compared in
+constant time. With no token configured, changes are refused (fail closed).
+
+Readiness is about whether this process can serve: during a Redis outage it
+stays ready (legacy routes still work) and says ``degraded``; it turns 503
+only when no legacy node is healthy or the process is shutting down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from flags import FlagError, Stage, UnknownRoute
+from flags.local import LocalProvider
+from gateway.breaker import Breaker
+from gateway.metrics import Metrics
+from gateway.routes import Route
+from gateway.session_store import SessionStore
+from gateway.upstreams import LegacyPool, NewPool
+
+
+class AdminState:
+    """What the admin endpoints read; built by ``app.py``."""
+
+    def __init__(self, *, provider: LocalProvider, routes: dict[str, Route],
+                 breakers: dict[str, Breaker], store: SessionStore, legacy: LegacyPool,
+                 new: NewPool, metrics: Metrics, token: str | None) -> None:
+        self.provider = provider
+        self.routes = routes
+        self.breakers = breakers
+        self.store = store
+        self.legacy = legacy
+        self.new = new
+        self.metrics = metrics
+        self.token = token
+        self.shutting_down = False
+
+
+STATE = web.AppKey("admin_state", AdminState)
+
+
+def create_admin_app(state: AdminState) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[STATE] = state
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/routes", list_routes)
+    app.router.add_put("/api/routes/{name}", put_route)
+    app.router.add_get("/api/kill-switch", get_kill)
+    app.router.add_put("/api/kill-switch", put_kill)
+    return app
+
+
+def _authorized(request: web.Request) -> None:
+    state = request.app[STATE]
+    if not state.token:
+        raise _error(503, "admin_token_unset", "no admin token configured; changes are refused")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), state.token.encode()
+    ):
+        raise _error(401, "unauthorized", "a valid bearer token is required",
+                     {"WWW-Authenticate": 'Bearer realm="strangler-admin"'})
+
+
+def _error(status: int, code: str, detail: str,
+           headers: dict[str, str] | None = None) -> web.HTTPException:
+    exc = web.HTTPException(text=json.dumps({"error": code, "detail": detail}),
+                            content_type="application/json", headers=headers)
+    exc.set_status(status)
+    return exc
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise _error(400, "bad_request", "body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise _error(400, "bad_request", "body must be a JSON object")
+    return body
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    degraded = []
+    if not state.store.up:
+        degraded.append("session_store_down: legacy-only sticky routing")
+    if not state.provider.healthy:
+        degraded.append("flag_store_unreachable: serving the last known flags")
+    if not state.new.healthy:
+        degraded.append("no_healthy_new_instance")
+    ready = bool(state.legacy.healthy) and not state.shutting_down
+    body = {
+        "status": "shutting_down" if state.shutting_down else
+        ("unavailable" if not ready else ("degraded" if degraded else "ready")),
+        "degraded": degraded,
+        "session_store": "up" if state.store.up else "down",
+        "legacy_nodes": {m.id: m.healthy for m in state.legacy.members.values()},
+        "new_instances": {m.id: m.healthy for m in state.new.members.values()},
+        "flag_version": state.provider.view.state.version,
+    }
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m = request.app[STATE].metrics
+    resp = web.Response(body=m.render())
+    resp.headers["Content-Type"] = m.content_type
+    return resp
+
+
+def _route_json(state: AdminState, name: str) -> dict[str, Any]:
+    view = state.provider.view
+    flag = view.flag(name)
+    route = state.routes[name]
+    out: dict[str, Any] = {"name": name, "legacy_only": route.legacy_only,
+                           "breaker": state.breakers[name].state.name.lower()}
+    if flag is not None:
+        out.update(flag.to_dict())
+    else:
+        out.update({"stage": Stage.LEGACY.value, "percent": 0})
+    out["effective"] = "legacy (kill switch)" if view.kill_switch else out["stage"]
+    return out
+
+
+async def list_routes(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    view = state.provider.view
+    return web.json_response({
+        "kill_switch": view.kill_switch,
+        "flag_version": view.state.version,
+        "routes": [_route_json(state, name) for name in state.routes],
+    })
+
+
+async def put_route(request: web.Request) -> web.Response:
+    _authorized(request)
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    body = await _json_body(request)
+    unknown = set(body) - {"stage", "percent", "reason"}
+    if unknown:
+        raise _error(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+    route = state.routes.get(name)
+    if route is None:
+        raise _error(404, "unknown_route", f"no route named {name!r}")
+    if route.legacy_only:
+        raise _error(409, "legacy_only", f"route {name!r} has no new implementation")
+    stage_raw, percent = body.get("stage"), body.get("percent")
+    if not isinstance(stage_raw, str) or stage_raw not in {s.value for s in Stage}:
+        raise _error(400, "bad_request", f"stage must be one of {[s.value for s in Stage]}")
+    if percent is not None and (not isinstance(percent, int) or isinstance(percent, bool)):
+        raise _error(400, "bad_request", "percent must be an integer 0..100")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise _error(400, "bad_request", "reason must be a string")
+    try:
+        await state.provider.set_route(name, Stage(stage_raw), percent, actor="admin-api",
+                                       reason=reason)
+    except UnknownRoute as exc:
+        raise _error(404, "unknown_route", str(exc)) from None
+    except FlagError as exc:
+        raise _error(400, "bad_request", str(exc)) from None
+    return web.json_response(_route_json(state, name))
+
+
+async def get_kill(request: web.Request) -> web.Response:
+    return web.json_response({"on": request.app[STATE].provider.view.kill_switch})
+
+
+async def put_kill(request: web.Request) -> web.Response:
+    _authorized(request)
+    state = request.app[STATE]
+    body = await _json_body(request)
+    on = body.get("on")
+    if not isinstance(on, bool):
+        raise _error(400, "bad_request", "on must be true or false")
+    await state.provider.set_kill(on, actor="admin-api", reason=str(body.get("reason", "")))
+    return web.json_response({"on": state.provider.view.kill_switch})
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    page = resources.files("gateway").joinpath("dashboard.html").read_text()
+    return web.Response(text=page, content_type="text/html")

@@ -1,0 +1,215 @@
+"""Wiring: the one place that builds the gateway's parts and connects them.
+
+The proxy listener is aiohttp's low-level ``web.Server`` -- the pipeline does
+its own routing, so the application router and middleware chain would be
+pure per-request overhead. The admin listener is an ordinary application.
+Nothing connects at import time; ``Gateway.start`` does it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+
+from flags.local import LocalProvider
+from flags.model import RouteFlag
+from flags.view import FlagView
+from gateway import log
+from gateway.admin import AdminState, create_admin_app
+from gateway.breaker import Breaker, State
+from gateway.decide import Decider
+from gateway.errors import GatewayError
+from gateway.forward import ClientLimits, HttpUpstream, new_client_session
+from gateway.headers import request_id
+from gateway.legacy_hook import LegacyHook
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline, problem
+from gateway.routes import Router
+from gateway.session_bridge import SessionBridge
+from gateway.session_store import SessionStore
+from gateway.settings import Config, ConfigError
+from gateway.shadow import Shadower
+from gateway.tokens import TokenMinter, load_private_key
+from gateway.upstreams import LegacyPool, Member, NewPool
+
+_log = log.get("gateway")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    internal_token: str
+    admin_token: str | None
+
+
+def read_secrets(cfg: Config) -> Secrets:
+    internal = cfg.legacy.internal_token.read()
+    if not internal:
+        raise ConfigError("legacy.internal_token: no secret found in "
+                          f"${cfg.legacy.internal_token.env} or {cfg.legacy.internal_token.file}")
+    return Secrets(internal, cfg.gateway.admin_token.read())
+
+
+def flag_defaults(cfg: Config) -> dict[str, RouteFlag]:
+    return {r.name: RouteFlag(r.stage, r.percent) for r in cfg.routes if not r.legacy_only}
+
+
+class Gateway:
+    """One gateway process: both listeners and everything behind them."""
+
+    def __init__(self, cfg: Config) -> None:
+        if not cfg.redis.url:
+            raise ConfigError("redis.url: the gateway needs a Redis URL (the demo provides one)")
+        self.cfg = cfg
+        self.secrets = read_secrets(cfg)
+        self.key = load_private_key(cfg.tokens.private_key_file)
+        self.metrics = Metrics()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[web.BaseRunner] = []
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        t = cfg.gateway.timeouts
+        limits = ClientLimits(connect_s=t.connect_ms / 1000, read_s=t.request_ms / 1000)
+        self.http = new_client_session(limits)
+
+        def upstream(n_id: str, url: str) -> HttpUpstream:
+            return HttpUpstream(n_id, url, self.http, limits)
+
+        self.legacy = LegacyPool("legacy", [upstream(n.id, n.url) for n in cfg.legacy.nodes],
+                                 cfg.health.path)
+        self.new = NewPool("new", [upstream(n.id, n.url) for n in cfg.new.instances],
+                           cfg.health.path)
+        self.redis = aioredis.Redis.from_url(
+            cfg.redis.url or "", socket_timeout=cfg.redis.timeout_ms / 1000,
+            socket_connect_timeout=cfg.redis.timeout_ms / 1000, health_check_interval=0)
+        self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
+                                  on_error=self.metrics.redis_errors.inc)
+        self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)
+        self.provider = LocalProvider(
+            self.redis, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
+            kill_default=cfg.flags.kill_switch, app_name=cfg.flags.app_name,
+            poll_interval=cfg.flags.poll_interval_ms / 1000)
+        router = Router(cfg.routes)
+        self.breakers = {
+            name: Breaker(name, r.breaker.failures, r.breaker.cooldown_ms / 1000,
+                          self._breaker_changed)
+            for name, r in router.routes.items()
+        }
+        hook = LegacyHook(self.secrets.internal_token)
+        minter = TokenMinter(cfg.tokens, self.key)
+        self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics)
+        await self._first_health_check()
+        await self.provider.start()
+        self.decider = Decider(router.routes, self.provider.view)
+        self.provider.subscribe(self._flags_changed)
+        self._flags_changed(self.provider.view)
+        self.shadow = Shadower(self.new, self.bridge, self.metrics, cfg.gateway.shadow_concurrency)
+        self.pipeline = Pipeline(cfg.gateway, router, self.decider, self.bridge, self.legacy,
+                                 self.new, self.breakers, self.shadow, self.metrics)
+        self.store.on_recover.append(self._store_recovered)
+        self.admin = AdminState(provider=self.provider, routes=router.routes,
+                                breakers=self.breakers, store=self.store, legacy=self.legacy,
+                                new=self.new, metrics=self.metrics,
+                                token=self.secrets.admin_token)
+        interval = cfg.health.interval_ms / 1000
+        for pool in (self.legacy, self.new):
+            pool.on_change(lambda m, p=pool: self._upstream_changed(p.kind, m))
+            self._tasks.append(asyncio.create_task(pool.run_checks(interval)))
+        await self._listen()
+
+    async def _first_health_check(self) -> None:
+        await asyncio.gather(self.legacy.check_all(), self.new.check_all())
+        with contextlib.suppress(Exception):
+            await self.redis.ping()
+        for pool in (self.legacy, self.new):
+            for m in pool.members.values():
+                self._upstream_changed(pool.kind, m)
+
+    async def _listen(self) -> None:
+        g = self.cfg.gateway
+        server = web.Server(self._handle, handler_cancellation=True,
+                            max_line_size=g.limits.max_url_bytes + 64,
+                            max_field_size=g.limits.max_header_bytes,
+                            max_headers=g.limits.max_headers, auto_decompress=False,
+                            access_log=None)
+        proxy = web.ServerRunner(server, handle_signals=False)
+        admin = web.AppRunner(create_admin_app(self.admin), handle_signals=False,
+                              access_log=None)
+        for runner, listen in ((proxy, g.listen), (admin, g.admin_listen)):
+            await runner.setup()
+            site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True,
+                               backlog=1024)
+            await site.start()
+            self._runners.append(runner)
+        _log.info("gateway_started", listen=f"{g.listen.host}:{g.listen.port}",
+                  admin=f"{g.admin_listen.host}:{g.admin_listen.port}",
+                  flag_version=self.provider.view.state.version)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        rid = request_id(request.headers.get("X-Request-Id"))
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            return await self.pipeline.handle(request, rid)  # type: ignore[arg-type]
+        except GatewayError as exc:
+            level = _log.warning if exc.status >= 500 else _log.info
+            level("request_refused", status=exc.status, code=exc.code, detail=exc.detail)
+            return problem(exc, rid)
+        except asyncio.CancelledError:
+            _log.info("client_gone")
+            raise
+        except Exception:
+            _log.exception("unhandled_error")
+            return problem(GatewayError("internal error"), rid)
+
+    # ------------------------------------------------------------ callbacks
+    def _flags_changed(self, view: FlagView) -> None:
+        self.decider.update(view)
+        self.metrics.flag_version.set(view.state.version)
+        self.metrics.kill_switch.set(1 if view.kill_switch else 0)
+        for name, flag in view.state.routes.items():
+            self.metrics.route_percent.labels(name).set(0 if view.kill_switch else flag.percent)
+
+    def _breaker_changed(self, route: str, state: State) -> None:
+        self.metrics.breaker_state.labels(route).set(int(state))
+        self.metrics.breaker_transitions.labels(route, state.name.lower()).inc()
+
+    def _upstream_changed(self, pool: str, member: Member) -> None:
+        self.metrics.upstream_healthy.labels(pool, member.id).set(1 if member.healthy else 0)
+
+    def _store_recovered(self) -> None:
+        self._tasks.append(asyncio.create_task(self.bridge.resync_all()))
+
+    # ------------------------------------------------------------ shutdown
+    async def stop(self, drain_s: float = 0.0) -> None:
+        self.admin.shutting_down = True
+        if drain_s:
+            await asyncio.sleep(drain_s)  # let load balancers see readyz go false
+        for runner in self._runners:
+            await runner.cleanup()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.shadow.stop()
+        await self.provider.stop()
+        await self.store.stop()
+        await self.http.close()
+        await self.redis.aclose()
+        _log.info("gateway_stopped")
+
+
+async def serve(cfg: Config) -> None:
+    """Run one gateway process until SIGTERM or SIGINT."""
+    gateway = Gateway(cfg)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()

@@ -1,0 +1,317 @@
+"""The request pipeline: each stage a small unit, chained here in order.
+
+normalize and screen -> match a route -> decide the backend -> bridge the
+session -> forward -> fall back on failure -> post-process (session pull,
+header hygiene, affinity cookie) -> log and count.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from adapters.store import valid_session_id
+from adapters.wire import (
+    AFFINITY_COOKIE,
+    BACKEND_HEADER,
+    CLIENT_COOKIE,
+    IDENTITY_HEADER,
+    SESSION_COOKIE,
+)
+from gateway import log
+from gateway.breaker import Breaker
+from gateway.canonical import Target, canonical
+from gateway.decide import Backend, Decider, Decision, guard
+from gateway.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UpstreamConnectError,
+    UpstreamError,
+)
+from gateway.fallback import fallback_reason
+from gateway.forward import Outgoing, UpstreamResult
+from gateway.headers import (
+    TrustedProxies,
+    client_response_headers,
+    screen,
+    upstream_request_headers,
+)
+from gateway.metrics import Metrics
+from gateway.routes import Match, Route, Router
+from gateway.session_bridge import After, LegacyPlan, SessionBridge
+from gateway.session_store import StoreUnavailable
+from gateway.settings import GatewaySection
+from gateway.shadow import Shadower
+from gateway.upstreams import LegacyPool, NewPool
+
+_log = log.get("gateway")
+_COOKIE_ATTRS = {"path": "/", "httponly": True, "samesite": "Lax"}
+
+
+@dataclass(slots=True)
+class Exchange:
+    """Everything one request carries through the stages."""
+
+    request: web.Request
+    rid: str
+    target: Target
+    route: Route
+    sid: str | None
+    hint: str | None
+    headers: CIMultiDict[str]
+    body: bytes | AsyncIterator[bytes] | None
+    length: int | None
+    new_cid: str | None = None
+
+    @property
+    def resendable(self) -> bool:
+        return self.body is None or isinstance(self.body, bytes)
+
+    def outgoing(self, extra: dict[str, str] | None = None) -> Outgoing:
+        headers = self.headers
+        if extra:
+            headers = CIMultiDict(headers)
+            headers.update(extra)
+        return Outgoing(self.request.method, self.target.forward, headers, self.body,
+                        self.length)
+
+
+@dataclass(slots=True)
+class Served:
+    result: UpstreamResult
+    backend: Backend
+    reason: str
+    legacy_node: str | None = None
+
+
+class Pipeline:
+    def __init__(self, cfg: GatewaySection, router: Router, decider: Decider,
+                 bridge: SessionBridge, legacy: LegacyPool, new: NewPool,
+                 breakers: dict[str, Breaker], shadow: Shadower, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.router = router
+        self.decider = decider
+        self.bridge = bridge
+        self.legacy = legacy
+        self.new = new
+        self.breakers = breakers
+        self.shadow = shadow
+        self.metrics = metrics
+        self.trusted = TrustedProxies(cfg.trusted_proxies)
+        self._limits = cfg.limits
+
+    # ------------------------------------------------------------ entry
+    async def handle(self, request: web.Request, rid: str) -> web.StreamResponse:
+        started = time.perf_counter()
+        ex = await self._prepare(request, rid)
+        decision = self._decide(ex)
+        if decision.backend is Backend.NEW:
+            served = await self._via_new(ex, decision)
+        else:
+            served = await self._via_legacy(ex, decision.reason)
+            if decision.shadow:
+                self.shadow.submit(ex, served.result)
+        response = await self._relay(ex, served)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed)
+        _log.info("backend_decided", route=ex.route.name, backend=served.backend.value,
+                  reason=served.reason, upstream=served.result.upstream_id,
+                  status=response.status, ms=round(elapsed * 1000, 2))
+        return response
+
+    # ------------------------------------------------------------ stages
+    async def _prepare(self, request: web.Request, rid: str) -> Exchange:
+        screen(request.headers)
+        target = canonical(request.raw_path, self._limits.max_url_bytes)
+        match = self.router.match(target.path, request.method)
+        if match.match is not Match.FULL or match.route is None:
+            if match.match is Match.PARTIAL and match.route is not None:
+                allow = tuple(sorted(match.route.methods or ()))
+                raise MethodNotAllowed(f"{request.method} is not allowed here", allow)
+            raise NotFound(f"no route for {target.path}")
+        cookies = request.cookies
+        sid = cookies.get(SESSION_COOKIE)
+        if sid is not None and not valid_session_id(sid):
+            sid = None
+        peer = request.remote or ""
+        headers = upstream_request_headers(
+            request.headers, peer=peer, trusted_proxy=peer in self.trusted,
+            proto=request.scheme, host=request.host, rid=rid)
+        body, length = self._body(request)
+        if isinstance(body, int):
+            body = await request.read() if body else None
+        return Exchange(request, rid, target, match.route, sid, cookies.get(AFFINITY_COOKIE),
+                        headers, body, length)
+
+    def _body(self, request: web.Request) -> tuple[int | AsyncIterator[bytes], int | None]:
+        """1 = read whole (small, resendable), 0 = no body, or a size-capped stream."""
+        if not request.body_exists:
+            return 0, None
+        length = request.content_length
+        limit = self._limits.max_body_bytes
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        if length is not None and length <= self._limits.buffer_body_bytes:
+            return 1, length
+        return _capped(request.content, limit), length
+
+    def _decide(self, ex: Exchange) -> Decision:
+        route = ex.route
+        key = ex.sid
+        if key is None and self.decider.needs_key(route):
+            key = ex.request.cookies.get(CLIENT_COOKIE)
+            if key is None:
+                key = ex.new_cid = secrets.token_urlsafe(16)
+        decision = self.decider.flag_decision(route, key)
+        return guard(decision, store_up=self.bridge.store.up, breaker=self.breakers[route.name],
+                     new_healthy=bool(self.new.healthy))
+
+    async def _via_legacy(self, ex: Exchange, reason: str) -> Served:
+        plan = await self.bridge.before_legacy(ex.sid, ex.hint, ex.rid)
+        for attempt in (0, 1):
+            try:
+                result = await plan.member.upstream.send(ex.outgoing())
+            except UpstreamConnectError:
+                self.legacy.mark_down(plan.member.id, "connect")
+                if attempt or not ex.resendable:
+                    raise
+                plan = await self.bridge.before_legacy(ex.sid, None, ex.rid)
+                continue
+            after = await self.bridge.after_legacy(plan, result.status, ex.request.method,
+                                                   result.headers, ex.rid)
+            if after is After.RETRY and not attempt and ex.resendable:
+                result.release()
+                plan = await self.bridge.before_legacy(ex.sid, plan.member.id, ex.rid)
+                continue
+            return Served(result, Backend.LEGACY, reason, plan.member.id)
+        raise ServiceUnavailable("legacy could not serve the request")  # pragma: no cover
+
+    async def _via_new(self, ex: Exchange, decision: Decision) -> Served:
+        breaker = self.breakers[ex.route.name]
+        try:
+            token = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid)
+        except StoreUnavailable:
+            return await self._fallback(ex, decision, "session_store_down", None)
+        member = self.new.pick()
+        if member is None:
+            return await self._fallback(ex, decision, "no_new_instance", None)
+        try:
+            result = await member.upstream.send(
+                ex.outgoing({IDENTITY_HEADER: token} if token else None))
+        except UpstreamError as exc:
+            self.metrics.upstream_errors.labels("new", exc.kind).inc()
+            if isinstance(exc, UpstreamConnectError):
+                self.new.mark_down(member.id, "connect")
+            breaker.failure(exc.kind)
+            return await self._fallback_after(ex, decision, exc.kind, exc)
+        if result.status >= 500:
+            breaker.failure(f"status {result.status}")
+            self.metrics.upstream_errors.labels("new", "5xx").inc()
+            if self._fallback_reason(ex, decision, "5xx"):
+                result.release()
+                return await self._fallback_after(ex, decision, "5xx", None)
+        else:
+            breaker.success()
+        return Served(result, Backend.NEW, decision.reason)
+
+    def _fallback_reason(self, ex: Exchange, decision: Decision, kind: str) -> str | None:
+        if not decision.fallback or not ex.resendable:
+            return None
+        has_key = "Idempotency-Key" in ex.request.headers
+        return fallback_reason(ex.route.fallback, ex.request.method, kind, has_key)
+
+    async def _fallback_after(self, ex: Exchange, decision: Decision, kind: str,
+                              exc: UpstreamError | None) -> Served:
+        reason = self._fallback_reason(ex, decision, kind)
+        if reason is None:
+            _log.warning("fallback_refused", route=ex.route.name, kind=kind,
+                         method=ex.request.method, complete=not decision.fallback)
+            if exc is not None:
+                raise exc
+            raise ServiceUnavailable("new failed and this request may not be retried")
+        return await self._fallback(ex, decision, reason, kind)
+
+    async def _fallback(self, ex: Exchange, decision: Decision, reason: str,
+                        kind: str | None) -> Served:
+        if not decision.fallback:
+            raise ServiceUnavailable(f"route is complete and new failed ({reason})")
+        self.metrics.fallbacks.labels(ex.route.name, reason).inc()
+        _log.warning("fallback_taken", route=ex.route.name, reason=reason,
+                     method=ex.request.method)
+        served = await self._via_legacy(ex, f"fallback:{reason}")
+        return served
+
+    # ------------------------------------------------------------ response
+    async def _relay(self, ex: Exchange, served: Served) -> web.StreamResponse:
+        result = served.result
+        headers = client_response_headers(result.headers)
+        headers["X-Request-Id"] = ex.rid
+        if self.cfg.debug_backend_header:
+            headers[BACKEND_HEADER] = served.backend.value
+        if result.body is not None:
+            response: web.StreamResponse = web.Response(status=result.status, headers=headers,
+                                                        body=result.body)
+            self._cookies(ex, served, response)
+            if ex.request.method == "HEAD" and "Content-Length" in result.headers:
+                response.headers["Content-Length"] = result.headers["Content-Length"]
+            return response
+        response = web.StreamResponse(status=result.status, headers=headers)
+        if result.stream is not None and result.stream.content_length is not None:
+            response.content_length = result.stream.content_length
+        self._cookies(ex, served, response)
+        await response.prepare(ex.request)
+        try:
+            async for chunk in result.chunks():
+                await response.write(chunk)
+        except UpstreamError as exc:
+            # Headers are out: the only honest signal left is an aborted response.
+            _log.error("response_aborted", route=ex.route.name, reason=exc.detail)
+            if ex.request.transport is not None:
+                ex.request.transport.abort()
+            return response
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            result.release()  # the client went away: stop reading the backend
+            return response
+        await response.write_eof()
+        return response
+
+    def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
+        if served.legacy_node and served.legacy_node != ex.hint:
+            response.set_cookie(AFFINITY_COOKIE, served.legacy_node, **_COOKIE_ATTRS)
+        if ex.new_cid:
+            response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, **_COOKIE_ATTRS)
+
+
+async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    """Stream a request body, refusing to pass more than ``limit`` bytes."""
+    seen = 0
+    async for chunk in stream.iter_any():
+        seen += len(chunk)
+        if seen > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        yield chunk
+
+
+def problem(exc: GatewayError, rid: str) -> web.Response:
+    """An RFC 9457 problem+json response for a gateway error."""
+    body = {"type": "about:blank", "title": exc.code, "status": exc.status,
+            "detail": exc.detail, "request_id": rid}
+    response = web.json_response(body, status=exc.status, content_type="application/problem+json")
+    response.headers["X-Request-Id"] = rid
+    if isinstance(exc, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(exc.allow)
+    if exc.status == 503:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+__all__ = ["LegacyPlan", "Pipeline", "problem"]
