@@ -1,0 +1,198 @@
+"""``strangler``: run the parts, check the config, move the flags.
+
+    strangler [--config FILE] gateway|legacy|services|demo|check-config
+    strangler flags list | set ROUTE STAGE [--percent N] [--reason TEXT] | kill on|off | reset
+    strangler keys generate
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from gateway.settings import Config, ConfigError, load
+
+DEFAULT_CONFIG = os.environ.get("STRANGLER_CONFIG", "config.yaml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="strangler", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gateway", help="run one gateway process")
+    g.add_argument("--redis-url")
+    g.add_argument("--port", type=int, help="override gateway.listen.port")
+    g.add_argument("--admin-port", type=int, help="override gateway.admin_listen.port")
+
+    leg = sub.add_parser("legacy", help="run one node of the demo monolith")
+    leg.add_argument("--node-id", required=True)
+    leg.add_argument("--port", type=int, help="default: the port of this node in config")
+
+    svc = sub.add_parser("services", help="run one instance of the new services")
+    svc.add_argument("--instance-id", required=True)
+    svc.add_argument("--port", type=int, help="default: the port of this instance in config")
+    svc.add_argument("--redis-url")
+
+    sub.add_parser("demo", help="start the whole stack on localhost")
+    sub.add_parser("check-config", help="validate the config file and exit")
+
+    flags = sub.add_parser("flags", help="show or move route flags")
+    flags.add_argument("--redis-url")
+    fsub = flags.add_subparsers(dest="flags_command", required=True)
+    fsub.add_parser("list", help="every route's stage")
+    fset = fsub.add_parser("set", help="move a route to a stage")
+    fset.add_argument("route")
+    fset.add_argument("stage", help="legacy | shadow | canary | new | complete")
+    fset.add_argument("--percent", type=int, help="share of sessions on new (canary)")
+    fset.add_argument("--reason", default="", help="why (kept with the change)")
+    fkill = fsub.add_parser("kill", help="send every route to legacy (on) or release (off)")
+    fkill.add_argument("state", choices=("on", "off"))
+    fkill.add_argument("--reason", default="")
+    fsub.add_parser("reset", help="drop runtime overrides: config.yaml's stages apply again")
+
+    keys = sub.add_parser("keys", help="make the local JWT key pair and tokens")
+    keys.add_argument("action", choices=("generate",))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"strangler: {exc}", file=sys.stderr)
+        return 2
+    handler = {
+        "gateway": _gateway, "legacy": _legacy, "services": _services, "demo": _demo,
+        "check-config": _check, "flags": _flags, "keys": _keys,
+    }[args.command]
+    try:
+        return handler(cfg, args)
+    except ConfigError as exc:
+        print(f"strangler: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _with_listen(cfg: Config, port: int | None, admin_port: int | None,
+                 redis_url: str | None) -> Config:
+    gw = cfg.gateway
+    if port is not None:
+        gw = gw.model_copy(update={"listen": gw.listen.model_copy(update={"port": port})})
+    if admin_port is not None:
+        gw = gw.model_copy(update={
+            "admin_listen": gw.admin_listen.model_copy(update={"port": admin_port})})
+    redis = cfg.redis.model_copy(update={"url": redis_url}) if redis_url else cfg.redis
+    return cfg.model_copy(update={"gateway": gw, "redis": redis})
+
+
+def _gateway(cfg: Config, args: argparse.Namespace) -> int:
+    from gateway import log
+    from gateway.app import serve
+    from gateway.tokens import SigningKeyError
+    from strangler import runtime
+
+    cfg = _with_listen(cfg, args.port, args.admin_port,
+                       runtime.redis_url(cfg.redis.url, args.redis_url))
+    log.configure(cfg.gateway.log_level)
+    try:
+        _run(serve(cfg))
+    except SigningKeyError as exc:
+        print(f"strangler: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _port_of(url: str, given: int | None) -> int:
+    return given if given is not None else (urlparse(url).port or 80)
+
+
+def _legacy(cfg: Config, args: argparse.Namespace) -> int:
+    from legacy_shop.cli import main as legacy_main
+
+    node = next((n for n in cfg.legacy.nodes if n.id == args.node_id), None)
+    if node is None and args.port is None:
+        known = ", ".join(n.id for n in cfg.legacy.nodes)
+        raise ConfigError(f"legacy.nodes: no node {args.node_id!r} (known: {known}); "
+                          "give --port to run one outside the config")
+    token = cfg.legacy.internal_token.read()
+    if token:
+        os.environ["STRANGLER_INTERNAL_TOKEN"] = token
+    return legacy_main([
+        "serve", "--node-id", args.node_id,
+        "--port", str(_port_of(node.url if node else "", args.port)),
+        "--database-url", cfg.database.url, "--log-level", cfg.gateway.log_level,
+    ])
+
+
+def _services(cfg: Config, args: argparse.Namespace) -> int:
+    from new_services.cli import main as services_main
+    from strangler import runtime
+
+    inst = next((n for n in cfg.new.instances if n.id == args.instance_id), None)
+    if inst is None and args.port is None:
+        known = ", ".join(n.id for n in cfg.new.instances)
+        raise ConfigError(f"new.instances: no instance {args.instance_id!r} (known: {known}); "
+                          "give --port to run one outside the config")
+    redis_url = runtime.redis_url(cfg.redis.url, args.redis_url)
+    if not redis_url:
+        raise ConfigError("redis.url: not set and no demo running; give --redis-url")
+    return services_main([
+        "serve", "--instance-id", args.instance_id,
+        "--port", str(_port_of(inst.url if inst else "", args.port)),
+        "--database-url", cfg.database.url, "--redis-url", redis_url,
+        "--key-prefix", cfg.redis.key_prefix, "--session-ttl", str(cfg.redis.session_ttl_s),
+        "--jwks", str(cfg.tokens.jwks_file), "--jwt-issuer", cfg.tokens.issuer,
+        "--jwt-audience", cfg.tokens.audience,
+    ])
+
+
+def _demo(cfg: Config, args: argparse.Namespace) -> int:
+    from strangler.demo import run_demo
+
+    return run_demo(cfg, Path(args.config))
+
+
+def _check(cfg: Config, args: argparse.Namespace) -> int:
+    routes = ", ".join(f"{r.name}={'legacy-only' if r.legacy_only else r.stage.value}"
+                       for r in cfg.routes)
+    print(f"{args.config}: OK ({len(cfg.legacy.nodes)} legacy nodes, "
+          f"{len(cfg.new.instances)} new instances; routes: {routes})")
+    return 0
+
+
+def _keys(cfg: Config, args: argparse.Namespace) -> int:
+    from strangler.keys import ensure_keypair, ensure_token
+
+    made = ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file, cfg.tokens.kid)
+    print(f"signing key: {cfg.tokens.private_key_file} ({'created' if made else 'exists'})")
+    for label, secret in (("internal token", cfg.legacy.internal_token),
+                          ("admin token", cfg.gateway.admin_token)):
+        if secret.file:
+            ensure_token(secret.file)
+            print(f"{label}: {secret.file}")
+    return 0
+
+
+def _flags(cfg: Config, args: argparse.Namespace) -> int:
+    from strangler.flags_cli import run
+
+    return run(cfg, args, actor=f"cli:{getpass.getuser()}")

@@ -1,0 +1,83 @@
+"""``strangler flags``: the same flag store the gateways follow, from a terminal.
+
+A change is written to Redis and announced on the flags channel, so every
+running gateway applies it within a second -- the same path as the admin API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from flags import FlagError, FlagState
+from flags.model import parse_stage
+from flags.store import FlagStore
+from gateway.app import flag_defaults
+from gateway.settings import Config, ConfigError
+from strangler import runtime
+
+
+def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
+    url = runtime.redis_url(cfg.redis.url, args.redis_url)
+    if not url:
+        raise ConfigError("redis.url: not set and no demo running; give --redis-url")
+    try:
+        return asyncio.run(_run(cfg, args, url, actor))
+    except FlagError as exc:
+        print(f"strangler flags: {exc}", file=sys.stderr)
+        return 2
+    except (RedisError, OSError) as exc:
+        print(f"strangler flags: cannot reach Redis at {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _run(cfg: Config, args: argparse.Namespace, url: str, actor: str) -> int:
+    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    legacy_only = [r.name for r in cfg.routes if r.legacy_only]
+    store = FlagStore(client, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
+                      kill_default=cfg.flags.kill_switch)
+    try:
+        cmd = args.flags_command
+        if cmd == "set":
+            if args.route in legacy_only:
+                raise FlagError(f"route {args.route!r} is legacy_only: it has no new side")
+            change = await store.set_route(args.route, parse_stage(args.stage), args.percent,
+                                           actor=actor, reason=args.reason)
+            print(f"{args.route}: {_fmt(change.before)} -> {_fmt(change.after)} "
+                  f"(flag version {change.version})")
+        elif cmd == "kill":
+            change = await store.set_kill(args.state == "on", actor=actor, reason=args.reason)
+            print(f"kill switch: {'on' if change.after else 'off'} (flag version {change.version})")
+        elif cmd == "reset":
+            version = await store.reset()
+            print(f"runtime overrides dropped; config.yaml stages apply (flag version {version})")
+        _print_state(await store.load(), legacy_only)
+        return 0
+    finally:
+        await client.aclose()
+
+
+def _fmt(flag: object) -> str:
+    stage = getattr(flag, "stage", None)
+    if stage is None:
+        return str(flag)
+    return f"{stage.value} {flag.percent}%" if stage.value == "canary" else stage.value  # type: ignore[attr-defined]
+
+
+def _print_state(state: FlagState, legacy_only: list[str]) -> None:
+    kill = "ON - every route is served by legacy" if state.kill_switch else "off"
+    print(f"\nkill switch: {kill}    flag version: {state.version}")
+    print(f"{'route':<12} {'stage':<10} {'% new':>5}  last change")
+    for name, flag in state.routes.items():
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(flag.updated_at)) \
+            if flag.updated_at else ""
+        why = f" ({flag.reason})" if flag.reason else ""
+        print(f"{name:<12} {flag.stage.value:<10} {flag.percent:>5}  "
+              f"{flag.updated_by} {when}{why}".rstrip())
+    for name in legacy_only:
+        print(f"{name:<12} {'legacy':<10} {0:>5}  legacy-only route")

@@ -1,0 +1,29 @@
+"""Files the demo leaves for other commands: where its private Redis listens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RUNTIME_FILE = Path(".strangler/demo.json")
+
+
+def write(data: dict[str, object]) -> None:
+    RUNTIME_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RUNTIME_FILE.write_text(json.dumps(data, indent=2))
+
+
+def clear() -> None:
+    RUNTIME_FILE.unlink(missing_ok=True)
+
+
+def redis_url(configured: str | None, override: str | None = None) -> str | None:
+    """``--redis-url``, else config.yaml's ``redis.url``, else the running demo's Redis."""
+    if override:
+        return override
+    if configured:
+        return configured
+    try:
+        return str(json.loads(RUNTIME_FILE.read_text())["redis_url"])
+    except (OSError, ValueError, KeyError):
+        return None
