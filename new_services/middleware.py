@@ -54,19 +54,21 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         return json_error(exc.status, exc.body)
     except ServiceError as exc:
-        return json_error(exc.status, exc.body)
+        return _service_error(exc)
     except web.HTTPNotFound:
         return json_error(*error_for("not_found"))
     except web.HTTPException as exc:  # 405, 413...: same JSON shape as everything else
         return _http_error(exc)
     except _UNAVAILABLE as exc:
         log.warning("dependency_failed", error=type(exc).__name__)
-        failure = Unavailable()
-        return json_error(failure.status, failure.body)
+        return _service_error(Unavailable())
     except Exception:
         log.exception("unhandled_error")
-        failure = ServiceError()
-        return json_error(failure.status, failure.body)
+        return _service_error(ServiceError())
+
+
+def _service_error(exc: ServiceError) -> web.Response:
+    return json_error(exc.status, exc.body)
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import contracts
@@ -17,8 +18,10 @@ from .db import order_items, orders
 from .identity import require_login
 
 
-async def _render(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    ids = [r.id for r in rows]
+async def _render(conn: AsyncConnection,
+                  heads: Sequence[tuple[int, datetime]]) -> list[dict[str, Any]]:
+    """Orders given as (id, created_at), in that order, each with its lines."""
+    ids = [order_id for order_id, _ in heads]
     lines: dict[int, list[contracts.Line]] = defaultdict(list)
     if ids:
         query = select(order_items.c.order_id, order_items.c.product_id, order_items.c.name,
@@ -27,19 +30,21 @@ async def _render(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[dict[
         for item in (await conn.execute(query)).all():
             lines[item.order_id].append(
                 contracts.Line(item.product_id, item.name, item.qty, item.unit_price_cents))
-    return [contracts.order(r.id, r.created_at, lines[r.id]) for r in rows]
+    return [contracts.order(order_id, created_at, lines[order_id])
+            for order_id, created_at in heads]
 
 
 async def user_orders(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:
     """A user's orders, newest first, as the shop API shows them."""
     query = (select(orders.c.id, orders.c.created_at).where(orders.c.user_id == user_id)
              .order_by(orders.c.created_at.desc(), orders.c.id.desc()))
-    return await _render(conn, (await conn.execute(query)).all())
+    return await _render(conn, [(r.id, r.created_at) for r in await conn.execute(query)])
 
 
 async def one_order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
     query = select(orders.c.id, orders.c.created_at).where(orders.c.id == order_id)
-    return (await _render(conn, [(await conn.execute(query)).one()]))[0]
+    row = (await conn.execute(query)).one()
+    return (await _render(conn, [(row.id, row.created_at)]))[0]
 
 
 async def list_orders(request: web.Request) -> web.Response:

@@ -13,12 +13,10 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# The monolith's parameters (OWASP's argon2id minimum); the dummy must cost the same.
-HASHER_PARAMS = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
-
 
 def make_hasher() -> PasswordHasher:
-    return PasswordHasher(**HASHER_PARAMS)
+    """The monolith's parameters (OWASP's argon2id minimum); the dummy must cost the same."""
+    return PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 class Passwords:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .db import MAX_DB_ID
 from .errors import ApiError
@@ -32,7 +32,7 @@ class Credentials:
     password: str
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -66,9 +66,9 @@ def json_object(raw: bytes) -> dict[str, Any]:
 def cart_item(body: dict[str, Any]) -> CartItem:
     """``{"product_id": int, "qty": int 1..100}``; extra keys are ignored."""
     pid, qty = body.get("product_id"), body.get("qty")
-    if not is_int(pid) or not is_int(qty) or not MIN_QTY <= qty <= MAX_QTY:
-        raise ApiError("bad_request")
-    return CartItem(pid, qty)
+    if is_int(pid) and is_int(qty) and MIN_QTY <= qty <= MAX_QTY:
+        return CartItem(pid, qty)
+    raise ApiError("bad_request")
 
 
 def credentials(body: dict[str, Any]) -> Credentials:

@@ -1,4 +1,4 @@
-"""The new services' shop API end to end in-process: real Redis, real SQL (SQLite and PostgreSQL)."""
+"""The new services' shop API in-process, on real Redis and real SQL (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ async def test_logout_empties_the_session_and_the_token_stops_working(
     client: Client, keypair: KeyPair, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     shopper = await log_in(client, keypair)
-    assert (await shopper.call("POST", "/api/cart/items", json={"product_id": 1, "qty": 1}))[0] == 200
+    await add(shopper, 1, 1)
     async with client.post("/logout", headers={IDENTITY_HEADER: shopper.token}) as resp:
         assert (resp.status, await resp.json()) == (200, {"ok": True})
         assert "max-age=0" in resp.headers["Set-Cookie"].lower()
