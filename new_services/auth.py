@@ -2,11 +2,16 @@
 
 Login checks the password against ``users`` (argon2id, same cost for unknown
 users), creates a fresh shared session record and sets the same cookie the
-monolith sets; the gateway then mints tokens for that session. Logout empties
-the token's session record (if it is still theirs) and always answers 200.
+monolith sets; the gateway then mints tokens for that session. As on the
+monolith, a login retires the session the request came with (an id planted
+before login is worthless after it), and a form post from the monolith's HTML
+page gets the monolith's 303 redirects instead of JSON. Logout empties the
+token's session record (if it is still theirs) and always answers 200.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -21,41 +26,75 @@ from .db import users
 from .errors import ApiError
 from .identity import require_login, token_identity
 from .sessions import fingerprint
-from .validation import credentials, json_object
+from .validation import Credentials, credentials, json_object
 
 log = structlog.get_logger("new_services.auth")
 
 MAX_USERNAME = 64
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _over_tls(request: web.Request) -> bool:
+    # The gateway terminates TLS and says so; we speak plain HTTP behind it.
     proto = request.headers.get("X-Forwarded-Proto", "")
-    return proto.split(",")[0].strip().lower() == "https"
+    return proto.split(",")[0].strip().lower() == "https" or request.secure
 
 
-async def _find_user(request: web.Request, username: str) -> tuple[User, str] | None:
-    if len(username) > MAX_USERNAME:  # cannot exist; still costs a dummy verify below
-        return None
-    query = select(users.c.id, users.c.username, users.c.password_hash).where(
-        users.c.username == username)
-    async with request.app[ENGINE].connect() as conn:
-        row = (await conn.execute(query)).first()
-    return None if row is None else (User(row.id, row.username), row.password_hash)
+def _redirect(location: str) -> web.Response:
+    """303 See Other, the monolith's answer to its HTML login form."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def _read_credentials(request: web.Request, from_form: bool) -> Credentials:
+    if from_form:
+        form = await request.post()
+        body: dict[str, Any] = {k: form.get(k) for k in ("username", "password")}
+        return credentials(body)
+    return credentials(json_object(await request.read()))
+
+
+async def _check_password(request: web.Request, creds: Credentials) -> User | None:
+    """The user if the password is right; the same work (and time) when the user is unknown."""
+    row = None
+    if len(creds.username) <= MAX_USERNAME:  # a longer name cannot exist in the column
+        query = select(users.c.id, users.c.username, users.c.password_hash).where(
+            users.c.username == creds.username)
+        async with request.app[ENGINE].connect() as conn:
+            row = (await conn.execute(query)).first()
+    ok = await request.app[PASSWORDS].verify(row.password_hash if row else None, creds.password)
+    return User(row.id, row.username) if ok and row is not None else None
+
+
+async def _retire_previous_session(request: web.Request) -> None:
+    try:
+        previous = token_identity(request)
+    except ApiError:  # a bad token names no session we may touch
+        return
+    if previous is not None and await request.app[SESSIONS].log_out(previous):
+        log.info("session_retired_at_login", user_id=previous.user_id,
+                 session=fingerprint(previous.session_id))
 
 
 async def login(request: web.Request) -> web.Response:
-    creds = credentials(json_object(await request.read()))
-    found = await _find_user(request, creds.username)
-    ok = await request.app[PASSWORDS].verify(found[1] if found else None, creds.password)
-    if not ok or found is None:
-        log.info("login_failed")
+    from_form = request.content_type in FORM_TYPES
+    try:
+        user = await _check_password(request, await _read_credentials(request, from_form))
+    except ApiError as exc:
+        if from_form:
+            return _redirect(f"/?error={exc.code}")
+        raise
+    if user is None:
+        log.info("login_failed", reason="invalid_credentials")
+        if from_form:
+            return _redirect("/?error=invalid_credentials")
         raise ApiError("invalid_credentials")
-    user = found[0]
+    await _retire_previous_session(request)
     sid = await request.app[SESSIONS].create(SharedSession(user=user))
     log.info("login", user_id=user.id, session=fingerprint(sid))
-    response = web.json_response(contracts.user(user.id, user.username))
+    response = _redirect("/") if from_form else web.json_response(
+        contracts.user(user.id, user.username))
     response.set_cookie(SESSION_COOKIE, sid, httponly=True, path="/", samesite="Lax",
-                        secure=True if _over_tls(request) else None)
+                        secure=_over_tls(request) or None)
     return response
 
 
@@ -64,11 +103,11 @@ async def logout(request: web.Request) -> web.Response:
         identity = token_identity(request)
     except ApiError:  # a bad token logs nobody out, and logout still answers 200
         identity = None
-    ended = identity is not None and await request.app[SESSIONS].log_out(identity)
-    log.info("logout", user_id=identity.user_id if identity else None, ended=ended)
+    if identity is not None and await request.app[SESSIONS].log_out(identity):
+        log.info("logout", user_id=identity.user_id, session=fingerprint(identity.session_id))
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",
-                        secure=True if _over_tls(request) else None)
+                        secure=_over_tls(request) or None)
     return response
 
 

@@ -26,7 +26,7 @@ from adapters import contracts
 
 from .appkeys import ENGINE, SESSIONS
 from .catalog import fetch_products, priced_lines
-from .db import idempotency_keys, order_items, orders, write_transaction
+from .db import MAX_DB_ID, idempotency_keys, order_items, orders, write_transaction
 from .errors import ApiError, SessionBusy
 from .identity import LoggedIn, require_login
 from .orders import one_order
@@ -99,6 +99,8 @@ async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, 
     # Naive UTC, as the monolith stores it in a TIMESTAMP column.
     now = datetime.now(UTC).replace(tzinfo=None)
     total = sum(ln.qty * ln.unit_price_cents for ln in lines)
+    if total > MAX_DB_ID or any(ln.qty > MAX_DB_ID for ln in lines):
+        raise ApiError("bad_request")  # more than the schema's INTEGER columns can record
     order_id = (await conn.execute(
         insert(orders).values(user_id=user_id, total_cents=total, created_at=now,
                               placed_by=PLACED_BY).returning(orders.c.id))).scalar_one()

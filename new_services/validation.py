@@ -16,7 +16,9 @@ from .db import MAX_DB_ID
 from .errors import ApiError
 
 MIN_QTY, MAX_QTY = 1, 100
-_PATH_ID = re.compile(r"[0-9]{1,18}")
+# The monolith's rule: an optional minus and ASCII digits. '-3' is an integer that
+# names no row (a 404 for a product, a no-op for a cart line); 'abc' is a 404.
+_PATH_ID = re.compile(r"-?[0-9]{1,30}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 
@@ -37,7 +39,7 @@ def is_int(value: Any) -> TypeGuard[int]:
 
 
 def path_id(raw: str) -> int:
-    """A path id of ASCII digits, else 404 (``int()`` would take ' 7', '+7', '1_0'...)."""
+    """An integer path segment, else 404 (``int()`` would take ' 7', '+7', '1_0'...)."""
     if _PATH_ID.fullmatch(raw) is None:
         raise ApiError("not_found")
     return int(raw)
@@ -49,10 +51,11 @@ def fits_db_id(value: int) -> bool:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Any JSON value; 400 ``bad_request`` for anything else."""
+    """Any JSON value in UTF-8; 400 ``bad_request`` for anything else."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # Decode ourselves: json.loads(bytes) would also guess UTF-16/32 and a BOM.
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ApiError("bad_request") from exc
 
 
@@ -88,8 +91,13 @@ def idempotency_key(raw: str | None) -> str | None:
 
 
 def request_hash(raw: bytes) -> str:
-    """sha256 of the canonical body (docs/protocol.md section 2); no body hashes ''."""
+    """sha256 of the canonical body (docs/protocol.md section 2); an empty body hashes ''.
+
+    Both backends must compute the same hash for the same request, or a key used on
+    one and retried on the other would be refused as reused: only zero bytes is "no
+    body" (whitespace is malformed JSON), exactly as in the monolith.
+    """
     canonical = ""
-    if raw.strip():
+    if raw:
         canonical = json.dumps(parse_json(raw), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

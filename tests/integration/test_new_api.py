@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from sqlalchemy import insert
 
 from adapters.contracts import ERRORS
 from adapters.session import SharedSession
 from adapters.store import session_key
 from adapters.wire import IDENTITY_HEADER, SHADOW_HEADER
 from new_services.app import make_app
+from new_services.db import make_engine, products
 from tests.integration.test_new_support import (
     PRODUCTS,
     Shopper,
@@ -60,7 +62,7 @@ async def test_one_product(client: Client) -> None:
 
 
 @pytest.mark.parametrize("raw", ["13", "0", "abc", "-1", "1.0", "+1", "%201", "1_0",
-                                 "99999999999", "9" * 40, "%D9%A7"])
+                                 "99999999999", "9" * 30, "9" * 40, "%D9%A7"])
 async def test_unknown_or_non_integer_product_is_404(client: Client, raw: str) -> None:
     assert await get_json(client, f"/api/products/{raw}") == (404, err("not_found"))
 
@@ -135,6 +137,38 @@ async def test_logout_empties_the_session_and_the_token_stops_working(
         assert await shopper.call("GET", path) == (401, err("not_logged_in"))
 
 
+async def test_login_retires_the_session_it_came_with(
+    client: Client, keypair: KeyPair, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    old = await log_in(client, keypair)
+    await add(old, 1, 1)
+    body = {"username": "alice", "password": "wonderland"}
+    async with client.post("/login", json=body, headers={IDENTITY_HEADER: old.token}) as resp:
+        assert resp.status == 200
+    doc = await redis_client.hget(session_key(key_prefix, old.sid), "doc")
+    assert doc is not None and SharedSession.from_json(doc) == SharedSession()
+    assert (await old.call("GET", "/api/me"))[0] == 401
+
+
+async def test_login_with_a_bad_token_still_works(client: Client) -> None:
+    body = {"username": "alice", "password": "wonderland"}
+    async with client.post("/login", json=body, headers={IDENTITY_HEADER: "junk"}) as resp:
+        assert resp.status == 200
+
+
+@pytest.mark.parametrize("form,location", [
+    ({"username": "dave", "password": "wonderland"}, "/"),
+    ({"username": "dave", "password": "nope"}, "/?error=invalid_credentials"),
+    ({"username": "dave"}, "/?error=bad_request"),
+])
+async def test_a_form_login_is_answered_like_the_monolith(
+    client: Client, form: dict[str, str], location: str
+) -> None:
+    async with client.post("/login", data=form, allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == location
+        assert ("Set-Cookie" in resp.headers) is (location == "/")
+
+
 @pytest.mark.parametrize("headers", [{}, {IDENTITY_HEADER: "garbage"}])
 async def test_logout_is_200_without_a_session(client: Client, headers: dict[str, str]) -> None:
     async with client.post("/logout", headers=headers) as resp:
@@ -188,6 +222,8 @@ async def test_cart_flow(client: Client, keypair: KeyPair) -> None:
     status, cart = await shopper.call("DELETE", "/api/cart/items/1")
     assert (status, cart["count"], cart["total"]) == (200, 1, "3.25")
     assert (await shopper.call("DELETE", "/api/cart/items/7"))[1] == cart  # absent line is fine
+    assert (await shopper.call("DELETE", "/api/cart/items/-7"))[1] == cart  # an integer too
+    assert (await shopper.call("DELETE", f"/api/cart/items/{10**20}"))[1] == cart
     assert await shopper.call("DELETE", "/api/cart/items/x") == (404, err("not_found"))
 
 
@@ -293,11 +329,27 @@ async def test_longest_idempotency_key_is_fine(client: Client, keypair: KeyPair)
     assert (await shopper.call("POST", "/api/checkout", headers=headers))[0] == 201
 
 
-async def test_checkout_with_a_non_json_body_is_400(client: Client, keypair: KeyPair) -> None:
+@pytest.mark.parametrize("data", [b"{nope", b" ", "{}".encode("utf-16")])
+async def test_checkout_with_a_non_json_body_is_400(client: Client, keypair: KeyPair,
+                                                    data: bytes) -> None:
     shopper = await log_in(client, keypair)
     await add(shopper, 1, 1)
-    assert await shopper.call("POST", "/api/checkout", data=b"{nope") == (400, err("bad_request"))
+    assert await shopper.call("POST", "/api/checkout", data=data) == (400, err("bad_request"))
     assert (await shopper.call("GET", "/api/cart"))[1]["count"] == 1
+
+
+async def test_an_order_too_big_for_the_schema_is_400_not_500(
+    client: Client, keypair: KeyPair, database_url: str
+) -> None:
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(insert(products).values(id=99, name="Yacht", description="big",
+                                                   price_cents=2**31 - 1))
+    await engine.dispose()
+    shopper = await log_in(client, keypair)
+    await add(shopper, 99, 2)
+    assert await shopper.call("POST", "/api/checkout") == (400, err("bad_request"))
+    assert await shopper.call("GET", "/api/orders") == (200, {"orders": []})
 
 
 # ---------------------------------------------------------------- shadow, health

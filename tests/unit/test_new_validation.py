@@ -24,13 +24,14 @@ def code_of(exc: pytest.ExceptionInfo[ApiError]) -> tuple[int, str]:
     return exc.value.status, exc.value.code
 
 
-@pytest.mark.parametrize("raw,value", [("1", 1), ("007", 7), ("2147483648", 2147483648)])
-def test_path_ids_are_ascii_digits(raw: str, value: int) -> None:
+@pytest.mark.parametrize("raw,value", [("1", 1), ("007", 7), ("2147483648", 2147483648),
+                                       ("-3", -3), ("9" * 30, int("9" * 30))])
+def test_path_ids_are_integers_as_the_monolith_reads_them(raw: str, value: int) -> None:
     assert path_id(raw) == value
 
 
-@pytest.mark.parametrize("raw", ["", "a", "-1", "+1", " 1", "1 ", "1.0", "1_0", "\u0667",
-                                 "\uff11", "1e3", "9" * 19])
+@pytest.mark.parametrize("raw", ["", "a", "-", "--1", "+1", " 1", "1 ", "1.0", "1_0",
+                                 "\u0667", "\uff11", "1e3", "9" * 31, "0x1"])
 def test_other_path_ids_are_404(raw: str) -> None:
     with pytest.raises(ApiError) as exc:
         path_id(raw)
@@ -59,8 +60,9 @@ def test_bad_cart_items_are_400(body: dict[str, Any]) -> None:
     assert code_of(exc) == (400, "bad_request")
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b"1", b"null", b'"x"', b"\xff\xfe",
-                                 b"[" * 100_000])
+@pytest.mark.parametrize("raw", [b"", b" ", b"{", b"[]", b"1", b"null", b'"x"', b"\xff\xfe",
+                                 b"[" * 100_000, "{}".encode("utf-16"),
+                                 "{}".encode("utf-8-sig")])
 def test_json_bodies_must_be_objects(raw: bytes) -> None:
     with pytest.raises(ApiError) as exc:
         json_object(raw)
@@ -98,7 +100,8 @@ def test_no_body_hashes_the_empty_string() -> None:
     assert request_hash(b"") == hashlib.sha256(b"").hexdigest()
 
 
-def test_a_body_that_is_not_json_cannot_be_hashed() -> None:
+@pytest.mark.parametrize("raw", [b"{nope", b" ", b"\n", "{}".encode("utf-16")])
+def test_a_body_that_is_not_utf8_json_cannot_be_hashed(raw: bytes) -> None:
     with pytest.raises(ApiError) as exc:
-        request_hash(b"{nope")
+        request_hash(raw)
     assert code_of(exc) == (400, "bad_request")
