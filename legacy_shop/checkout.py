@@ -62,6 +62,7 @@ async def place_order(
     except _KeyTaken:
         # The winner has committed (our insert waited for it), so a fresh
         # read sees its row.
+        log.info("idempotency_race_lost", user_id=user_id)
         async with engine.connect() as conn:
             placed = await _replay(conn, user_id, key or "", request_hash)
         if placed is None:  # pragma: no cover - the row cannot vanish

@@ -52,10 +52,10 @@ def request_id_from(header: str | None) -> str:
 
 def loggable_path(request: web.Request) -> str:
     """The path, except that a session id in it (internal endpoints) stays out of the log."""
-    if "sid" in request.match_info:
-        return request.match_info.route.resource.canonical if request.match_info.route.resource \
-            else "(redacted)"
-    return request.path
+    if "sid" not in request.match_info:
+        return request.path
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(redacted)"
 
 
 @web.middleware
