@@ -14,15 +14,18 @@ Modules, one concept each:
 - ``passwords``    -- argon2id hashing and verification off the event loop.
 - ``sessions``     -- the in-memory session store (revisions, idle expiry).
 - ``web_sessions`` -- cookie handling and the per-request session state.
-- ``validation``   -- parsing untrusted input into typed values or 4xx errors.
+- ``validation``   -- parsing untrusted input (JSON, forms, paths) into values or 4xx.
 - ``render``       -- the public API's JSON shapes (the reference implementation).
 - ``errors``       -- the API's error codes and the middleware that renders them.
 - ``queries``      -- SQL reads: products, users, orders.
 - ``checkout``     -- order placement with the shared idempotency algorithm.
 - ``api``          -- the JSON shop API handlers.
 - ``pages``        -- the HTML page at ``/`` and its form endpoints under ``/ui``.
+- ``views``        -- the page's HTML (string templates, everything escaped).
 - ``export_hook``  -- session headers and ``/_internal/sessions/{sid}``.
 - ``log``          -- structlog setup and the request-id middleware.
 - ``app``          -- ``create_app``: wiring.
 - ``cli``          -- ``python -m legacy_shop serve|init-db``.
+- ``web_util``     -- small aiohttp helpers (JSON/redirect responses, TLS check).
+- ``testing``      -- helpers for tests that drive a node in-process.
 """

@@ -22,6 +22,7 @@ from legacy_shop.validation import (
     parse_credentials,
     parse_object,
     parse_path_id,
+    read_form,
     request_hash,
     valid_idempotency_key,
 )
@@ -69,7 +70,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def _credentials(request: web.Request, from_form: bool) -> tuple[str, str]:
     if from_form:
-        form = await request.post()
+        form = await read_form(request)
         return parse_credentials({k: form.get(k) for k in ("username", "password")})
     return parse_credentials(parse_object(await request.read()))
 
@@ -127,11 +128,12 @@ async def remove_item(request: web.Request) -> web.Response:
 
 
 async def checkout(request: web.Request) -> web.Response:
-    session = require_user(request)
+    require_user(request)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not valid_idempotency_key(key):
         raise ApiError("invalid_idempotency_key")
     body_hash = request_hash(await request.read())
+    session = require_user(request)  # again: we awaited
     placed = await checkout_session(request, session, key, body_hash)
     if placed.replayed:
         return json_response({"order": placed.order}, headers={REPLAYED_HEADER: "true"})

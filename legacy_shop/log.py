@@ -12,6 +12,7 @@ import re
 import sys
 import time
 import uuid
+from typing import TextIO
 
 import structlog
 from aiohttp import web
@@ -25,21 +26,26 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 log = structlog.get_logger(__name__)
 
 
-def configure_logging(level: str = "info") -> None:
-    """JSON to stdout. Call once, at process start (the CLI does)."""
+def configure_logging(level: str = "info", *, stream: TextIO | None = None,
+                      cache: bool = True) -> None:
+    """JSON lines to ``stream`` (stdout). Call once, at process start (the CLI does)."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, but without local variables: those would
+            # include request bodies, i.e. passwords.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=cache,
     )
 
 

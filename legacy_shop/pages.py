@@ -20,7 +20,12 @@ from legacy_shop.errors import ApiError
 from legacy_shop.queries import get_product, list_orders, list_products, render_cart
 from legacy_shop.sessions import Session
 from legacy_shop.state import ENGINE, SETTINGS
-from legacy_shop.validation import parse_cart_item, request_hash, valid_idempotency_key
+from legacy_shop.validation import (
+    parse_cart_item,
+    read_form,
+    request_hash,
+    valid_idempotency_key,
+)
 from legacy_shop.views import FLASH, MemberView, page
 from legacy_shop.web_sessions import current_session, fingerprint, log_out, require_user
 from legacy_shop.web_util import Handler, redirect
@@ -57,7 +62,7 @@ def _flash(request: web.Request) -> str | None:
 
 async def _form_session(request: web.Request) -> tuple[Session, dict[str, str]]:
     """The logged-in session and the form, or ``ApiError`` if either is not right."""
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await read_form(request)
     session = require_user(request)
     if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
         raise ApiError("bad_request")

@@ -11,6 +11,9 @@ import json
 import re
 from typing import Any
 
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
 from legacy_shop.db import INT32_MAX
 from legacy_shop.errors import ApiError
 
@@ -32,6 +35,17 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApiError("bad_request")
     return value
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A posted form's text fields; ``bad_request`` for a body that is not a form."""
+    try:
+        form = await request.post()
+    # A missing boundary or bad bytes (ValueError), an unknown charset
+    # (LookupError), a malformed part header (HttpProcessingError).
+    except (ValueError, LookupError, HttpProcessingError) as exc:
+        raise ApiError("bad_request") from exc
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def strict_int(value: Any) -> int | None:

@@ -95,3 +95,26 @@ async def test_forms_without_a_session_ask_to_log_in(shop: Client) -> None:
 async def test_page_escapes_what_it_shows(shop: Client) -> None:
     page = await _page(shop, "/?error=<script>alert(1)</script>")
     assert "<script>" not in page
+
+
+BROKEN_FORMS = [
+    ("multipart/form-data", b"x=1"),
+    ("multipart/form-data; boundary=zz", b"garbage"),
+    ("multipart/form-data; boundary=zz", b"--zz\r\nX: y\r\n\r\nx"),
+    ("multipart/form-data; boundary=zz", b"--zz\r\n\x00\x01: \xff\r\n\r\nx\r\n--zz--\r\n"),
+    ("application/x-www-form-urlencoded", b"username=\xff\xfe&password=\xa0"),
+    ("application/x-www-form-urlencoded; charset=bogus", b"username=a&password=b"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), BROKEN_FORMS)
+async def test_broken_form_bodies_are_bad_requests(shop: Client, content_type: str, body: bytes
+                                                   ) -> None:
+    headers = {"Content-Type": content_type}
+    resp = await shop.post("/login", data=body, headers=headers, allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (303, "/?error=bad_request")
+    await log_in(shop, "dave")
+    for path in ("/ui/cart/add", "/ui/checkout", "/ui/logout"):
+        resp = await shop.post(path, data=body, headers=headers, allow_redirects=False)
+        assert (resp.status, resp.headers["Location"]) == (303, "/?error=bad_request")
+    assert (await shop.get("/api/me")).status == 200
