@@ -94,9 +94,12 @@ def async_url(url: str) -> str:
 
 def make_engine(url: str) -> AsyncEngine:
     """An engine for ``url``; does not connect until first used."""
-    engine = create_async_engine(async_url(url))
-    if engine.dialect.name == "sqlite":
-        _tune_sqlite(engine)
+    url = async_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        # A pooled connection may have died with a database restart; check before use.
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url)
+    _tune_sqlite(engine)
     return engine
 
 
