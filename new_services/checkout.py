@@ -104,12 +104,12 @@ async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, 
     order_id = (await conn.execute(
         insert(orders).values(user_id=user_id, total_cents=total, created_at=now,
                               placed_by=PLACED_BY).returning(orders.c.id))).scalar_one()
+    if key is not None:  # first, so that the loser of a same-key race stops here
+        await conn.execute(insert(idempotency_keys).values(
+            user_id=user_id, key=key, request_hash=digest, order_id=order_id, created_at=now))
     await conn.execute(insert(order_items), [
         {"order_id": order_id, "product_id": ln.product_id, "name": ln.name, "qty": ln.qty,
          "unit_price_cents": ln.unit_price_cents} for ln in lines])
-    if key is not None:
-        await conn.execute(insert(idempotency_keys).values(
-            user_id=user_id, key=key, request_hash=digest, order_id=order_id, created_at=now))
     taken = {ln.product_id: ln.qty for ln in lines}
     return Outcome(contracts.order(order_id, now, lines), replayed=False, taken=taken)
 
