@@ -117,14 +117,11 @@ class HttpUpstream:
     """An ``Upstream`` at a base URL, sharing the process's pooled session."""
 
     def __init__(self, upstream_id: str, base_url: str, session: aiohttp.ClientSession,
-                 limits: ClientLimits, read_s: float | None = None) -> None:
+                 limits: ClientLimits) -> None:
         self.id = upstream_id
         self.base_url = base_url.rstrip("/")
         self._session = session
         self._whole = limits.read_whole_bytes
-        self._timeout = (aiohttp.ClientTimeout(total=None, connect=limits.connect_s,
-                                               sock_connect=limits.connect_s, sock_read=read_s)
-                         if read_s is not None else None)
 
     async def send(self, request: Outgoing) -> UpstreamResult:
         headers = request.headers
@@ -134,8 +131,7 @@ class HttpUpstream:
         try:
             resp = await self._session.request(
                 request.method, self.base_url + request.target, headers=headers,
-                data=request.body, allow_redirects=False, timeout=self._timeout,
-                compress=None,
+                data=request.body, allow_redirects=False,
             )
         except Exception as exc:
             raise _translate(self.id, exc) from exc

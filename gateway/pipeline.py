@@ -256,7 +256,7 @@ class Pipeline:
         headers = client_response_headers(result.headers)
         headers["X-Request-Id"] = ex.rid
         if self.cfg.debug_backend_header:
-            headers[BACKEND_HEADER] = served.backend.value
+            headers[BACKEND_HEADER] = f"{served.backend.value}:{result.upstream_id}"
         if result.body is not None:
             response: web.StreamResponse = web.Response(status=result.status, headers=headers,
                                                         body=result.body)

@@ -72,10 +72,20 @@ class Proc:
         """SIGTERM, then SIGKILL if it does not exit in time."""
         if self.popen and self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
+            os.killpg(self.popen.pid, signal.SIGCONT)  # a paused process must wake to exit
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing (a hung server)."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGCONT)
 
     def restart(self, timeout: float = 20.0) -> Proc:
         self.kill()

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.shop import Admin
+from tests.support.stack import Stack
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[Stack]:
+    """Two legacy nodes, two new instances, one gateway: all real processes."""
+    s = Stack(tmp_path / "stack", redis_url, **getattr(request, "param", {}))
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is None or report.failed:
+            print(s.logs())
+
+
+@pytest.fixture
+async def admin(stack: Stack) -> AsyncIterator[Admin]:
+    yield Admin(stack.admin_url(), stack.admin_token)

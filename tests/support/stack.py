@@ -1,0 +1,161 @@
+"""A whole Strangler stack of real processes on free loopback ports.
+
+Legacy nodes, new-service instances and gateways each run as their own
+``python -m strangler`` process, against the real Redis (a random key
+prefix per stack) and a SQLite file (or a PostgreSQL database) of their own.
+Tests kill and restart them through ``Proc``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .keys import make_keypair
+from .net import free_port, wait_until
+from .procs import ROOT, Proc, http_ok
+
+DEFAULT_ROUTES: list[dict[str, Any]] = [
+    {"name": "catalog", "paths": ["/api/products", "/api/products/*"], "methods": ["GET", "HEAD"]},
+    {"name": "auth", "paths": ["/login", "/logout", "/api/me"]},
+    {"name": "cart", "paths": ["/api/cart", "/api/cart/*"]},
+    {"name": "checkout", "paths": ["/api/checkout"], "methods": ["POST"]},
+    {"name": "orders", "paths": ["/api/orders"], "methods": ["GET", "HEAD"]},
+    {"name": "default", "paths": ["/*"], "legacy_only": True},
+]
+
+
+class Stack:
+    def __init__(self, workdir: Path, redis_url: str, *, database_url: str | None = None,
+                 legacy_nodes: int = 2, new_instances: int = 2, gateways: int = 1,
+                 routes: list[dict[str, Any]] | None = None,
+                 gateway_overrides: dict[str, Any] | None = None) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        self.redis_url = redis_url
+        self.prefix = f"e2e{secrets.token_hex(5)}"
+        self.database_url = database_url or f"sqlite+aiosqlite:///{self.dir / 'shop.db'}"
+        self.keys = make_keypair(self.dir / "keys", kid="e2e-1")
+        self.internal_token = secrets.token_urlsafe(24)
+        self.admin_token = secrets.token_urlsafe(24)
+        self.legacy_ports = {chr(ord("a") + i): free_port() for i in range(legacy_nodes)}
+        self.new_ports = {f"n{i + 1}": free_port() for i in range(new_instances)}
+        self.gateway_ports = [(free_port(), free_port()) for _ in range(gateways)]
+        self.routes = copy.deepcopy(routes or DEFAULT_ROUTES)
+        self.gateway_overrides = gateway_overrides or {}
+        self.config_path = self.dir / "config.yaml"
+        self.write_config()
+        self.legacy = {n: self._proc(f"legacy-{n}", ["legacy", "--node-id", n],
+                                     f"http://127.0.0.1:{p}/healthz")
+                       for n, p in self.legacy_ports.items()}
+        self.new = {n: self._proc(f"services-{n}", ["services", "--instance-id", n],
+                                  f"http://127.0.0.1:{p}/healthz")
+                    for n, p in self.new_ports.items()}
+        self.gateways = [self._proc(f"gateway-{i}", ["gateway", "--port", str(p),
+                                                     "--admin-port", str(ap)],
+                                    f"http://127.0.0.1:{ap}/readyz")
+                         for i, (p, ap) in enumerate(self.gateway_ports)]
+
+    # ---------------------------------------------------------------- config
+    def config(self) -> dict[str, Any]:
+        gateway: dict[str, Any] = {
+            "listen": {"host": "127.0.0.1", "port": self.gateway_ports[0][0]},
+            "admin_listen": {"host": "127.0.0.1", "port": self.gateway_ports[0][1]},
+            "admin_token": {"env": "STRANGLER_ADMIN_TOKEN"},
+            "debug_backend_header": True,
+            "log_level": "info",
+            "timeouts": {"connect_ms": 500, "request_ms": 2000},
+        }
+        gateway.update(self.gateway_overrides)
+        return {
+            "gateway": gateway,
+            "redis": {"url": self.redis_url, "key_prefix": self.prefix},
+            "database": {"url": self.database_url},
+            "legacy": {"nodes": [{"id": n, "url": f"http://127.0.0.1:{p}"}
+                                 for n, p in self.legacy_ports.items()],
+                       "internal_token": {"env": "STRANGLER_INTERNAL_TOKEN"}},
+            "new": {"instances": [{"id": n, "url": f"http://127.0.0.1:{p}"}
+                                  for n, p in self.new_ports.items()]},
+            "health": {"interval_ms": 200},
+            "tokens": {"kid": self.keys.kid, "private_key_file": str(self.keys.private_pem),
+                       "jwks_file": str(self.keys.jwks)},
+            "flags": {"poll_interval_ms": 500},
+            "routes": self.routes,
+        }
+
+    def write_config(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"STRANGLER_INTERNAL_TOKEN": self.internal_token,
+                "STRANGLER_ADMIN_TOKEN": self.admin_token}
+
+    def _proc(self, name: str, args: list[str], ready: str) -> Proc:
+        argv = [sys.executable, "-m", "strangler", "--config", str(self.config_path), *args]
+        return Proc(name, argv, self.dir / "logs", env=self.env, ready_url=ready)
+
+    # ---------------------------------------------------------------- lifecycle
+    def init_db(self) -> None:
+        subprocess.run([sys.executable, "-m", "legacy_shop", "init-db", "--database-url",
+                        self.database_url], cwd=ROOT, check=True, capture_output=True)
+
+    def start(self) -> Stack:
+        self.init_db()
+        backends = [*self.legacy.values(), *self.new.values()]
+        for proc in backends:
+            ready, proc.ready_url = proc.ready_url, None
+            proc.start()
+            proc.ready_url = ready
+        for proc in backends:
+            wait_until(lambda p=proc: p._alive() and http_ok(p.ready_url or ""), timeout=30,
+                       what=f"{proc.name} healthy")
+        for gw in self.gateways:
+            gw.start(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        for proc in [*self.gateways, *self.new.values(), *self.legacy.values()]:
+            proc.stop(timeout=5)
+
+    def url(self, i: int = 0) -> str:
+        return f"http://127.0.0.1:{self.gateway_ports[i][0]}"
+
+    def admin_url(self, i: int = 0) -> str:
+        return f"http://127.0.0.1:{self.gateway_ports[i][1]}"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "strangler", "--config", str(self.config_path), *args],
+            cwd=ROOT, env={**os.environ, **self.env}, capture_output=True, text=True,
+            timeout=60, check=False)
+
+    def logs(self) -> str:
+        out = []
+        for proc in [*self.gateways, *self.legacy.values(), *self.new.values()]:
+            out.append(f"----- {proc.name}\n{proc.tail(40)}")
+        return "\n".join(out)
+
+
+async def db_orders(database_url: str) -> list[dict[str, Any]]:
+    """Every order in the shop database: what both backends really placed."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT o.id, u.username, o.placed_by, o.total_cents FROM orders o "
+                "JOIN users u ON u.id = o.user_id ORDER BY o.id"))
+            return [dict(r._mapping) for r in rows]
+    finally:
+        await engine.dispose()
