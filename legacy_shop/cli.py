@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from legacy_shop.app import create_app
 from legacy_shop.log import configure_logging
@@ -53,19 +55,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command in ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
-    if args.command == "init-db":
-        asyncio.run(init_db(args.database_url))
-        return 0
     try:
-        token = read_token(args.internal_token_file)
-    except OSError as exc:
-        log.error("internal_token_unreadable", path=str(args.internal_token_file),
-                  error=exc.strerror)
-        return 2
-    settings = Settings(node_id=args.node_id, database_url=args.database_url,
-                        internal_token=token, session_idle_s=args.session_idle_seconds)
-    serve(settings, args.host, args.port)
-    return 0
+        if args.command == "init-db":
+            asyncio.run(init_db(args.database_url))
+            return 0
+        settings = Settings(node_id=args.node_id, database_url=args.database_url,
+                            internal_token=read_token(args.internal_token_file),
+                            session_idle_s=args.session_idle_seconds)
+        serve(settings, args.host, args.port)
+        return 0
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        # Unreachable database, port in use, unreadable token file, bad setting:
+        # one line that says so beats a traceback.
+        log.error("startup_failed", command=args.command, error=f"{type(exc).__name__}: {exc}")
+        print(f"legacy_shop {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Settings, host: str, port: int) -> None:

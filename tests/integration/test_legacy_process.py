@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -62,3 +63,23 @@ def test_init_db_from_two_processes_at_once(tmp_path: Path, database_url: str) -
     seeded = [json.loads(line)["seeded"] for out in outputs for line in out.splitlines()
               if '"db_initialized"' in line]
     assert sorted(seeded) == [False, True]
+
+
+def test_startup_failures_exit_1_with_one_line(sqlite_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = subprocess.run(
+            python_module("legacy_shop", "serve", "--port", str(port), "--database-url",
+                          sqlite_url),
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+    assert serve.returncode == 1 and "address already in use" in serve.stderr
+    init = subprocess.run(
+        python_module("legacy_shop", "init-db", "--database-url",
+                      "postgresql://postgres@127.0.0.1:1/nothing"),
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert init.returncode == 1 and init.stderr.startswith("legacy_shop init-db:")
+    assert "Traceback" not in init.stderr
