@@ -1,0 +1,213 @@
+"""Entry point: ``python -m bench.run`` (``make bench``).
+
+Starts a real stack (one legacy node, one new instance, one gateway), then for
+two scenarios -- A: ``GET /api/cart`` routed to legacy, B: the same routed to
+new -- measures the direct upstream, a plain aiohttp proxy and the gateway
+(log level info, then warning), prints the tables and writes
+``bench/out/latest.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis
+
+from bench import loadgen, report, sysstat
+from bench.measure import Meter, Row, Settings, Target
+from bench.redisstats import CommandCounter
+from bench.rig import Cores, Login, Rig, pid, wait_for_stage
+
+REDIS_URL = os.environ.get("STRANGLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+GATEWAY_LOG_LEVELS = ("info", "warning")
+PATH = "/api/cart"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per row")
+    p.add_argument("--warmup", type=float, default=3.0, help="discarded seconds before each row")
+    p.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
+                   help="auto: wrk when installed, else the Python generator")
+    p.add_argument("--redis-url", default=REDIS_URL)
+    p.add_argument("--keep", action="store_true", help="keep the stack's directory and logs")
+    return p.parse_args(argv)
+
+
+def choose_cores() -> Cores:
+    available = sysstat.cores()
+    if len(available) < 2:
+        return Cores(proxy=None, other=None)
+    return Cores(proxy=available[0], other=available[1])
+
+
+def pinning_text(cores: Cores) -> str:
+    if cores.proxy is None:
+        return "none (fewer than 2 cores available)"
+    return (f"proxy process (gateway or plain proxy) on core {cores.proxy}; load generator, "
+            f"legacy node and new instance on core {cores.other}; redis-server (shared, not "
+            "started by the bench) unpinned")
+
+
+# ---------------------------------------------------------------- scenarios
+def scenario_a(rig: Rig, meter: Meter, login: Login) -> Iterator[Row]:
+    """Legacy-routed GET with a logged-in session."""
+    node_id, node = rig.legacy_node
+    upstream = pid(node)
+    headers = {"Cookie": login.cookie}
+    yield meter.measure(Target("A legacy", f"direct (legacy {node_id})", "direct",
+                               rig.legacy_url() + PATH, headers, upstream, upstream))
+    with rig.plain_proxy(rig.legacy_url()) as (url, proc):
+        yield meter.measure(Target("A legacy", "plain proxy", "plain", url + PATH, headers,
+                                   pid(proc), upstream))
+    yield from _gateways(rig, meter, "A legacy", headers, upstream, "legacy")
+
+
+def scenario_b(rig: Rig, meter: Meter, login: Login) -> Iterator[Row]:
+    """New-routed GET with a logged-in session (identity JWT toward new)."""
+    rig.set_stage("cart", "new")
+    wait_for_stage(rig.stack.admin_url(), "cart", "new")
+    inst_id, inst = rig.new_instance
+    upstream = pid(inst)
+    direct_headers = rig.identity_headers(login)
+    yield meter.measure(Target("B new", f"direct (new {inst_id})", "direct",
+                               rig.new_url() + PATH, direct_headers, upstream, upstream))
+    with rig.plain_proxy(rig.new_url()) as (url, proc):
+        yield meter.measure(Target("B new", "plain proxy", "plain", url + PATH, direct_headers,
+                                   pid(proc), upstream))
+    yield from _gateways(rig, meter, "B new", {"Cookie": login.cookie}, upstream, "new")
+
+
+def _gateways(rig: Rig, meter: Meter, scenario: str, headers: dict[str, str],
+              upstream: int, backend: str) -> Iterator[Row]:
+    for level in GATEWAY_LOG_LEVELS:
+        with rig.gateway(level) as (url, admin, proc):
+            wait_for_stage(admin, "cart", backend)
+            yield meter.measure(Target(scenario, f"gateway (log {level})", "gateway",
+                                       url + PATH, headers, pid(proc), upstream,
+                                       admin_url=admin, expect_backend=backend))
+
+
+# ---------------------------------------------------------------- context
+def background(counter: CommandCounter, seconds: float = 3.0) -> tuple[float, list[float]]:
+    """With the stack idle: Redis commands per second (flag polls, other users of the
+    server) and how busy each core is (anyone else running on the machine)."""
+    before, cores = counter.snapshot(), sysstat.core_times()
+    time.sleep(seconds)
+    busy = sysstat.core_times().busy_pct_since(cores)
+    return round(sum(counter.delta(before).values()) / seconds, 1), busy
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown")
+    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "aiohttp": aiohttp.__version__,
+            "loadavg_before": Path("/proc/loadavg").read_text().split()[:3]}
+
+
+def git_describe() -> str:
+    out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                         text=True, check=False, cwd=Path(__file__).resolve().parents[1])
+    return out.stdout.strip() or "unknown"
+
+
+def meta(args: argparse.Namespace, cores: Cores, settings: Settings) -> dict[str, Any]:
+    """Taken before the stack starts (load average, time), completed after the run."""
+    return {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+        "git": git_describe(), "machine": machine(), "pinning": pinning_text(cores),
+        "load": {"tool": settings.tool, "version": loadgen.describe(settings.tool),
+                 "connections": settings.connections, "duration_s": settings.duration_s,
+                 "warmup_s": settings.warmup_s, "threads": 1},
+        "redis_url": args.redis_url, "redis_background_cmds_per_s": None,
+        "idle_busy_pct": None,
+        "request": f"GET {PATH}, logged-in session (alice, 2 cart lines)",
+    }
+
+
+def headline(info: dict[str, Any]) -> str:
+    load = info["load"]
+    return (f"load generator: {load['version']}; {load['connections']} connections, "
+            f"{load['duration_s']:g} s measured after {load['warmup_s']:g} s warm-up per row\n"
+            f"pinning: {info['pinning']}")
+
+
+@contextmanager
+def running(rig: Rig, workdir: Path, keep: bool, redis_url: str) -> Iterator[Rig]:
+    ok = False
+    try:
+        yield rig.start()
+        ok = True
+    finally:
+        rig.stop()
+        drop_keys(redis_url, rig.stack.prefix)
+        if ok and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"stack directory and logs kept in {workdir}", file=sys.stderr)
+
+
+def drop_keys(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=500):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cores = choose_cores()
+    tool = loadgen.available() if args.loadgen == "auto" else args.loadgen
+    settings = Settings(args.duration, args.warmup, args.connections, cores.other, tool)
+    workdir = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
+    counter = CommandCounter(args.redis_url)
+    info = meta(args, cores, settings)
+    print(headline(info), file=sys.stderr)
+    rows: list[Row] = []
+    with running(Rig(workdir / "stack", args.redis_url, cores), workdir, args.keep,
+                 args.redis_url) as rig:
+        login = rig.login()
+        info["redis_background_cmds_per_s"], info["idle_busy_pct"] = background(counter)
+        if max(info["idle_busy_pct"]) > report.NOISY_PCT:
+            print(f"WARNING: the machine is busy before the run ({info['idle_busy_pct']}% per "
+                  "core with the stack idle): results will be disturbed", file=sys.stderr)
+        meter = Meter(counter, settings)
+        for row in itertools.chain(scenario_a(rig, meter, login),
+                                   scenario_b(rig, meter, login)):
+            rows.append(row)
+            print(f"  {row.scenario:9} {row.target:22} {row.rps:8.0f} req/s  "
+                  f"p50 {row.p50_ms:.2f} ms  CPU {row.cpu_us_per_req:.0f} us/req",
+                  file=sys.stderr)
+    counter.close()
+    items = report.ratios(rows)
+    print(headline(info) + "\n\n" + report.results_table(rows) + "\n\n"
+          + report.ratio_table(items))
+    for line in report.notes(rows):
+        print(f"NOTE {line}")
+    out = report.write(info, rows, items)
+    print(f"\nwritten: {out / 'latest.json'}, {out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""What the kernel says: per-process CPU time, per-core busy time, CPU pinning."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a whole process (all threads), in seconds, from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2:].split()  # the command name may contain spaces
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / CLK_TCK
+
+
+@dataclass(frozen=True)
+class CoreTimes:
+    """Busy and total jiffies of each core (``cpu0``, ``cpu1``...) from /proc/stat."""
+
+    busy: tuple[int, ...]
+    total: tuple[int, ...]
+
+    def busy_pct_since(self, before: CoreTimes) -> list[float]:
+        out = []
+        for b1, t1, b0, t0 in zip(self.busy, self.total, before.busy, before.total, strict=True):
+            out.append(round(100.0 * (b1 - b0) / (t1 - t0), 1) if t1 > t0 else 0.0)
+        return out
+
+    def busy_s_since(self, before: CoreTimes) -> float:
+        return (sum(self.busy) - sum(before.busy)) / CLK_TCK
+
+
+def core_times() -> CoreTimes:
+    busy, total = [], []
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        nums = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
+        idle = nums[3] + nums[4]
+        busy.append(sum(nums) - idle)
+        total.append(sum(nums))
+    return CoreTimes(tuple(busy), tuple(total))
+
+
+def cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of ``pid`` (threads started later inherit the mask)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except ProcessLookupError:
+            continue
