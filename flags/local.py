@@ -50,6 +50,7 @@ class LocalProvider:
         self._poll = poll_interval
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.view = FlagView(self.store.default_state(), app_name)
         self.healthy = False
 
@@ -64,6 +65,10 @@ class LocalProvider:
         self._task = asyncio.create_task(self._follow(), name="flags-follow")
 
     async def stop(self) -> None:
+        # A flag, not only cancel(): a cancellation that lands inside redis-py's
+        # connection handling can surface as a ConnectionError, which the
+        # reconnect loop would otherwise treat as an outage and retry.
+        self._stopping = True
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -98,10 +103,12 @@ class LocalProvider:
 
     async def _follow(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
+                if self._stopping:
+                    return
                 self._set_healthy(False, str(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -113,7 +120,7 @@ class LocalProvider:
         try:
             await pubsub.subscribe(self.store.channel)
             await self.refresh()
-            while True:
+            while not self._stopping:
                 await pubsub.get_message(timeout=self._poll)
                 # A message, or a quiet poll interval: either way compare versions,
                 # which also catches a change published while we were reconnecting.

@@ -1,0 +1,230 @@
+"""The session bridge against real monolith nodes and a real Redis.
+
+Two ``legacy_shop`` nodes run in-process on loopback; the bridge talks to them
+over HTTP through their session-export hook, and to Redis with its scripts.
+New-service writes are made exactly as ``new_services`` makes them: a
+compare-and-set through ``adapters.store.WRITE_SCRIPT``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
+
+from adapters.session import SharedSession
+from adapters.store import WRITE_SCRIPT, session_key, write_args
+from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
+from gateway.forward import ClientLimits, HttpUpstream, new_client_session
+from gateway.legacy_hook import LegacyHook
+from gateway.metrics import Metrics
+from gateway.session_bridge import After, SessionBridge
+from gateway.session_store import SessionStore
+from gateway.settings import TokensSection
+from gateway.tokens import TokenMinter
+from gateway.upstreams import LegacyPool
+from legacy_shop.app import create_app
+from legacy_shop.settings import Settings
+from tests.support.keys import KeyPair
+
+
+@dataclass
+class World:
+    bridge: SessionBridge
+    pool: LegacyPool
+    store: SessionStore
+    redis: aioredis.Redis
+    servers: dict[str, TestServer]
+    http: aiohttp.ClientSession
+    prefix: str
+    token: str
+
+    def node_url(self, node: str) -> str:
+        return str(self.servers[node].make_url("")).rstrip("/")
+
+    async def login_on(self, node: str, username: str = "alice") -> str:
+        async with self.http.post(f"{self.node_url(node)}/login",
+                                  json={"username": username, "password": "wonderland"}) as r:
+            assert r.status == 200
+            return r.cookies["shop_session"].value
+
+    async def on_node(self, node: str, method: str, path: str, sid: str,
+                      body: object = None) -> tuple[int, dict[str, object], CIMultiDict[str]]:
+        async with self.http.request(method, self.node_url(node) + path, json=body,
+                                     cookies={"shop_session": sid}) as r:
+            return r.status, await r.json(), CIMultiDict(r.headers)
+
+    async def node_cart(self, node: str, sid: str) -> dict[int, int]:
+        status, body, _ = await self.on_node(node, "GET", "/api/cart", sid)
+        assert status == 200, body
+        return {i["product_id"]: i["qty"] for i in body["items"]}  # type: ignore[index]
+
+    async def new_writes(self, sid: str, change: object) -> None:
+        """Write the shared document the way a new service does (CAS on v)."""
+        script = self.redis.register_script(WRITE_SCRIPT)
+        key = session_key(self.prefix, sid)
+        doc_raw, v = await self.redis.hmget(key, ["doc", "v"])
+        doc = change(SharedSession.from_json(doc_raw))  # type: ignore[operator]
+        ok, _ = await script(keys=[key], args=write_args(int(v), 3600, bump=True, set_lv=False,
+                                                         fields={"doc": doc.to_json()}))
+        assert ok == 1
+
+    async def record(self, sid: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(session_key(self.prefix, sid))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+@pytest.fixture
+async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token: str,
+                keypair: KeyPair) -> AsyncIterator[World]:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
+    servers = {}
+    for node in ("a", "b"):
+        app = create_app(Settings(node_id=node, database_url=db, internal_token=internal_token))
+        servers[node] = TestServer(app, host="127.0.0.1")
+        await servers[node].start_server()
+    limits = ClientLimits(connect_s=0.5, read_s=5)
+    http = new_client_session(limits)
+    pool = LegacyPool("legacy", [HttpUpstream(n, str(s.make_url("")), http, limits)
+                                 for n, s in servers.items()], "/healthz")
+    await pool.check_all()
+    client = aioredis.Redis.from_url(redis_url)
+    store = SessionStore(client, key_prefix, 3600)
+    minter = TokenMinter(TokensSection(kid=keypair.kid), keypair.private_key)
+    bridge = SessionBridge(store, pool, LegacyHook(internal_token), minter, Metrics())
+    test_http = aiohttp.ClientSession()
+    try:
+        yield World(bridge, pool, store, client, servers, test_http, key_prefix, internal_token)
+    finally:
+        await test_http.close()
+        await http.close()
+        for s in servers.values():
+            await s.close()
+        async for key in client.scan_iter(match=f"{key_prefix}:*"):
+            await client.delete(key)
+        await client.aclose()
+
+
+async def test_first_sight_pulls_the_session_from_its_node(world: World) -> None:
+    sid = await world.login_on("a")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 2})
+    plan = await world.bridge.before_legacy(sid, hint="a", rid="t")
+    assert plan.member.id == "a"
+    rec = await world.record(sid)
+    assert rec["node"].startswith("a@") and rec["v"] == rec["lv"] == "1"
+    doc = SharedSession.from_json(rec["doc"])
+    assert doc.user is not None and doc.user.username == "alice"
+    assert dict(doc.cart) == {4: 2}
+    assert "csrf" in doc.legacy or doc.legacy, "legacy-only keys are carried along"
+
+
+async def test_a_write_on_new_is_pushed_before_the_next_legacy_request(world: World) -> None:
+    sid = await world.login_on("a")
+    await world.bridge.before_legacy(sid, "a", "t")
+    await world.new_writes(sid, lambda d: d.with_item(7, 3))
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    assert plan.member.id == "a"
+    assert await world.node_cart("a", sid) == {7: 3}
+    rec = await world.record(sid)
+    assert rec["v"] == rec["lv"]
+
+
+async def test_a_change_on_legacy_is_pulled_before_the_response(world: World) -> None:
+    sid = await world.login_on("a")
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 2, "qty": 1})
+    assert status == 200
+    assert await world.bridge.after_legacy(plan, status, "POST", headers, "t") is After.DONE
+    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    assert dict(doc.cart) == {2: 1}
+    token = await world.bridge.token_for_new(sid, "a", "t")
+    assert token is not None
+
+
+async def test_concurrent_changes_on_both_sides_are_merged_not_lost(world: World) -> None:
+    sid = await world.login_on("a")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 1, "qty": 1})
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    # new adds product 5 while a legacy request adds more of product 1
+    await world.new_writes(sid, lambda d: d.with_item(5, 2))
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 1, "qty": 1})
+    await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    assert dict(doc.cart) == {1: 2, 5: 2}
+    # the merged document reaches legacy before it serves the session again
+    await world.bridge.before_legacy(sid, "a", "t")
+    assert await world.node_cart("a", sid) == {1: 2, 5: 2}
+
+
+async def test_a_dead_node_s_sessions_are_rehydrated_on_another(world: World) -> None:
+    sid = await world.login_on("a", "bob")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 9, "qty": 1})
+    await world.bridge.before_legacy(sid, "a", "t")
+    await world.servers["a"].close()
+    world.pool.mark_down("a", "test")
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    assert plan.member.id == "b"
+    status, body, _ = await world.on_node("b", "GET", "/api/me", sid)
+    assert status == 200 and body["user"]["username"] == "bob"  # type: ignore[index]
+    assert await world.node_cart("b", sid) == {9: 1}
+    assert (await world.record(sid))["node"].startswith("b@")
+
+
+async def test_a_node_that_forgot_the_session_is_refilled_and_asked_again(world: World) -> None:
+    sid = await world.login_on("a", "carol")
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    await world.http.delete(f"{world.node_url('a')}/_internal/sessions/{sid}",
+                            headers={"X-Internal-Token": world.token})
+    status, _, headers = await world.on_node("a", "GET", "/api/cart", sid)
+    assert status == 401 and headers[SESSION_REV_HEADER] == "0"
+    assert await world.bridge.after_legacy(plan, status, "GET", headers, "t") is After.RETRY
+    status, body, _ = await world.on_node("a", "GET", "/api/me", sid)
+    assert status == 200 and body["user"]["username"] == "carol"  # type: ignore[index]
+
+
+async def test_logout_on_legacy_ends_the_shared_session(world: World) -> None:
+    sid = await world.login_on("a")
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    assert await world.bridge.token_for_new(sid, "a", "t") is not None
+    status, _, headers = await world.on_node("a", "POST", "/logout", sid)
+    assert headers[SESSION_ID_HEADER] == sid and headers[SESSION_REV_HEADER] == "0"
+    await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    assert await world.record(sid) == {}
+    assert await world.bridge.token_for_new(sid, "a", "t") is None
+
+
+async def test_login_on_legacy_replaces_the_old_shared_session(world: World) -> None:
+    old = await world.login_on("a")
+    plan = await world.bridge.before_legacy(old, "a", "t")
+    async with world.http.post(f"{world.node_url('a')}/login", cookies={"shop_session": old},
+                               json={"username": "dave", "password": "wonderland"}) as r:
+        headers = CIMultiDict(r.headers)
+        new = r.cookies["shop_session"].value
+    assert new != old and headers[SESSION_ID_HEADER] == new
+    await world.bridge.after_legacy(plan, 200, "POST", headers, "t")
+    assert await world.record(old) == {}
+    doc = json.loads((await world.record(new))["doc"])
+    assert doc["user"]["username"] == "dave"
+
+
+async def test_redis_down_degrades_to_sticky_legacy_and_recovers(world: World,
+                                                                 key_prefix: str) -> None:
+    sid = await world.login_on("b")
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    bridge = SessionBridge(SessionStore(dead, key_prefix, 3600), world.pool, world.bridge.hook,
+                           world.bridge.minter, Metrics())
+    plan = await bridge.before_legacy(sid, "b", "t")
+    assert plan.member.id == "b" and plan.record is None
+    assert not bridge.store.up
+    assert bridge.dirty == {sid: "b"}
+    await bridge.store.stop()
+    await dead.aclose()
