@@ -140,12 +140,12 @@ def from_legacy(export: Mapping[str, Any]) -> LegacyExport:
         data = export["data"]
     except (KeyError, TypeError) as exc:
         raise SessionFormatError(f"legacy export: missing {exc}") from exc
-    if not isinstance(sid, str) or not isinstance(rev, int) or not isinstance(data, dict):
+    if not isinstance(sid, str) or not _is_int(rev) or not isinstance(data, dict):
         raise SessionFormatError("legacy export: bad session_id, revision or data")
     uid, uname = data.get("uid"), data.get("uname")
     if uid is None:
         user = None
-    elif isinstance(uid, int) and isinstance(uname, str):
+    elif _is_int(uid) and isinstance(uname, str):
         user = User(uid, uname)
     else:
         raise SessionFormatError("legacy export: data.uid / data.uname malformed")
@@ -157,7 +157,7 @@ def from_legacy(export: Mapping[str, Any]) -> LegacyExport:
         if not isinstance(line, dict):
             raise SessionFormatError(f"legacy export: data.basket[{i}] must be an object")
         sku, qty = line.get("sku"), line.get("quantity")
-        if not isinstance(sku, int) or not isinstance(qty, int) or qty < 0:
+        if not _is_int(sku) or not _is_int(qty) or qty < 0:
             raise SessionFormatError(f"legacy export: data.basket[{i}] malformed")
         if qty:
             cart[sku] = cart.get(sku, 0) + qty
@@ -189,6 +189,11 @@ def merge(base: SharedSession, legacy: SharedSession, current: SharedSession) ->
 
 
 # ---------------------------------------------------------------- validation helpers
+def _is_int(value: Any) -> bool:
+    """An int that is not a bool (JSON ``true`` must not become user id 1)."""
+    return type(value) is int
+
+
 def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SessionFormatError(f"shared session: {where} must be an object")
@@ -200,7 +205,7 @@ def _user(value: Any, where: str) -> User | None:
         return None
     if (
         isinstance(value, dict)
-        and isinstance(value.get("id"), int)
+        and _is_int(value.get("id"))
         and isinstance(value.get("username"), str)
     ):
         return User(value["id"], value["username"])
@@ -214,7 +219,7 @@ def _cart(value: dict[str, Any], where: str) -> dict[int, int]:
             pid = int(key)
         except ValueError as exc:
             raise SessionFormatError(f"shared session: {where} key {key!r} is not an id") from exc
-        if not isinstance(qty, int) or qty <= 0:
+        if not _is_int(qty) or qty <= 0:
             raise SessionFormatError(f"shared session: {where}[{key}] must be a positive int")
         cart[pid] = qty
     return cart

@@ -47,8 +47,10 @@ class Breaker:
         return True
 
     def success(self) -> None:
+        if self.state is State.OPEN:
+            return  # a straggler sent before the breaker opened: the cool-down stands
         self._failures = 0
-        if self.state is not State.CLOSED:
+        if self.state is State.HALF_OPEN:
             self._set(State.CLOSED, self._clock(), "probe_succeeded")
 
     def failure(self, reason: str) -> None:

@@ -37,6 +37,10 @@ def canonical(raw: str, max_bytes: int) -> Target:
     """Turn the raw request target into a ``Target``; raise BadPath or UriTooLong."""
     if len(raw) > max_bytes:
         raise UriTooLong(f"request target longer than {max_bytes} bytes")
+    if "#" in raw:
+        # Never valid in a request target, and yarl would drop it when forwarding:
+        # the gateway would match one path and the backend serve another.
+        raise BadPath("a fragment ('#') is not part of a request target")
     path, sep, query = raw.partition("?")
     if query and ("%" in query or _NEEDS_WORK.search(query.replace(";", ""))):
         _check_query(query)

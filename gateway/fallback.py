@@ -5,7 +5,7 @@ The route's ``Fallback`` section says which failures count and whether an
 
 - a safe method (GET, HEAD, OPTIONS) falls back on any listed failure;
 - any method falls back when the request provably never reached new
-  (``connect``: refused or unreachable);
+  (``connect``: refused or unreachable), if ``connect`` is listed;
 - an unsafe method with an ``Idempotency-Key`` falls back on any listed
   failure (both sides share the key store, so no second order);
 - nothing falls back once response bytes have gone to the client, or when

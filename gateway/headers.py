@@ -2,7 +2,7 @@
 
 Toward a backend: hop-by-hop headers go (RFC 9110 7.6.1), including any a
 client names in ``Connection``; every internal header goes, also under an
-underscore alias (``X_Shop_Session_Id``: some servers fold ``_`` into ``-``);
+underscore alias (``X_Shop_Session_Id``, ``X-Shop_Session-Id``: some servers fold ``_`` into ``-``);
 ``X-Forwarded-*`` are set from what the gateway saw, not what the client
 claimed. Toward the client: hop-by-hop and internal headers go; the gateway's
 own (``X-Request-Id``, affinity cookie) are added after the filter, so they
@@ -31,7 +31,6 @@ _DROP_REQUEST = HOP_BY_HOP | INTERNAL_HEADERS | {
     "x-real-ip", "forwarded", "x-request-id",
 }
 _DROP_RESPONSE = HOP_BY_HOP | INTERNAL_HEADERS | {"content-length"}
-_INTERNAL_ALIASES = frozenset(h.replace("-", "_") for h in INTERNAL_HEADERS)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
@@ -49,7 +48,7 @@ def screen(headers: CIMultiDictProxy[str]) -> None:
         raise BadHeader("more than one Content-Length")
     if cls and "Transfer-Encoding" in headers:
         raise BadHeader("both Content-Length and Transfer-Encoding")
-    if cls and not cls[0].isdigit():
+    if cls and not (cls[0].isascii() and cls[0].isdigit()):
         raise BadHeader("Content-Length is not a number")
     te = headers.getall("Transfer-Encoding", ())
     if te and (len(te) > 1 or te[0].strip().lower() != "chunked"):
@@ -79,10 +78,10 @@ def upstream_request_headers(
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         low = name.lower()
-        if low in drop or ("_" in low and low in _INTERNAL_ALIASES):
+        if low in drop or ("_" in low and low.replace("_", "-") in INTERNAL_HEADERS):
             continue
         out.add(name, value)
-    prior = headers.get("X-Forwarded-For") if trusted_proxy else None
+    prior = ", ".join(headers.getall("X-Forwarded-For", ())) if trusted_proxy else None
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     out["X-Forwarded-Proto"] = (headers.get("X-Forwarded-Proto", proto) if trusted_proxy
                                 else proto)
@@ -99,7 +98,7 @@ def client_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         low = name.lower()
-        if low in drop or ("_" in low and low in _INTERNAL_ALIASES):
+        if low in drop or ("_" in low and low.replace("_", "-") in INTERNAL_HEADERS):
             continue
         out.add(name, value)
     return out

@@ -10,15 +10,26 @@ or file that holds them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flags.model import Stage
 
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+Int = Annotated[int, Strict()]
+"""An integer, and only an integer: YAML's ``yes``/``true`` is not 1."""
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -32,22 +43,22 @@ class _Frozen(BaseModel):
 
 class Listen(_Frozen):
     host: str = "127.0.0.1"
-    port: int = Field(ge=0, le=65535)
+    port: Int = Field(ge=0, le=65535)
 
 
 class Limits(_Frozen):
-    max_url_bytes: int = Field(8192, ge=256)
-    max_header_bytes: int = Field(8190, ge=1024)
-    max_headers: int = Field(100, ge=10)
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=0)
-    buffer_body_bytes: int = Field(64 * 1024, ge=0)
+    max_url_bytes: Int = Field(8192, ge=256)
+    max_header_bytes: Int = Field(8190, ge=1024)
+    max_headers: Int = Field(100, ge=10)
+    max_body_bytes: Int = Field(10 * 1024 * 1024, ge=0)
+    buffer_body_bytes: Int = Field(64 * 1024, ge=0)
     """Bodies up to this size are buffered so a request can be retried elsewhere."""
 
 
 class Timeouts(_Frozen):
-    connect_ms: int = Field(1000, gt=0)
-    request_ms: int = Field(15000, gt=0)
-    internal_ms: int = Field(2000, gt=0)
+    connect_ms: Int = Field(1000, gt=0)
+    request_ms: Int = Field(15000, gt=0)
+    internal_ms: Int = Field(2000, gt=0)
     """Session-export hook calls and health checks."""
 
 
@@ -74,15 +85,15 @@ class GatewaySection(_Frozen):
     limits: Limits = Limits()
     timeouts: Timeouts = Timeouts()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shadow_concurrency: int = Field(32, ge=1)
+    shadow_concurrency: Int = Field(32, ge=1)
 
 
 class RedisSection(_Frozen):
     url: str | None = None
     """None: ``strangler demo`` starts a private redis-server; the gateway needs a URL."""
     key_prefix: str = Field("strangler", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
-    session_ttl_s: int = Field(86400, ge=60)
-    timeout_ms: int = Field(500, gt=0)
+    session_ttl_s: Int = Field(86400, ge=60)
+    timeout_ms: Int = Field(500, gt=0)
 
 
 class DatabaseSection(_Frozen):
@@ -116,14 +127,14 @@ class NewSection(_Frozen):
 
 
 class Health(_Frozen):
-    interval_ms: int = Field(1000, gt=0)
+    interval_ms: Int = Field(1000, gt=0)
     path: str = "/healthz"
 
 
 class TokensSection(_Frozen):
     issuer: str = "strangler-gateway"
     audience: str = "strangler-services"
-    ttl_s: int = Field(300, ge=30)
+    ttl_s: Int = Field(300, ge=30)
     kid: str = Field("strangler-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     private_key_file: Path = Path(".strangler/keys/jwt-private.pem")
     jwks_file: Path = Path(".strangler/keys/jwks.json")
@@ -133,7 +144,7 @@ class FlagsSection(_Frozen):
     provider: Literal["local"] = "local"
     kill_switch: bool = False
     app_name: str = "strangler-gateway"
-    poll_interval_ms: int = Field(500, gt=0, le=1000)
+    poll_interval_ms: Int = Field(500, gt=0, le=1000)
 
 
 class Fallback(_Frozen):
@@ -148,8 +159,8 @@ class Fallback(_Frozen):
 
 
 class Breaker(_Frozen):
-    failures: int = Field(5, gt=0)
-    cooldown_ms: int = Field(10_000, gt=0)
+    failures: Int = Field(5, gt=0)
+    cooldown_ms: Int = Field(10_000, gt=0)
 
 
 class RouteSection(_Frozen):
@@ -157,7 +168,7 @@ class RouteSection(_Frozen):
     paths: tuple[str, ...] = Field(min_length=1)
     methods: tuple[str, ...] | None = None
     stage: Stage = Stage.LEGACY
-    percent: int = Field(0, ge=0, le=100)
+    percent: Int = Field(0, ge=0, le=100)
     legacy_only: bool = False
     """A route with no new implementation: always legacy, its flag cannot be moved."""
     fallback: Fallback = Fallback()
@@ -168,8 +179,12 @@ class RouteSection(_Frozen):
     def _paths(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
         for p in paths:
             body = p[:-2] if p.endswith("/*") else p
-            if not p.startswith("/") or "*" in body or "//" in p or "/../" in f"{p}/" or "%" in p:
-                raise ValueError(f"{p!r}: a path is '/exact' or '/prefix/*'")
+            segments = body.split("/")[1:]
+            if (not p.startswith("/") or "*" in body or "//" in p or "%" in p
+                    or any(seg in (".", "..") for seg in segments)
+                    or re.search(r"[;?#\\\x00-\x20\x7f]", p)):
+                raise ValueError(f"{p!r}: a path is '/exact' or '/prefix/*', canonical "
+                                 "(no '.', '..', '//', '%', ';', '?', '#', '\\' or spaces)")
         return paths
 
     @field_validator("methods")
@@ -201,16 +216,6 @@ class Config(_Frozen):
     flags: FlagsSection = FlagsSection()
     routes: tuple[RouteSection, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _routes(self) -> Config:
-        _unique_ids([r.name for r in self.routes], "name")
-        seen: dict[str, str] = {}
-        for r in self.routes:
-            for p in r.paths:
-                if p in seen:
-                    raise ValueError(f"path {p!r} is claimed by routes {seen[p]!r} and {r.name!r}")
-                seen[p] = r.name
-        return self
 
 
 def _unique_ids(ids: list[str], what: str) -> None:
@@ -236,7 +241,7 @@ def parse(data: Any, source: str = "config") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -245,6 +250,28 @@ def parse(data: Any, source: str = "config") -> Config:
                 msg = "unknown key"
             lines.append(f"{_path(err['loc'])}: {msg}")
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
+    lines = _route_conflicts(config)
+    if lines:
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines))
+    return config
+
+
+def _route_conflicts(config: Config) -> list[str]:
+    """Checks across routes, reported at the entry that conflicts with an earlier one."""
+    problems = []
+    names: dict[str, int] = {}
+    paths: dict[str, str] = {}
+    for i, r in enumerate(config.routes):
+        if r.name in names:
+            problems.append(f"routes[{i}].name: duplicate route name {r.name!r} "
+                            f"(also routes[{names[r.name]}])")
+        names.setdefault(r.name, i)
+        for j, p in enumerate(r.paths):
+            if p in paths:
+                problems.append(f"routes[{i}].paths[{j}]: {p!r} is already claimed by "
+                                f"{paths[p]}")
+            paths.setdefault(p, f"routes[{i}] ({r.name})")
+    return problems
 
 
 def load(path: str | Path) -> Config:

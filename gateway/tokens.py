@@ -34,7 +34,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 class TokenMinter:
-    """Mints and caches one token per (session, user)."""
+    """Mints and caches one token per session (services re-check the user on every read)."""
 
     def __init__(self, cfg: TokensSection, key: Ed25519PrivateKey, max_cached: int = 100_000):
         self._cfg = cfg

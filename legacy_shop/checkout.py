@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from legacy_shop import render
-from legacy_shop.db import INT32_MAX, idempotency_keys, order_items, orders
+from legacy_shop.db import INT32_MAX, idempotency_keys, order_items, orders, write_transaction
 from legacy_shop.errors import ApiError
 from legacy_shop.queries import cart_lines, load_order, products_by_id
 
@@ -55,7 +55,7 @@ async def place_order(
     Raises ``ApiError`` for ``idempotency_key_reused`` and ``cart_empty``.
     """
     try:
-        async with engine.begin() as conn:
+        async with write_transaction(engine) as conn:
             placed = await _replay(conn, user_id, key, request_hash) if key is not None else None
             if placed is None:
                 placed = await _insert(conn, user_id, basket, key, request_hash)

@@ -7,6 +7,8 @@ the same tables and never create them. Timestamps are naive UTC
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 metadata = MetaData()
 
@@ -110,13 +112,35 @@ def make_engine(url: str) -> AsyncEngine:
     _ensure_sqlite_dir(url)
     engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+_SQLITE_BEGIN = "sqlite_begin"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # The driver's own BEGIN is turned off (isolation_level=None) so a write
+    # transaction can take the write lock up front: a deferred transaction that
+    # reads and then writes fails at once with "database is locked", without
+    # waiting for busy_timeout, when another process wrote in between.
+    conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(_SQLITE_BEGIN, 'DEFERRED')}")
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that will write; on SQLite it holds the write lock from BEGIN."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+        async with conn.begin():
+            yield conn
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Several processes (two legacy nodes, two new-service instances) share the
     # file. busy_timeout goes first so that switching to WAL, which needs a
     # brief exclusive lock on a fresh file, waits instead of failing.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout=10000")

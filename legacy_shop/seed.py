@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from legacy_shop.db import make_engine, metadata, products, users
+from legacy_shop.db import make_engine, metadata, products, users, write_transaction
 from legacy_shop.passwords import hash_password
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,7 @@ async def prepare_database(engine: AsyncEngine) -> None:
     """``init_db`` on an engine the caller owns (the app's own, at start-up)."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            async with engine.begin() as conn:
+            async with write_transaction(engine) as conn:
                 await _lock(conn)
                 await conn.run_sync(metadata.create_all, checkfirst=True)
                 seeded = await _seed(conn)
@@ -77,10 +77,8 @@ async def prepare_database(engine: AsyncEngine) -> None:
 async def _lock(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    elif conn.dialect.name == "sqlite":
-        # pysqlite would only BEGIN before the first INSERT; taking the write
-        # lock up front makes the existence checks and the DDL one unit.
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # On SQLite, write_transaction already took the write lock at BEGIN
+    # (IMMEDIATE), which makes the existence checks and the DDL one unit.
 
 
 async def _seed(conn: AsyncConnection) -> bool:

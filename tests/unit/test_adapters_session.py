@@ -186,11 +186,6 @@ def test_from_legacy_rejects_non_objects(export: Any) -> None:
         from_legacy(export)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: from_legacy checks isinstance(x, int), which a JSON true/false passes: "
-    "uid true becomes user id True (== 1), a quantity true becomes 1",
-)
 @pytest.mark.parametrize(
     ("path", "value"),
     [

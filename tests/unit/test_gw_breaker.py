@@ -150,11 +150,6 @@ def test_breakers_are_independent_per_route(clock: Clock) -> None:
     assert orders.allow()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: success() closes an OPEN breaker: a slow request admitted before the "
-    "breaker tripped ends the cool-down early; only the half-open probe should close it",
-)
 def test_a_straggler_success_does_not_cut_the_cool_down_short(breaker: Breaker,
                                                               clock: Clock) -> None:
     assert breaker.allow()  # a slow request goes out while new is healthy ...

@@ -142,11 +142,6 @@ def test_an_exact_path_and_a_prefix_over_it_may_belong_to_two_routes() -> None:
     assert cfg.routes[1].paths[-1] == "/api/cart/summary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: route-level uniqueness checks run in a Config model validator, so the "
-    "error reads '(top level): duplicate name: catalog' instead of naming routes[1]",
-)
 @pytest.mark.parametrize(
     "mutate",
     [route(1, name="catalog"), route(1, paths=["/login", "/api/cart"])],
@@ -158,11 +153,6 @@ def test_route_conflicts_name_the_offending_route_entry(mutate: Mutation) -> Non
     assert "(top level)" not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RouteSection._paths accepts patterns no canonical path can ever match "
-    "('.' segments, ';', '?', '#', backslash, whitespace): the route is silently dead",
-)
 @pytest.mark.parametrize("pattern", ["/api/./products", "/api/products/.", "/api/products;v=1",
                                      "/api/products?x", "/api/products#top", "/api\\products",
                                      "/api/pro ducts", "/api/\tproducts"])
@@ -171,11 +161,6 @@ def test_a_pattern_that_can_never_match_is_refused(pattern: str) -> None:
     assert "routes[0].paths" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pydantic lax mode turns YAML booleans into ints (percent: yes -> 1%, "
-    "port: true -> 1); flags.model.RouteFlag refuses bool percent, settings does not",
-)
 @pytest.mark.parametrize(
     ("mutate", "key_path"),
     [
