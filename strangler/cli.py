@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--port", type=int, help="default: the port of this instance in config")
     svc.add_argument("--redis-url")
 
-    sub.add_parser("demo", help="start the whole stack on localhost")
+    demo = sub.add_parser("demo", help="start the whole stack on localhost")
+    demo.add_argument("--keep-data", action="store_true",
+                      help="keep the demo database from the last run (default: fresh seed)")
     sub.add_parser("check-config", help="validate the config file and exit")
 
     flags = sub.add_parser("flags", help="show or move route flags")
@@ -168,7 +170,7 @@ def _services(cfg: Config, args: argparse.Namespace) -> int:
 def _demo(cfg: Config, args: argparse.Namespace) -> int:
     from strangler.demo import run_demo
 
-    return run_demo(cfg, Path(args.config))
+    return run_demo(cfg, Path(args.config), keep_data=args.keep_data)
 
 
 def _check(cfg: Config, args: argparse.Namespace) -> int:
