@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 SCHEMA_VERSION = 1
 
@@ -189,7 +189,7 @@ def merge(base: SharedSession, legacy: SharedSession, current: SharedSession) ->
 
 
 # ---------------------------------------------------------------- validation helpers
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     """An int that is not a bool (JSON ``true`` must not become user id 1)."""
     return type(value) is int
 

@@ -128,7 +128,7 @@ class LocalProvider:
                     await self.refresh()
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _set_healthy(self, healthy: bool, reason: str = "") -> None:
         if healthy != self.healthy:

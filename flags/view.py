@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from UnleashClient import UnleashClient
+from UnleashClient import UnleashClient  # type: ignore[attr-defined]
 from UnleashClient.cache import BaseCache
 from UnleashClient.constants import FEATURES_URL
 from UnleashClient.utils import InstanceAllowType

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -119,7 +120,7 @@ class Gateway:
                                 token=self.secrets.admin_token)
         interval = cfg.health.interval_ms / 1000
         for pool in (self.legacy, self.new):
-            pool.on_change(lambda m, p=pool: self._upstream_changed(p.kind, m))
+            pool.on_change(self._upstream_listener(pool.kind))
             self._tasks.append(asyncio.create_task(pool.run_checks(interval)))
         await self._listen()
 
@@ -178,6 +179,9 @@ class Gateway:
     def _breaker_changed(self, route: str, state: State) -> None:
         self.metrics.breaker_state.labels(route).set(int(state))
         self.metrics.breaker_transitions.labels(route, state.name.lower()).inc()
+
+    def _upstream_listener(self, pool: str) -> Callable[[Member], None]:
+        return lambda member: self._upstream_changed(pool, member)
 
     def _upstream_changed(self, pool: str, member: Member) -> None:
         self.metrics.upstream_healthy.labels(pool, member.id).set(1 if member.healthy else 0)

@@ -56,7 +56,7 @@ def screen(headers: CIMultiDictProxy[str]) -> None:
 
 
 def _connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    named = set()
+    named: set[str] = set()
     for value in headers.getall("Connection", ()):
         named.update(t.strip().lower() for t in value.split(",") if t.strip())
     return frozenset(named)

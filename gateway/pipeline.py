@@ -54,7 +54,6 @@ from gateway.shadow import Shadower
 from gateway.upstreams import LegacyPool, NewPool
 
 _log = log.get("gateway")
-_COOKIE_ATTRS = {"path": "/", "httponly": True, "samesite": "Lax"}
 
 
 @dataclass(slots=True)
@@ -146,22 +145,21 @@ class Pipeline:
         headers = upstream_request_headers(
             request.headers, peer=peer, trusted_proxy=peer in self.trusted,
             proto=request.scheme, host=request.host, rid=rid)
-        body, length = self._body(request)
-        if isinstance(body, int):
-            body = await request.read() if body else None
+        body, length = await self._body(request)
         return Exchange(request, rid, target, match.route, sid, cookies.get(AFFINITY_COOKIE),
                         headers, body, length)
 
-    def _body(self, request: web.Request) -> tuple[int | AsyncIterator[bytes], int | None]:
-        """1 = read whole (small, resendable), 0 = no body, or a size-capped stream."""
+    async def _body(self, request: web.Request
+                    ) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
+        """Small bodies are read whole (resendable on fallback); large ones stream, capped."""
         if not request.body_exists:
-            return 0, None
+            return None, None
         length = request.content_length
         limit = self._limits.max_body_bytes
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
         if length is not None and length <= self._limits.buffer_body_bytes:
-            return 1, length
+            return await request.read(), length
         return _capped(request.content, limit), length
 
     def _decide(self, ex: Exchange) -> Decision:
@@ -286,9 +284,11 @@ class Pipeline:
 
     def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
         if served.legacy_node and served.legacy_node != ex.hint:
-            response.set_cookie(AFFINITY_COOKIE, served.legacy_node, **_COOKIE_ATTRS)
+            response.set_cookie(AFFINITY_COOKIE, served.legacy_node, path="/", httponly=True,
+                                samesite="Lax")
         if ex.new_cid:
-            response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, **_COOKIE_ATTRS)
+            response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, path="/",
+                                httponly=True, samesite="Lax")
 
 
 async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:

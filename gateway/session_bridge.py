@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 
 from adapters.claims import Identity
 from adapters.session import merge
@@ -41,6 +42,7 @@ from gateway.tokens import TokenMinter
 from gateway.upstreams import LegacyPool, Member
 
 _log = log.get("session_bridge")
+T = TypeVar("T")
 _NEGATIVE_TTL_S = 5.0
 
 
@@ -105,7 +107,7 @@ class SessionBridge:
             raise ServiceUnavailable("session vanished during sync")
         current = self.pool.members.get(rec.node)
         same = current is not None and current.healthy and _same_boot(current, rec)
-        if same and rec.legacy_current:
+        if same and current is not None and rec.legacy_current:
             return LegacyPlan(current, rec.sid, rec)  # another request synced it meanwhile
         target = current if same and current else self._pick(hint, rec.sid)
         reason = "newer_shared" if same else ("rehydrate" if rec.node else "assign")
@@ -229,7 +231,10 @@ class SessionBridge:
                               export.revision, str(fields["base"]).encode(), int(time.time()))
             fresh = await self.store.read(rec.sid)
             if fresh is None:
-                return await self._create_from(member, rec.sid, reason, rid)
+                created = await self._create_from(member, rec.sid, reason, rid)
+                if created is None:
+                    raise ServiceUnavailable("session ended on legacy during sync")
+                return created
             rec = fresh
         raise ServiceUnavailable("session record contended; try again")
 
@@ -307,6 +312,7 @@ class SessionBridge:
             return
         await self._locked(sid, rid, lambda r: self._pull(r or rec, member, "resync", rid))
 
+
     async def resync_all(self) -> None:
         for sid in list(self.dirty):
             try:
@@ -323,7 +329,7 @@ class SessionBridge:
         _log.info("session_dropped", reason=reason)
 
     async def _locked(self, sid: str, rid: str,
-                      action: Callable[[Record | None], Awaitable[LegacyPlan]]) -> LegacyPlan:
+                      action: Callable[[Record | None], Awaitable[T]]) -> T:
         async with self.store.locked(sid):
             return await action(await self.store.read(sid))
 
