@@ -283,12 +283,13 @@ class Pipeline:
         return response
 
     def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
+        secure = ex.headers.get("X-Forwarded-Proto") == "https"
         if served.legacy_node and served.legacy_node != ex.hint:
             response.set_cookie(AFFINITY_COOKIE, served.legacy_node, path="/", httponly=True,
-                                samesite="Lax")
+                                samesite="Lax", secure=secure)
         if ex.new_cid:
             response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, path="/",
-                                httponly=True, samesite="Lax")
+                                httponly=True, samesite="Lax", secure=secure)
 
 
 async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
