@@ -72,15 +72,7 @@ def upstream_request_headers(
     rid: str,
 ) -> CIMultiDict[str]:
     """Headers to send to a backend for this client request."""
-    drop = _DROP_REQUEST
-    if "Connection" in headers:
-        drop = drop | (_connection_named(headers) - {"x-request-id"})
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        low = name.lower()
-        if low in drop or ("_" in low and low.replace("_", "-") in INTERNAL_HEADERS):
-            continue
-        out.add(name, value)
+    out = _filtered(headers, _DROP_REQUEST)
     prior = ", ".join(headers.getall("X-Forwarded-For", ())) if trusted_proxy else None
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     out["X-Forwarded-Proto"] = (headers.get("X-Forwarded-Proto", proto) if trusted_proxy
@@ -92,7 +84,12 @@ def upstream_request_headers(
 
 def client_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """Headers of a backend response that may reach the client."""
-    drop = _DROP_RESPONSE
+    return _filtered(headers, _DROP_RESPONSE)
+
+
+def _filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
+    """``headers`` minus ``drop``, internal names in any ``-``/``_`` spelling, and
+    whatever ``Connection`` names (the gateway sets its own X-* after this)."""
     if "Connection" in headers:
         drop = drop | _connection_named(headers)
     out: CIMultiDict[str] = CIMultiDict()

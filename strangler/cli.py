@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gateway.settings import Config, ConfigError, load
+from gateway.settings import Config, ConfigError, Node, load
 
 DEFAULT_CONFIG = os.environ.get("STRANGLER_CONFIG", "config.yaml")
 
@@ -123,25 +123,29 @@ def _gateway(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _port_of(url: str, given: int | None) -> int:
-    return given if given is not None else (urlparse(url).port or 80)
+def _port(members: tuple[Node, ...], wanted: str, given: int | None, where: str) -> int:
+    """``--port`` if given, else the port of ``wanted`` in config.yaml."""
+    if given is not None:
+        return given
+    member = next((m for m in members if m.id == wanted), None)
+    if member is None:
+        known = ", ".join(m.id for m in members)
+        raise ConfigError(f"{where}: no {wanted!r} (known: {known}); "
+                          "give --port to run one outside the config")
+    return urlparse(member.url).port or 80
 
 
 def _legacy(cfg: Config, args: argparse.Namespace) -> int:
     from legacy_shop.cli import main as legacy_main
 
-    node = next((n for n in cfg.legacy.nodes if n.id == args.node_id), None)
-    if node is None and args.port is None:
-        known = ", ".join(n.id for n in cfg.legacy.nodes)
-        raise ConfigError(f"legacy.nodes: no node {args.node_id!r} (known: {known}); "
-                          "give --port to run one outside the config")
+    port = _port(cfg.legacy.nodes, args.node_id, args.port, "legacy.nodes")
     token = cfg.legacy.internal_token.read()
     if token:
         os.environ["STRANGLER_INTERNAL_TOKEN"] = token
     return legacy_main([
         "serve", "--node-id", args.node_id,
-        "--port", str(_port_of(node.url if node else "", args.port)),
-        "--database-url", cfg.database.url, "--log-level", cfg.gateway.log_level,
+        "--port", str(port), "--database-url", cfg.database.url,
+        "--log-level", cfg.gateway.log_level,
     ])
 
 
@@ -149,17 +153,13 @@ def _services(cfg: Config, args: argparse.Namespace) -> int:
     from new_services.cli import main as services_main
     from strangler import runtime
 
-    inst = next((n for n in cfg.new.instances if n.id == args.instance_id), None)
-    if inst is None and args.port is None:
-        known = ", ".join(n.id for n in cfg.new.instances)
-        raise ConfigError(f"new.instances: no instance {args.instance_id!r} (known: {known}); "
-                          "give --port to run one outside the config")
+    port = _port(cfg.new.instances, args.instance_id, args.port, "new.instances")
     redis_url = runtime.redis_url(cfg.redis.url, args.redis_url)
     if not redis_url:
         raise ConfigError("redis.url: not set and no demo running; give --redis-url")
     return services_main([
         "serve", "--instance-id", args.instance_id,
-        "--port", str(_port_of(inst.url if inst else "", args.port)),
+        "--port", str(port),
         "--database-url", cfg.database.url, "--redis-url", redis_url,
         "--key-prefix", cfg.redis.key_prefix, "--session-ttl", str(cfg.redis.session_ttl_s),
         "--jwks", str(cfg.tokens.jwks_file), "--jwt-issuer", cfg.tokens.issuer,
