@@ -1,0 +1,148 @@
+"""The gateway as an HTTP proxy: what reaches the backend, what reaches the client.
+
+A real gateway (in-process, real Redis) in front of a small real aiohttp
+backend that records what it received and answers with whatever a test asks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.app import Gateway
+from gateway.settings import parse
+from tests.support.keys import KeyPair
+from tests.support.net import free_port
+
+BIG = bytes(range(256)) * 4096  # 1 MiB: streamed, not buffered
+
+
+def _backend(seen: list[dict[str, Any]]) -> web.Application:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        seen.append({"path": request.raw_path, "headers": dict(request.headers),
+                     "body_len": len(body), "body_ok": body == BIG if len(body) > 1000 else None})
+        if request.path == "/gzip":
+            resp = web.Response(body=gzip.compress(b'{"hello": "world"}' * 50))
+            resp.headers["Content-Encoding"] = "gzip"
+            resp.headers["Content-Type"] = "application/json"
+            return resp
+        if request.path == "/big":
+            stream = web.StreamResponse()
+            stream.content_type = "application/octet-stream"
+            await stream.prepare(request)
+            for i in range(0, len(BIG), 65536):
+                await stream.write(BIG[i:i + 65536])
+            await stream.write_eof()
+            return stream
+        resp = web.json_response({"ok": True})
+        for name in ("X-Shop-Session-Rev", "X-Strangler-Identity", "X_Shop_Node", "Keep-Alive",
+                     "X-Secret-Hop"):
+            resp.headers[name] = "leak"
+        resp.headers["Connection"] = "X-Secret-Hop"
+        resp.headers["X-Backend-Own"] = "kept"
+        return resp
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "boot_id": "b1"})
+
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+@pytest.fixture
+async def proxy(tmp_path: Path, redis_url: str, key_prefix: str, keypair: KeyPair,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, list[Any]]]:
+    seen: list[dict[str, Any]] = []
+    backend = TestServer(_backend(seen), host="127.0.0.1")
+    await backend.start_server()
+    monkeypatch.setenv("STRANGLER_INTERNAL_TOKEN", "internal-test-token")
+    port, admin_port = free_port(), free_port()
+    cfg = parse({
+        "gateway": {"listen": {"port": port}, "admin_listen": {"port": admin_port},
+                    "admin_token": {"env": "NOPE_UNSET"}, "trusted_proxies": ["10.0.0.0/8"]},
+        "redis": {"url": redis_url, "key_prefix": key_prefix},
+        "legacy": {"nodes": [{"id": "a", "url": str(backend.make_url("")).rstrip("/")}],
+                   "internal_token": {"env": "STRANGLER_INTERNAL_TOKEN"}},
+        "new": {"instances": [{"id": "n1", "url": "http://127.0.0.1:9"}]},
+        "tokens": {"kid": keypair.kid, "private_key_file": str(keypair.private_pem),
+                   "jwks_file": str(keypair.jwks)},
+        "routes": [{"name": "default", "paths": ["/*"], "legacy_only": True}],
+    })
+    gateway = Gateway(cfg)
+    await gateway.start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await gateway.stop()
+        await backend.close()
+
+
+async def test_gzip_is_relayed_untouched_with_its_content_encoding(proxy: tuple[str, list[Any]]
+                                                                    ) -> None:
+    url, _ = proxy
+    async with aiohttp.ClientSession(auto_decompress=False) as http, \
+            http.get(url + "/gzip", headers={"Accept-Encoding": "gzip"}) as resp:
+        raw = await resp.read()
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(raw).decode()[: len('{"hello": "world"}')]) == {
+        "hello": "world"}
+
+
+async def test_large_bodies_stream_both_ways_intact(proxy: tuple[str, list[Any]]) -> None:
+    url, seen = proxy
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/big") as resp:
+            assert resp.status == 200
+            assert await resp.read() == BIG
+        async with http.post(url + "/upload", data=BIG) as resp:
+            assert resp.status == 200
+    upload = seen[-1]
+    assert upload["body_len"] == len(BIG) and upload["body_ok"]
+
+
+async def test_hop_by_hop_and_internal_headers_never_cross(proxy: tuple[str, list[Any]]) -> None:
+    url, seen = proxy
+    forged = {"X-Strangler-Identity": "forged.jwt", "X_Shop_Session_Rev": "9",
+              "X-Internal-Token": "guess", "Connection": "X-Custom-Hop",
+              "X-Custom-Hop": "drop me", "X-Forwarded-For": "6.6.6.6",
+              "X-Request-Id": "client-trace-12345"}
+    async with aiohttp.ClientSession() as http, http.get(url + "/plain", headers=forged) as resp:
+        got = resp.headers.copy()
+        assert await resp.json() == {"ok": True}
+    sent = {k.lower(): v for k, v in seen[-1]["headers"].items()}
+    for name in ("x-strangler-identity", "x_shop_session_rev", "x-internal-token",
+                 "x-custom-hop"):
+        assert name not in sent, name
+    assert sent["x-forwarded-for"] == "127.0.0.1", "an untrusted client's XFF is not believed"
+    assert sent["x-request-id"] == "client-trace-12345"
+    lowered = {k.lower() for k in got}
+    for name in ("x-shop-session-rev", "x-strangler-identity", "x_shop_node", "keep-alive",
+                 "x-secret-hop"):
+        assert name not in lowered, name
+    assert got["X-Backend-Own"] == "kept"
+    assert got["X-Request-Id"] == "client-trace-12345"
+
+
+async def test_every_answer_carries_a_request_id_even_a_refusal(proxy: tuple[str, list[Any]]
+                                                                 ) -> None:
+    url, seen = proxy
+    before = len(seen)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/a/%2Fetc/passwd") as resp:
+            assert resp.status == 400
+            assert resp.headers["Content-Type"].startswith("application/problem+json")
+            assert len(resp.headers["X-Request-Id"]) >= 8
+        async with http.get(url + "/api/%2e%2e/admin") as resp:
+            assert resp.status == 200
+    assert len(seen) == before + 1 and seen[-1]["path"] == "/admin"
