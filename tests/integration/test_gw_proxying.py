@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,10 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.app import Gateway
-from gateway.settings import parse
+from tests.support.harness import GatewayHarness
 from tests.support.keys import KeyPair
-from tests.support.net import free_port
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: streamed, not buffered
 
@@ -61,30 +58,19 @@ def _backend(seen: list[dict[str, Any]]) -> web.Application:
 
 
 @pytest.fixture
-async def proxy(tmp_path: Path, redis_url: str, key_prefix: str, keypair: KeyPair,
-                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, list[Any]]]:
+async def proxy(redis_url: str, key_prefix: str,
+                keypair: KeyPair) -> AsyncIterator[tuple[str, list[Any]]]:
     seen: list[dict[str, Any]] = []
     backend = TestServer(_backend(seen), host="127.0.0.1")
     await backend.start_server()
-    monkeypatch.setenv("STRANGLER_INTERNAL_TOKEN", "internal-test-token")
-    port, admin_port = free_port(), free_port()
-    cfg = parse({
-        "gateway": {"listen": {"port": port}, "admin_listen": {"port": admin_port},
-                    "admin_token": {"env": "NOPE_UNSET"}, "trusted_proxies": ["10.0.0.0/8"]},
-        "redis": {"url": redis_url, "key_prefix": key_prefix},
-        "legacy": {"nodes": [{"id": "a", "url": str(backend.make_url("")).rstrip("/")}],
-                   "internal_token": {"env": "STRANGLER_INTERNAL_TOKEN"}},
-        "new": {"instances": [{"id": "n1", "url": "http://127.0.0.1:9"}]},
-        "tokens": {"kid": keypair.kid, "private_key_file": str(keypair.private_pem),
-                   "jwks_file": str(keypair.jwks)},
-        "routes": [{"name": "default", "paths": ["/*"], "legacy_only": True}],
-    })
-    gateway = Gateway(cfg)
-    await gateway.start()
+    harness = GatewayHarness(redis_url, key_prefix, keypair,
+                             legacy={"a": str(backend.make_url(""))},
+                             gateway={"trusted_proxies": ["10.0.0.0/8"]})
+    await harness.start()
     try:
-        yield f"http://127.0.0.1:{port}", seen
+        yield harness.url, seen
     finally:
-        await gateway.stop()
+        await harness.stop()
         await backend.close()
 
 
