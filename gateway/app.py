@@ -24,6 +24,7 @@ from flags.view import FlagView
 from gateway import log
 from gateway.admin import AdminState, create_admin_app
 from gateway.breaker import Breaker, State
+from gateway.budget import RetryBudget
 from gateway.decide import Decider
 from gateway.errors import GatewayError
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
@@ -85,7 +86,7 @@ class Gateway:
         self.legacy = LegacyPool("legacy", [upstream(n.id, n.url) for n in cfg.legacy.nodes],
                                  cfg.health.path)
         self.new = NewPool("new", [upstream(n.id, n.url) for n in cfg.new.instances],
-                           cfg.health.path)
+                           cfg.health.path, cfg.new.ejection)
         self.redis = aioredis.Redis.from_url(
             cfg.redis.url or "", socket_timeout=cfg.redis.timeout_ms / 1000,
             socket_connect_timeout=cfg.redis.timeout_ms / 1000, health_check_interval=0)
@@ -103,6 +104,11 @@ class Gateway:
             for name, r in router.routes.items()
         }
         hook = LegacyHook(self.secrets.internal_token)
+        self.budgets = {
+            name: RetryBudget(r.retry_budget.ratio, r.retry_budget.min_retries,
+                              r.retry_budget.window_s)
+            for name, r in router.routes.items()
+        }
         minter = TokenMinter(cfg.tokens, self.key)
         self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics)
         await self._first_health_check()
@@ -112,7 +118,8 @@ class Gateway:
         self._flags_changed(self.provider.view)
         self.shadow = Shadower(self.new, self.bridge, self.metrics, cfg.gateway.shadow_concurrency)
         self.pipeline = Pipeline(cfg.gateway, router, self.decider, self.bridge, self.legacy,
-                                 self.new, self.breakers, self.shadow, self.metrics)
+                                 self.new, self.breakers, self.budgets, self.shadow,
+                                 self.metrics)
         self.store.on_recover.append(self._store_recovered)
         self.admin = AdminState(provider=self.provider, routes=router.routes,
                                 breakers=self.breakers, store=self.store, legacy=self.legacy,

@@ -29,6 +29,9 @@ class Metrics:
         self.fallbacks = Counter("strangler_fallbacks_total",
                                  "Requests retried on legacy after new failed.",
                                  ("route", "reason"), registry=r)
+        self.fallbacks_refused = Counter("strangler_fallbacks_refused_total",
+                                         "Failures on new that were not retried on legacy.",
+                                         ("route", "reason"), registry=r)
         self.upstream_errors = Counter("strangler_upstream_errors_total",
                                        "Backend failures, by kind.", ("backend", "kind"),
                                        registry=r)

@@ -26,6 +26,7 @@ from adapters.wire import (
 )
 from gateway import log
 from gateway.breaker import Breaker
+from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
 from gateway.decide import Backend, Decider, Decision, guard
 from gateway.errors import (
@@ -95,7 +96,8 @@ class Served:
 class Pipeline:
     def __init__(self, cfg: GatewaySection, router: Router, decider: Decider,
                  bridge: SessionBridge, legacy: LegacyPool, new: NewPool,
-                 breakers: dict[str, Breaker], shadow: Shadower, metrics: Metrics) -> None:
+                 breakers: dict[str, Breaker], budgets: dict[str, RetryBudget],
+                 shadow: Shadower, metrics: Metrics) -> None:
         self.cfg = cfg
         self.router = router
         self.decider = decider
@@ -103,6 +105,7 @@ class Pipeline:
         self.legacy = legacy
         self.new = new
         self.breakers = breakers
+        self.budgets = budgets
         self.shadow = shadow
         self.metrics = metrics
         self.trusted = TrustedProxies(cfg.trusted_proxies)
@@ -195,6 +198,7 @@ class Pipeline:
 
     async def _via_new(self, ex: Exchange, decision: Decision) -> Served:
         breaker = self.breakers[ex.route.name]
+        self.budgets[ex.route.name].request()
         try:
             token = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid)
         except StoreUnavailable:
@@ -209,33 +213,42 @@ class Pipeline:
             self.metrics.upstream_errors.labels("new", exc.kind).inc()
             if isinstance(exc, UpstreamConnectError):
                 self.new.mark_down(member.id, "connect")
+            self.new.outcome(member, False, exc.kind)
             breaker.failure(exc.kind)
             return await self._fallback_after(ex, decision, exc.kind, exc)
+        self.new.outcome(member, result.status < 500, f"status {result.status}")
         if result.status >= 500:
             breaker.failure(f"status {result.status}")
             self.metrics.upstream_errors.labels("new", "5xx").inc()
-            if self._fallback_reason(ex, decision, "5xx"):
+            reason = self._may_fall_back(ex, decision, "5xx")
+            if reason is not None:
                 result.release()
-                return await self._fallback_after(ex, decision, "5xx", None)
+                return await self._fallback(ex, decision, reason, "5xx")
         else:
             breaker.success()
         return Served(result, Backend.NEW, decision.reason)
 
-    def _fallback_reason(self, ex: Exchange, decision: Decision, kind: str) -> str | None:
-        if not decision.fallback or not ex.resendable:
-            return None
-        has_key = "Idempotency-Key" in ex.request.headers
-        return fallback_reason(ex.route.fallback, ex.request.method, kind, has_key)
+    def _may_fall_back(self, ex: Exchange, decision: Decision, kind: str) -> str | None:
+        """The fallback reason if the rules allow a retry on legacy and the budget has one."""
+        reason = None
+        if decision.fallback and ex.resendable:
+            has_key = "Idempotency-Key" in ex.request.headers
+            reason = fallback_reason(ex.route.fallback, ex.request.method, kind, has_key)
+        refused = "rules" if reason is None else None
+        if reason is not None and not self.budgets[ex.route.name].try_retry():
+            reason, refused = None, "retry_budget_exhausted"
+        if refused:
+            self.metrics.fallbacks_refused.labels(ex.route.name, refused).inc()
+            _log.warning("fallback_refused", route=ex.route.name, kind=kind, why=refused,
+                         method=ex.request.method, complete=not decision.fallback,
+                         streamed=not ex.resendable)
+        return reason
 
     async def _fallback_after(self, ex: Exchange, decision: Decision, kind: str,
-                              exc: UpstreamError | None) -> Served:
-        reason = self._fallback_reason(ex, decision, kind)
+                              exc: UpstreamError) -> Served:
+        reason = self._may_fall_back(ex, decision, kind)
         if reason is None:
-            _log.warning("fallback_refused", route=ex.route.name, kind=kind,
-                         method=ex.request.method, complete=not decision.fallback)
-            if exc is not None:
-                raise exc
-            raise ServiceUnavailable("new failed and this request may not be retried")
+            raise exc
         return await self._fallback(ex, decision, reason, kind)
 
     async def _fallback(self, ex: Exchange, decision: Decision, reason: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from gateway.settings import Breaker, Fallback, RouteSection
+from gateway.settings import Breaker, Fallback, RetryBudget, RouteSection
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class Route:
     legacy_only: bool
     fallback: Fallback
     breaker: Breaker
+    retry_budget: RetryBudget
 
     @classmethod
     def from_config(cls, section: RouteSection) -> Route:
@@ -30,7 +31,8 @@ class Route:
             methods = frozenset(section.methods)
             if "GET" in methods:
                 methods |= {"HEAD"}
-        return cls(section.name, methods, section.legacy_only, section.fallback, section.breaker)
+        return cls(section.name, methods, section.legacy_only, section.fallback, section.breaker,
+                   section.retry_budget)
 
 
 class Match(Enum):

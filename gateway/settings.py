@@ -117,8 +117,18 @@ class LegacySection(_Frozen):
         return self
 
 
+class Ejection(_Frozen):
+    """Outlier ejection of a failing new instance (Envoy-style)."""
+
+    consecutive_failures: Int = Field(5, gt=0)
+    base_ms: Int = Field(5_000, gt=0)
+    """Ejected for base x (times ejected), up to ``max_ms``; health checks cannot undo it."""
+    max_ms: Int = Field(300_000, gt=0)
+
+
 class NewSection(_Frozen):
     instances: tuple[Node, ...] = Field(min_length=1)
+    ejection: Ejection = Ejection()
 
     @model_validator(mode="after")
     def _unique(self) -> NewSection:
@@ -163,6 +173,15 @@ class Breaker(_Frozen):
     cooldown_ms: Int = Field(10_000, gt=0)
 
 
+class RetryBudget(_Frozen):
+    """Fallback retries per route: at most ``ratio`` of the route's requests over the last
+    ``window_s`` seconds, plus ``min_retries`` per window so a quiet route can still retry."""
+
+    ratio: float = Field(0.2, ge=0, le=1)
+    min_retries: Int = Field(10, ge=0)
+    window_s: Int = Field(10, gt=0)
+
+
 class RouteSection(_Frozen):
     name: NAME
     paths: tuple[str, ...] = Field(min_length=1)
@@ -173,6 +192,7 @@ class RouteSection(_Frozen):
     """A route with no new implementation: always legacy, its flag cannot be moved."""
     fallback: Fallback = Fallback()
     breaker: Breaker = Breaker()
+    retry_budget: RetryBudget = RetryBudget()
 
     @field_validator("paths")
     @classmethod

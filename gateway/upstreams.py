@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from multidict import CIMultiDict
 from gateway import log
 from gateway.errors import UpstreamError
 from gateway.forward import HttpUpstream, Outgoing
+from gateway.settings import Ejection
 
 _log = log.get("upstreams")
 
@@ -29,6 +31,10 @@ class Member:
     upstream: HttpUpstream
     healthy: bool = True
     boot_id: str = ""
+    failures: int = 0
+    """Consecutive failed requests (not health checks)."""
+    ejections: int = 0
+    ejected_until: float = 0.0
 
     @property
     def id(self) -> str:
@@ -38,13 +44,15 @@ class Member:
 class Pool:
     """A named set of members with health state; ``healthy`` is kept precomputed."""
 
-    def __init__(self, kind: str, members: list[HttpUpstream], health_path: str) -> None:
+    def __init__(self, kind: str, members: list[HttpUpstream], health_path: str,
+                 ejection: Ejection | None = None) -> None:
         self.kind = kind
         self.members = {m.id: Member(m) for m in members}
         self._health_path = health_path
         self.healthy: tuple[Member, ...] = tuple(self.members.values())
         self._rr = 0
         self._listeners: list[Callable[[Member], None]] = []
+        self._ejection = ejection
 
     def on_change(self, listener: Callable[[Member], None]) -> None:
         self._listeners.append(listener)
@@ -58,7 +66,25 @@ class Pool:
             for listener in self._listeners:
                 listener(member)
 
+    def outcome(self, member: Member, ok: bool, reason: str = "") -> None:
+        """Record a real request's result; eject an instance that keeps failing."""
+        if ok:
+            member.failures = 0
+            return
+        member.failures += 1
+        e = self._ejection
+        if e is None or member.failures < e.consecutive_failures:
+            return
+        member.ejections += 1
+        seconds = min(e.base_ms * member.ejections, e.max_ms) / 1000
+        member.ejected_until = time.monotonic() + seconds
+        member.failures = 0
+        self.mark_down(member.id, f"ejected for {seconds:g}s after {e.consecutive_failures} "
+                                  f"consecutive failures, last: {reason}")
+
     def _mark_up(self, member: Member, boot_id: str) -> None:
+        if member.ejected_until > time.monotonic():
+            return  # ejected: a passing health check does not cut the ejection short
         changed = not member.healthy or (boot_id and boot_id != member.boot_id)
         restarted = bool(member.boot_id) and boot_id != member.boot_id
         member.boot_id = boot_id or member.boot_id
