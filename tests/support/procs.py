@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5) as resp:  # noqa: S310 (loopback only)
-            return 200 <= resp.status < 300
+            return bool(200 <= resp.status < 300)
     except OSError:
         return False
 
@@ -47,9 +47,14 @@ class Proc:
         )
         log.close()
         if self.ready_url:
-            wait_until(lambda: self._alive() and http_ok(self.ready_url or ""),
-                       timeout=timeout, what=f"{self.name} at {self.ready_url}")
+            self.wait_ready(timeout)
         return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until the process answers its ready URL (fails fast if it died)."""
+        url = self.ready_url or ""
+        wait_until(lambda: self._alive() and http_ok(url), timeout=timeout,
+                   what=f"{self.name} at {url}")
 
     def _alive(self) -> bool:
         if self.popen is None or self.popen.poll() is not None:

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from .keys import make_keypair
-from .net import free_port, wait_until
-from .procs import ROOT, Proc, http_ok
+from .net import free_port
+from .procs import ROOT, Proc
 
 DEFAULT_ROUTES: list[dict[str, Any]] = [
     {"name": "catalog", "paths": ["/api/products", "/api/products/*"], "methods": ["GET", "HEAD"]},
@@ -116,8 +116,7 @@ class Stack:
             proc.start()
             proc.ready_url = ready
         for proc in backends:
-            wait_until(lambda p=proc: p._alive() and http_ok(p.ready_url or ""), timeout=30,
-                       what=f"{proc.name} healthy")
+            proc.wait_ready(timeout=30)
         for gw in self.gateways:
             gw.start(timeout=30)
         return self
