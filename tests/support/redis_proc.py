@@ -30,4 +30,12 @@ class PrivateRedis:
         return self
 
     def stop(self) -> None:
+        """Kill it: with no persistence, it comes back empty."""
         self.proc.kill()
+
+    def pause(self) -> None:
+        """Hang it (SIGSTOP): unreachable, but its data survives ``resume``."""
+        self.proc.pause()
+
+    def resume(self) -> None:
+        self.proc.resume()

@@ -1,0 +1,101 @@
+"""Redis goes away, comes back, comes back empty; a legacy node loses its memory.
+
+Each test runs a whole stack against a private redis-server it can hang, kill
+and restart. Expected: legacy keeps serving with sticky routing, new routes
+fall back (never anonymously), readiness says degraded, and everything
+recovers by itself with nothing lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.net import await_until
+from tests.support.redis_proc import PrivateRedis
+from tests.support.shop import Admin, ShopUser, cart_lines
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis").start()
+    yield server
+    server.resume()
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(private_redis: PrivateRedis) -> str:
+    """The stack fixture takes the private server instead of the shared one."""
+    return private_redis.url
+
+
+async def _status(admin: Admin) -> str:
+    return str((await admin.ready()).body["status"])
+
+
+async def test_redis_hangs_legacy_keeps_serving_and_nothing_is_lost_on_recovery(
+        stack: Stack, admin: Admin, private_redis: PrivateRedis) -> None:
+    await admin.set_route("cart", "new")
+    async with ShopUser(stack.url()) as user:
+        assert (await user.login("alice")).status == 200
+        assert (await user.add(3, 1)).backend == "new"  # only in Redis so far
+
+        private_redis.pause()
+        await await_until(lambda: _eq(_status(admin), "degraded"), timeout=10,
+                          what="readyz to report degraded")
+        ready = (await admin.ready()).body
+        assert ready["status"] == "degraded" and (await admin.ready()).status == 200
+
+        seen = await user.cart()  # new cannot read sessions: falls back, still logged in
+        assert seen.status == 200 and seen.backend == "legacy"
+        added = await user.add(5, 2)  # decided to legacy while the store is down
+        assert added.status == 200 and added.backend == "legacy"
+        me = await user.me()
+        assert me.status == 200 and me.body["user"]["username"] == "alice"
+
+        private_redis.resume()
+        await await_until(lambda: _eq(_status(admin), "ready"), timeout=15,
+                          what="readyz to recover by itself")
+        on_new = await user.cart()
+        assert on_new.backend == "new"
+        assert cart_lines(on_new) == {3: 1, 5: 2}, "both sides' items survive the outage"
+        await admin.set_route("cart", "legacy")
+        assert cart_lines(await user.cart()) == {3: 1, 5: 2}
+
+
+async def test_redis_restarted_empty_users_are_re_migrated_from_their_nodes(
+        stack: Stack, admin: Admin, private_redis: PrivateRedis) -> None:
+    async with ShopUser(stack.url()) as user:
+        await user.login("bob")
+        await user.add(8, 2)  # on legacy (cart starts at legacy)
+        private_redis.stop()
+        private_redis.start()  # no persistence: every record and flag is gone
+        await await_until(lambda: _eq(_status(admin), "ready"), timeout=15,
+                          what="gateway back on the empty Redis")
+        assert cart_lines(await user.cart()) == {8: 2}
+        assert (await admin.set_route("cart", "new")).status == 200
+        on_new = await user.cart()
+        assert on_new.backend == "new" and cart_lines(on_new) == {8: 2}
+        me = await user.me()
+        assert me.status == 200 and me.body["user"]["username"] == "bob"
+
+
+async def test_a_restarted_legacy_node_gets_its_sessions_back_from_redis(stack: Stack) -> None:
+    async with ShopUser(stack.url()) as user:
+        await user.login("carol")
+        node = (await user.add(11, 1)).upstream
+        assert node in stack.legacy
+        stack.legacy[node].restart()  # same port, empty memory, new boot id
+        cart = await user.cart()
+        assert cart.status == 200 and cart_lines(cart) == {11: 1}
+        me = await user.me()
+        assert me.status == 200 and me.body["user"]["username"] == "carol"
+        assert cart_lines(await user.add(12, 1)) == {11: 1, 12: 1}
+
+
+async def _eq(value: object, expected: object) -> bool:
+    return (await value) == expected  # type: ignore[misc]
