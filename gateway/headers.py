@@ -1,12 +1,17 @@
 """Header hygiene in both directions.
 
 Toward a backend: hop-by-hop headers go (RFC 9110 7.6.1), including any a
-client names in ``Connection``; every internal header goes, also under an
-underscore alias (``X_Shop_Session_Id``, ``X-Shop_Session-Id``: some servers fold ``_`` into ``-``);
-``X-Forwarded-*`` are set from what the gateway saw, not what the client
-claimed. Toward the client: hop-by-hop and internal headers go; the gateway's
-own (``X-Request-Id``, affinity cookie) are added after the filter, so they
-survive it.
+client names in ``Connection``; every internal header goes. Whatever is dropped
+is dropped under any underscore alias too (``X_Shop_Session_Id``,
+``X-Shop_Session-Id``, ``X_Forwarded_For``, ``Transfer_Encoding``): WSGI and CGI
+servers fold ``-`` and ``_`` into one environ key, so an alias that passed would
+forge the real header behind the gateway. ``X-Forwarded-*`` are set from what
+the gateway saw, not what the client claimed; forwarding headers it does not
+set (``X-Forwarded-Port``, ``X-Forwarded-Ssl``, ``X-Original-URL``...) are
+dropped, since backends honour them to decide scheme or path. Toward the
+client: hop-by-hop and internal headers go; the gateway's own
+(``X-Request-Id``, affinity cookie) are added after the filter, so they survive
+it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,14 @@ HOP_BY_HOP = frozenset(
 _DROP_REQUEST = HOP_BY_HOP | INTERNAL_HEADERS | {
     "host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
     "x-real-ip", "forwarded", "x-request-id",
+    # Also claims about the client or the path that only a proxy may make: backends
+    # (Rails, Werkzeug's ProxyFix, Symfony, IIS) believe them.
+    "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix",
+    "x-forwarded-server", "x-forwarded-protocol", "x-client-ip", "x-cluster-client-ip",
+    "true-client-ip", "front-end-https", "x-url-scheme", "x-original-url", "x-rewrite-url",
 }
 _DROP_RESPONSE = HOP_BY_HOP | INTERNAL_HEADERS | {"content-length"}
+_PROTOS = frozenset({"http", "https"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
@@ -51,7 +62,10 @@ def screen(headers: CIMultiDictProxy[str]) -> None:
     if cls and not (cls[0].isascii() and cls[0].isdigit()):
         raise BadHeader("Content-Length is not a number")
     te = headers.getall("Transfer-Encoding", ())
-    if te and (len(te) > 1 or te[0].strip().lower() != "chunked"):
+    # Exactly "chunked": the names are case-insensitive on paper, but "Chunked" or
+    # "identity, chunked" is what a desync probe sends (no real client does), and a
+    # hop that reads it differently frames the body differently (TE.TE smuggling).
+    if te and (len(te) > 1 or te[0].strip() != "chunked"):
         raise BadHeader("unsupported Transfer-Encoding")
 
 
@@ -75,11 +89,17 @@ def upstream_request_headers(
     out = _filtered(headers, _DROP_REQUEST)
     prior = ", ".join(headers.getall("X-Forwarded-For", ())) if trusted_proxy else None
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-    out["X-Forwarded-Proto"] = (headers.get("X-Forwarded-Proto", proto) if trusted_proxy
-                                else proto)
+    out["X-Forwarded-Proto"] = _proto(headers, proto) if trusted_proxy else proto
     out["X-Forwarded-Host"] = host
     out["X-Request-Id"] = rid
     return out
+
+
+def _proto(headers: CIMultiDictProxy[str], fallback: str) -> str:
+    """A trusted proxy's scheme, as one token the backends and the gateway agree on:
+    the first hop's (``https, http`` -> ``https``), lower-cased; else the connection's."""
+    value = headers.get("X-Forwarded-Proto", "").split(",", 1)[0].strip().lower()
+    return value if value in _PROTOS else fallback
 
 
 def client_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
@@ -88,14 +108,14 @@ def client_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
 
 
 def _filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
-    """``headers`` minus ``drop``, internal names in any ``-``/``_`` spelling, and
-    whatever ``Connection`` names (the gateway sets its own X-* after this)."""
+    """``headers`` minus ``drop`` and whatever ``Connection`` names, each in any
+    ``-``/``_`` spelling (the gateway sets its own X-* after this)."""
     if "Connection" in headers:
         drop = drop | _connection_named(headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         low = name.lower()
-        if low in drop or ("_" in low and low.replace("_", "-") in INTERNAL_HEADERS):
+        if low in drop or ("_" in low and low.replace("_", "-") in drop):
             continue
         out.add(name, value)
     return out

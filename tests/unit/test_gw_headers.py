@@ -109,6 +109,37 @@ def test_mixed_underscore_aliases_are_dropped(name: str) -> None:
     assert name not in client_response_headers(h((name, "leak")))
 
 
+@pytest.mark.parametrize("name", ["X_Forwarded_For", "x_forwarded-proto", "X-Forwarded_Host",
+                                  "X_Real_IP", "Transfer_Encoding", "Content_Length",
+                                  "Proxy_Authorization", "X_Request_Id"])
+def test_underscore_aliases_of_every_dropped_header_are_dropped(name: str) -> None:
+    # a WSGI backend reads X_Forwarded_For and X-Forwarded-For as one HTTP_X_FORWARDED_FOR
+    out = to_backend((name, "6.6.6.6"))
+    assert name not in out
+    assert "6.6.6.6" not in out.values()
+
+
+def test_underscore_alias_of_a_connection_named_header_is_dropped() -> None:
+    out = to_backend(("Connection", "X-Secret-Hop"), ("X_Secret_Hop", "s"))
+    assert "X_Secret_Hop" not in out
+
+
+@pytest.mark.parametrize("name", ["X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+                                  "X-Forwarded-Prefix", "Front-End-Https", "X-Original-URL",
+                                  "X-Rewrite-URL", "X-Client-IP", "True-Client-IP"])
+def test_proxy_claims_the_gateway_does_not_make_are_dropped(name: str) -> None:
+    for trusted in (False, True):
+        assert name not in to_backend((name, "on"), peer=PROXY, trusted=trusted)
+
+
+@pytest.mark.parametrize(("sent", "seen"), [("https", "https"), ("HTTPS", "https"),
+                                            (" https , http", "https"), ("http", "http"),
+                                            ("gopher", "http"), ("", "http")])
+def test_a_trusted_proxys_scheme_is_one_lower_case_token(sent: str, seen: str) -> None:
+    out = to_backend(("X-Forwarded-Proto", sent), peer=PROXY, trusted=True, proto="http")
+    assert out.getall("X-Forwarded-Proto") == [seen]
+
+
 def test_other_underscore_headers_pass() -> None:
     assert to_backend(("X_Custom_Thing", "1"))["X_Custom_Thing"] == "1"
 
@@ -209,6 +240,12 @@ def test_client_response_keeps_end_to_end_headers_and_every_cookie() -> None:
         [("Transfer-Encoding", "identity")],
         [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
         [("Transfer-Encoding", "xchunked")],
+        # chunked is the only coding, spelled the only way clients spell it
+        [("Transfer-Encoding", "Chunked")],
+        [("Transfer-Encoding", "CHUNKED")],
+        [("Transfer-Encoding", "identity, chunked")],
+        [("Transfer-Encoding", ",chunked")],
+        [("Transfer-Encoding", "chunked,")],
     ],
 )
 def test_smuggling_shapes_are_refused(pairs: list[tuple[str, str]]) -> None:
@@ -223,7 +260,8 @@ def test_smuggling_shapes_are_refused(pairs: list[tuple[str, str]]) -> None:
         [("Content-Length", "0")],
         [("Content-Length", "1048576")],
         [("Transfer-Encoding", "chunked")],
-        [("transfer-encoding", "Chunked")],
+        [("transfer-encoding", "chunked")],
+        [("Transfer-Encoding", " chunked ")],
         [("Accept", "*/*"), ("Accept", "text/html")],
     ],
 )
