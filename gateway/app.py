@@ -26,7 +26,7 @@ from gateway.admin import AdminState, create_admin_app
 from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
 from gateway.decide import Decider
-from gateway.errors import GatewayError
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UriTooLong
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.headers import request_id
 from gateway.legacy_hook import LegacyHook
@@ -167,7 +167,12 @@ class Gateway:
         except GatewayError as exc:
             level = _log.warning if exc.status >= 500 else _log.info
             level("request_refused", status=exc.status, code=exc.code, detail=exc.detail)
-            return problem(exc, rid)
+            response = problem(exc, rid)
+            if isinstance(exc, BadRequest | PayloadTooLarge | UriTooLong):
+                # The framing of this connection cannot be trusted any more (a
+                # smuggling probe, an unread oversize body): never reuse it.
+                response.force_close()
+            return response
         except asyncio.CancelledError:
             _log.info("client_gone")
             raise

@@ -26,6 +26,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import (
+    GatewayError,
     UpstreamConnectError,
     UpstreamError,
     UpstreamProtocolError,
@@ -134,6 +135,11 @@ class HttpUpstream:
                 data=request.body, allow_redirects=False,
             )
         except Exception as exc:
+            if isinstance(exc.__cause__, GatewayError):
+                # Our own refusal raised while streaming the request body (e.g. a
+                # chunked body over the limit), wrapped by aiohttp: it is not a
+                # backend failure and must not count against the backend.
+                raise exc.__cause__ from None
             raise _translate(self.id, exc) from exc
         try:
             length = resp.content_length

@@ -232,7 +232,9 @@ class Pipeline:
         """The fallback reason if the rules allow a retry on legacy and the budget has one."""
         reason = None
         if decision.fallback and ex.resendable:
-            has_key = "Idempotency-Key" in ex.request.headers
+            # What was forwarded, not what the client sent: a key the client named in
+            # Connection was stripped, and then it does not protect a retry.
+            has_key = "Idempotency-Key" in ex.headers
             reason = fallback_reason(ex.route.fallback, ex.request.method, kind, has_key)
         refused = "rules" if reason is None else None
         if reason is not None and not self.budgets[ex.route.name].try_retry():
@@ -316,9 +318,14 @@ async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[byt
 
 
 def problem(exc: GatewayError, rid: str) -> web.Response:
-    """An RFC 9457 problem+json response for a gateway error."""
+    """An RFC 9457 problem+json response for a gateway error.
+
+    A backend failure's detail names hosts and ports: that stays in the log
+    (with the same request id); the client learns only what kind it was.
+    """
+    detail = f"a backend failed ({exc.kind})" if isinstance(exc, UpstreamError) else exc.detail
     body = {"type": "about:blank", "title": exc.code, "status": exc.status,
-            "detail": exc.detail, "request_id": rid}
+            "detail": detail, "request_id": rid}
     response = web.json_response(body, status=exc.status, content_type="application/problem+json")
     response.headers["X-Request-Id"] = rid
     if isinstance(exc, MethodNotAllowed):

@@ -221,13 +221,6 @@ SMUGGLING: dict[str, tuple[bytes, str]] = {
     "bare_cr": (b"POST /x HTTP/1.1\r\nHost: gw.test\rContent-Length: 5\r\n\r\nhello", "parser"),
 }
 
-_KEEPS_ALIVE = pytest.mark.xfail(strict=True, reason=(
-    "BUG: after refusing a request in screen() (gateway/headers.py) the gateway keeps the "
-    "connection open, so bytes after the refused request are served as a second request. "
-    "Fix in gateway/app.py Gateway._handle: for a BadRequest/PayloadTooLarge/UriTooLong call "
-    "resp.force_close() on the problem response (aiohttp's own parser errors already close)."))
-
-
 @pytest.mark.parametrize("name", list(SMUGGLING))
 async def test_smuggling_shape_is_a_4xx_and_reaches_no_backend(gw: Gw, name: str) -> None:
     hostile, _ = SMUGGLING[name]
@@ -236,10 +229,7 @@ async def test_smuggling_shape_is_a_4xx_and_reaches_no_backend(gw: Gw, name: str
     assert gw.seen == [], "a request-smuggling shape reached a backend"
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=_KEEPS_ALIVE) if refuser == "gateway" else name
-    for name, (_, refuser) in SMUGGLING.items()
-])
+@pytest.mark.parametrize("name", list(SMUGGLING))
 async def test_bytes_after_a_smuggling_shape_are_never_served(gw: Gw, name: str) -> None:
     hostile, _ = SMUGGLING[name]
     async with await gw.connect() as conn:
@@ -364,15 +354,6 @@ async def test_a_chunked_body_growing_past_the_limit_never_reaches_a_backend_who
     assert 0 < got.body_bytes <= LIMITS["max_body_bytes"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a chunked body that outgrows max_body_bytes is answered 502 (the PayloadTooLarge "
-    "raised in pipeline._capped reaches forward.py wrapped in aiohttp's ClientConnectionError "
-    "and becomes UpstreamReset): the detail names the backend's address, and on a new route "
-    "it counts as a backend failure, so a client can open the breaker and eject instances. "
-    "Fix in "
-    "gateway/forward.py HttpUpstream.send: `if isinstance(exc.__cause__, GatewayError): "
-    "raise exc.__cause__ from None` before _translate (pipeline then answers 413 and never "
-    "calls breaker.failure)."))
 async def test_an_oversize_chunked_body_is_the_clients_fault_not_the_backends(gw: Gw) -> None:
     assert gw.harness.instance is not None
     breaker = gw.harness.instance.breakers["api"]
@@ -537,13 +518,6 @@ async def test_a_trusted_proxy_extends_forwarded_for_an_untrusted_peer_cannot(gw
     assert by_path["/d"].getall("X-Forwarded-Proto") == ["http"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a client can hide its own Idempotency-Key from the backends by naming it in "
-    "Connection (the header filter drops it, as RFC 9110 says), yet the pipeline still sees "
-    "the key in the client's headers and retries the POST on legacy after new failed: two "
-    "backends act on one non-idempotent request without a key. Fix in gateway/pipeline.py "
-    "Pipeline._fallback_reason: `has_key = 'Idempotency-Key' in ex.headers` (what was "
-    "actually forwarded), not ex.request.headers."))
 async def test_a_hidden_idempotency_key_does_not_make_a_post_retryable(gw: Gw) -> None:
     gw.new.fail.add("/api/checkout")
     out = await gw.raw(request("POST", "/api/checkout", [

@@ -96,9 +96,9 @@ async def test_a_full_outage_costs_at_most_twenty_percent_extra_attempts(
     assert statuses == Counter({200: 40, 500: 160})
 
 
-async def test_with_defaults_a_full_outage_is_absorbed_by_legacy_within_budget(redis_url: str, key_prefix: str,
-                                                       keypair: KeyPair,
-                                                       backends: dict[str, Backend]) -> None:
+async def test_with_defaults_a_full_outage_is_absorbed_by_legacy_within_budget(
+        redis_url: str, key_prefix: str, keypair: KeyPair,
+        backends: dict[str, Backend]) -> None:
     gw = await _gateway(redis_url, key_prefix, keypair, backends, ROUTE)  # default breaker
     try:
         statuses = await _get_many(gw.url, 100)
