@@ -123,17 +123,28 @@ class HttpUpstream:
         self.base_url = base_url.rstrip("/")
         self._session = session
         self._whole = limits.read_whole_bytes
+        self._read_s = limits.read_s
 
     async def send(self, request: Outgoing) -> UpstreamResult:
         headers = request.headers
-        if request.length is not None and not isinstance(request.body, bytes):
+        streamed_in = request.body is not None and not isinstance(request.body, bytes)
+        if request.length is not None and streamed_in:
             headers = CIMultiDict(headers)
             headers["Content-Length"] = str(request.length)
+        # ``read_s`` bounds each read; a whole exchange (headers, and a body read
+        # whole) gets the same bound in total, so a backend dripping a small
+        # answer cannot hold a request past it. Streamed uploads are exempt:
+        # a slow client is not the backend's fault.
+        deadline = None if streamed_in else asyncio.get_running_loop().time() + self._read_s
         try:
-            resp = await self._session.request(
-                request.method, self.base_url + request.target, headers=headers,
-                data=request.body, allow_redirects=False,
-            )
+            async with asyncio.timeout_at(deadline):
+                resp = await self._session.request(
+                    request.method, self.base_url + request.target, headers=headers,
+                    data=request.body, allow_redirects=False,
+                )
+                return await self._result(request, resp)
+        except UpstreamError:
+            raise
         except Exception as exc:
             if isinstance(exc.__cause__, GatewayError):
                 # Our own refusal raised while streaming the request body (e.g. a
@@ -141,6 +152,8 @@ class HttpUpstream:
                 # backend failure and must not count against the backend.
                 raise exc.__cause__ from None
             raise _translate(self.id, exc) from exc
+
+    async def _result(self, request: Outgoing, resp: aiohttp.ClientResponse) -> UpstreamResult:
         try:
             length = resp.content_length
             if request.method == "HEAD" or resp.status in (204, 304):
@@ -149,9 +162,9 @@ class HttpUpstream:
                 body = await resp.read()
             else:
                 return UpstreamResult(self.id, resp.status, resp.headers, None, resp)
-        except Exception as exc:
+        except BaseException:
             resp.release()
-            raise _translate(self.id, exc) from exc
+            raise
         resp.release()
         return UpstreamResult(self.id, resp.status, resp.headers, body)
 

@@ -216,7 +216,9 @@ class Pipeline:
             self.new.outcome(member, False, exc.kind)
             breaker.failure(exc.kind)
             return await self._fallback_after(ex, decision, exc.kind, exc)
-        self.new.outcome(member, result.status < 500, f"status {result.status}")
+        if result.status >= 500 or result.stream is None:
+            # A streamed body's outcome is known only at its end (see _relay).
+            self.new.outcome(member, result.status < 500, f"status {result.status}")
         if result.status >= 500:
             breaker.failure(f"status {result.status}")
             self.metrics.upstream_errors.labels("new", "5xx").inc()
@@ -224,7 +226,7 @@ class Pipeline:
             if reason is not None:
                 result.release()
                 return await self._fallback(ex, decision, reason, "5xx")
-        else:
+        elif result.stream is None:
             breaker.success()
         return Served(result, Backend.NEW, decision.reason)
 
@@ -288,6 +290,7 @@ class Pipeline:
         except UpstreamError as exc:
             # Headers are out: the only honest signal left is an aborted response.
             _log.error("response_aborted", route=ex.route.name, reason=exc.detail)
+            self._streamed_outcome(ex, served, exc.kind)
             if ex.request.transport is not None:
                 ex.request.transport.abort()
             return response
@@ -295,7 +298,21 @@ class Pipeline:
             result.release()  # the client went away: stop reading the backend
             return response
         await response.write_eof()
+        self._streamed_outcome(ex, served, None)
         return response
+
+    def _streamed_outcome(self, ex: Exchange, served: Served, failure: str | None) -> None:
+        """A streamed answer from new counts for its breaker and instance when it ends."""
+        if served.backend is not Backend.NEW or served.result.status >= 500:
+            return
+        member = self.new.members.get(served.result.upstream_id)
+        if failure is None:
+            self.breakers[ex.route.name].success()
+        else:
+            self.metrics.upstream_errors.labels("new", failure).inc()
+            self.breakers[ex.route.name].failure(f"body {failure}")
+        if member is not None:
+            self.new.outcome(member, failure is None, f"body {failure}")
 
     def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
         secure = ex.headers.get("X-Forwarded-Proto") == "https"
