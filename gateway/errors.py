@@ -6,6 +6,7 @@
     │   └── BadHeader                 smuggling shapes, bad internal syntax
     ├── PayloadTooLarge (413)
     ├── UriTooLong (414)
+    ├── ExpectationFailed (417)       an ``Expect`` other than 100-continue
     ├── NotFound (404)                no route (only when no catch-all route exists)
     ├── MethodNotAllowed (405)        path matched, method did not (``allow`` lists them)
     ├── ServiceUnavailable (503)      nothing can serve: no healthy node, store down
@@ -53,6 +54,11 @@ class BadHeader(BadRequest):
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
+
+
+class ExpectationFailed(GatewayError):
+    status = 417
+    code = "expectation_failed"
 
 
 class UriTooLong(GatewayError):

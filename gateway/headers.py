@@ -34,6 +34,7 @@ HOP_BY_HOP = frozenset(
 _DROP_REQUEST = HOP_BY_HOP | INTERNAL_HEADERS | {
     "host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
     "x-real-ip", "forwarded", "x-request-id",
+    "expect",  # answered by the gateway itself (100-continue), never passed on
     # Also claims about the client or the path that only a proxy may make: backends
     # (Rails, Werkzeug's ProxyFix, Symfony, IIS) believe them.
     "x-forwarded-port", "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded-prefix",

@@ -30,6 +30,7 @@ from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
 from gateway.decide import Backend, Decider, Decision, guard
 from gateway.errors import (
+    ExpectationFailed,
     GatewayError,
     MethodNotAllowed,
     NotFound,
@@ -161,6 +162,7 @@ class Pipeline:
         limit = self._limits.max_body_bytes
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
+        await _expect_continue(request)
         if length is not None and length <= self._limits.buffer_body_bytes:
             return await request.read(), length
         return _capped(request.content, limit), length
@@ -322,6 +324,18 @@ class Pipeline:
         if ex.new_cid:
             response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, path="/",
                                 httponly=True, samesite="Lax", secure=secure)
+
+
+async def _expect_continue(request: web.Request) -> None:
+    """Answer ``Expect: 100-continue`` ourselves, once the body is known to be welcome
+    (an oversize one was refused above, so that client never sends it)."""
+    expect = request.headers.get("Expect")
+    if expect is None:
+        return
+    if expect.lower() != "100-continue" or request.version != aiohttp.HttpVersion11:
+        raise ExpectationFailed(f"unsupported Expect: {expect[:40]}")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
 
 
 async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:

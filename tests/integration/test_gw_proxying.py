@@ -132,3 +132,13 @@ async def test_every_answer_carries_a_request_id_even_a_refusal(proxy: tuple[str
         async with http.get(url + "/api/%2e%2e/admin") as resp:
             assert resp.status == 200
     assert len(seen) == before + 1 and seen[-1]["path"] == "/admin"
+
+
+async def test_expect_100_continue_is_answered_and_the_body_relayed(
+        proxy: tuple[str, list[Any]]) -> None:
+    url, seen = proxy
+    async with aiohttp.ClientSession() as http, \
+            http.post(url + "/upload", data=b"x" * 5000, expect100=True) as resp:
+        assert resp.status == 200
+    assert seen[-1]["body_len"] == 5000
+    assert "expect" not in {k.lower() for k in seen[-1]["headers"]}
