@@ -75,6 +75,14 @@ class Gateway:
         self._runners: list[web.BaseRunner] = []
 
     async def start(self) -> None:
+        """Connect and listen; on any failure, release what was opened, then re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.cfg
         t = cfg.gateway.timeouts
         limits = ClientLimits(connect_s=t.connect_ms / 1000, read_s=t.request_ms / 1000)
@@ -203,19 +211,24 @@ class Gateway:
 
     # ------------------------------------------------------------ shutdown
     async def stop(self, drain_s: float = 0.0) -> None:
-        self.admin.shutting_down = True
-        if drain_s:
-            await asyncio.sleep(drain_s)  # let load balancers see readyz go false
+        """Stop listening, finish in-flight work, close everything (also half-started)."""
+        if hasattr(self, "admin"):
+            self.admin.shutting_down = True
+            if drain_s:
+                await asyncio.sleep(drain_s)  # let load balancers see readyz go false
         for runner in self._runners:
             await runner.cleanup()
+        self._runners.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.shadow.stop()
-        await self.provider.stop()
-        await self.store.stop()
-        await self.http.close()
-        await self.redis.aclose()
+        for part in ("shadow", "provider", "store"):
+            if hasattr(self, part):
+                await getattr(self, part).stop()
+        if hasattr(self, "http"):
+            await self.http.close()
+        if hasattr(self, "redis"):
+            await self.redis.aclose()
         _log.info("gateway_stopped")
 
 

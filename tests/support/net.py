@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -11,11 +12,24 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+_LOW, _HIGH = 20000, 32000
+
+
 def free_port() -> int:
-    """A port the kernel just handed out on loopback (closed again before return)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that was free a moment ago, chosen BELOW the kernel's
+    ephemeral range (32768+): outgoing connections take their local ports from
+    that range, so a port we pick there could be taken by any client socket
+    between now and the bind. Here, only another test could race us, and the
+    random choice makes that unlikely."""
+    for _ in range(200):
+        port = random.randrange(_LOW, _HIGH)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found in {_LOW}..{_HIGH}")
 
 
 def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02,
