@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from flags import FlagError, Stage, UnknownRoute
-from flags.local import LocalProvider
+from flags.provider import Provider
 from gateway.breaker import Breaker
 from gateway.metrics import Metrics
 from gateway.routes import Route
@@ -30,7 +30,7 @@ from gateway.upstreams import LegacyPool, NewPool
 class AdminState:
     """What the admin endpoints read; built by ``app.py``."""
 
-    def __init__(self, *, provider: LocalProvider, routes: dict[str, Route],
+    def __init__(self, *, provider: Provider, routes: dict[str, Route],
                  breakers: dict[str, Breaker], store: SessionStore, legacy: LegacyPool,
                  new: NewPool, metrics: Metrics, token: str | None) -> None:
         self.provider = provider
