@@ -95,9 +95,12 @@ class FlagState:
     routes: Mapping[str, RouteFlag] = field(default_factory=dict)
     kill_switch: bool = False
     version: int = 0
+    groups: Mapping[str, str] = field(default_factory=dict)
+    """route -> group name, for routes that must move together (config, not runtime)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
+        object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))
 
     def with_route(self, name: str, flag: RouteFlag) -> FlagState:
         return replace(self, routes={**self.routes, name: flag})
