@@ -43,8 +43,10 @@ class LocalProvider:
         kill_default: bool = False,
         app_name: str = "strangler-gateway",
         poll_interval: float = 0.5,
+        groups: Mapping[str, str] | None = None,
     ) -> None:
-        self.store = FlagStore(redis, defaults, prefix=prefix, kill_default=kill_default)
+        self.store = FlagStore(redis, defaults, prefix=prefix, kill_default=kill_default,
+                               groups=groups)
         self._redis = redis
         self._app_name = app_name
         self._poll = poll_interval

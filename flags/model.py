@@ -80,6 +80,29 @@ class RouteFlag:
         return self.stage == other.stage and self.percent == other.percent
 
 
+def check_flip(route: str, stage: Stage, percent: int | None,
+               known: Mapping[str, RouteFlag]) -> int:
+    """Validate a requested flip; returns the percentage to store."""
+    if route not in known:
+        raise UnknownRoute(f"unknown route {route!r} (known: {', '.join(sorted(known))})")
+    if stage is Stage.CANARY and percent is None:
+        raise FlagError("canary needs --percent (0..100)")
+    if stage is not Stage.CANARY and percent not in (None, 0, 100):
+        raise FlagError(f"percent applies to canary only; {stage.value} is fixed")
+    if percent is not None and (not isinstance(percent, int) or isinstance(percent, bool)
+                                or not 0 <= percent <= 100):
+        raise FlagError(f"percent must be within 0..100, got {percent!r}")
+    return percent or 0
+
+
+def moving_together(route: str, groups: Mapping[str, str]) -> tuple[str, ...]:
+    """``route`` and every route of its group, in a stable order."""
+    group = groups.get(route)
+    if group is None:
+        return (route,)
+    return tuple(sorted(r for r, g in groups.items() if g == group))
+
+
 def parse_stage(text: str) -> Stage:
     try:
         return Stage(text)

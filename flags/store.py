@@ -23,7 +23,14 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
-from flags.model import FlagError, FlagState, RouteFlag, Stage, UnknownRoute
+from flags.model import (
+    FlagError,
+    FlagState,
+    RouteFlag,
+    Stage,
+    check_flip,
+    moving_together,
+)
 
 log = structlog.get_logger("flags")
 
@@ -36,6 +43,8 @@ class Change:
     before: RouteFlag | bool
     after: RouteFlag | bool
     version: int
+    moved: tuple[str, ...] = ()
+    """Every route this flip moved: the route and the rest of its group."""
 
 
 class FlagStore:
@@ -48,9 +57,11 @@ class FlagStore:
         *,
         prefix: str = "strangler",
         kill_default: bool = False,
+        groups: Mapping[str, str] | None = None,
     ) -> None:
         self._redis = redis
         self._defaults = dict(defaults)
+        self._groups = dict(groups or {})
         self._kill_default = kill_default
         self.routes_key = f"{prefix}:flags:routes"
         self.kill_key = f"{prefix}:flags:kill"
@@ -62,7 +73,7 @@ class FlagStore:
         return self._defaults
 
     def default_state(self) -> FlagState:
-        return FlagState(self._defaults, self._kill_default, 0)
+        return FlagState(self._defaults, self._kill_default, 0, self._groups)
 
     async def version(self) -> int:
         raw = await self._redis.get(self.version_key)
@@ -86,22 +97,19 @@ class FlagStore:
         kill = self._kill_default
         if kill_raw:
             kill = bool(json.loads(kill_raw).get("on", False))
-        return FlagState(routes, kill, int(version or 0))
+        return FlagState(routes, kill, int(version or 0), self._groups)
 
     async def set_route(
         self, route: str, stage: Stage, percent: int | None, *, actor: str, reason: str = ""
     ) -> Change:
-        if route not in self._defaults:
-            known = ", ".join(sorted(self._defaults))
-            raise UnknownRoute(f"unknown route {route!r} (known: {known})")
-        if stage is Stage.CANARY and percent is None:
-            raise FlagError("canary needs --percent (0..100)")
-        if stage is not Stage.CANARY and percent not in (None, 0, 100):
-            raise FlagError(f"percent applies to canary only; {stage.value} is fixed")
+        """Move ``route`` -- and the rest of its group, in the same transaction."""
+        pct = check_flip(route, stage, percent, self._defaults)
         before = (await self.load()).routes[route]
-        after = RouteFlag(stage, percent or 0, actor, time.time(), reason)
-        version = await self._commit(lambda p: p.hset(self.routes_key, route, _dump(after)))
-        return Change(route, before, after, version)
+        after = RouteFlag(stage, pct, actor, time.time(), reason)
+        moved = moving_together(route, self._groups)
+        version = await self._commit(
+            lambda p: p.hset(self.routes_key, mapping={r: _dump(after) for r in moved}))
+        return Change(route, before, after, version, moved)
 
     async def set_kill(self, on: bool, *, actor: str, reason: str = "") -> Change:
         before = (await self.load()).kill_switch

@@ -61,6 +61,11 @@ def flag_defaults(cfg: Config) -> dict[str, RouteFlag]:
     return {r.name: RouteFlag(r.stage, r.percent) for r in cfg.routes if not r.legacy_only}
 
 
+def flag_groups(cfg: Config) -> dict[str, str]:
+    """route -> group, for the routes that must move together."""
+    return {r.name: r.group for r in cfg.routes if r.group is not None}
+
+
 class Gateway:
     """One gateway process: both listeners and everything behind them."""
 
@@ -104,7 +109,7 @@ class Gateway:
         self.provider = LocalProvider(
             self.redis, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
             kill_default=cfg.flags.kill_switch, app_name=cfg.flags.app_name,
-            poll_interval=cfg.flags.poll_interval_ms / 1000)
+            poll_interval=cfg.flags.poll_interval_ms / 1000, groups=flag_groups(cfg))
         router = Router(cfg.routes)
         self.breakers = {
             name: Breaker(name, r.breaker.failures, r.breaker.cooldown_ms / 1000,

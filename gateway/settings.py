@@ -76,10 +76,19 @@ class Secret(_Frozen):
         return None
 
 
+class NamedSecret(Secret):
+    """An admin token with a name: the ledger records who changed what by this name."""
+
+    name: NAME
+
+
 class GatewaySection(_Frozen):
     listen: Listen = Listen(port=8080)
     admin_listen: Listen = Listen(port=8081)
     admin_token: Secret = Secret(env="STRANGLER_ADMIN_TOKEN", file=Path(".strangler/admin-token"))
+    """The operators' shared token; its name in the ledger is ``admin``."""
+    admin_tokens: tuple[NamedSecret, ...] = ()
+    """Further tokens, one per person or pipeline, so the ledger can tell them apart."""
     debug_backend_header: bool = False
     trusted_proxies: tuple[str, ...] = ()
     limits: Limits = Limits()
@@ -98,6 +107,8 @@ class RedisSection(_Frozen):
 
 class DatabaseSection(_Frozen):
     url: str = "sqlite+aiosqlite:///.strangler/shop.db"
+    ledger_url: str | None = None
+    """Where the migration ledger lives; default: ``url``."""
 
 
 class Node(_Frozen):
@@ -190,6 +201,12 @@ class RouteSection(_Frozen):
     percent: Int = Field(0, ge=0, le=100)
     legacy_only: bool = False
     """A route with no new implementation: always legacy, its flag cannot be moved."""
+    group: NAME | None = None
+    """Routes that share session writes (cart and checkout) form a group: they always
+    have the same stage and percentage, move together, and put a session on the same side."""
+    pin: bool = False
+    """Once migrated, stay migrated: a session served by new in a canary stays on new when
+    the percentage is lowered, until the route goes back to legacy or is unpinned."""
     fallback: Fallback = Fallback()
     breaker: Breaker = Breaker()
     retry_budget: RetryBudget = RetryBudget()
@@ -291,6 +308,30 @@ def _route_conflicts(config: Config) -> list[str]:
                 problems.append(f"routes[{i}].paths[{j}]: {p!r} is already claimed by "
                                 f"{paths[p]}")
             paths.setdefault(p, f"routes[{i}] ({r.name})")
+    return problems + _group_splits(config)
+
+
+def _stage_text(r: RouteSection) -> str:
+    return f"canary {r.percent}%" if r.stage is Stage.CANARY else r.stage.value
+
+
+def _group_splits(config: Config) -> list[str]:
+    """A group moves as one: same stage and percentage, never legacy_only."""
+    problems = []
+    first: dict[str, tuple[int, RouteSection]] = {}
+    for i, r in enumerate(config.routes):
+        if r.group is None:
+            continue
+        if r.legacy_only:
+            problems.append(f"routes[{i}].group: a legacy_only route cannot join a group")
+            continue
+        j, lead = first.setdefault(r.group, (i, r))
+        if (r.stage, r.percent) != (lead.stage, lead.percent):
+            problems.append(
+                f"routes[{i}].stage: group {r.group!r} would be split: {r.name} is "
+                f"{_stage_text(r)} but routes[{j}] ({lead.name}) is {_stage_text(lead)}")
+        if r.pin != lead.pin:
+            problems.append(f"routes[{i}].pin: every route of group {r.group!r} pins alike")
     return problems
 
 

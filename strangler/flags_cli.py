@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from flags import FlagError, FlagState
 from flags.model import parse_stage
 from flags.store import FlagStore
-from gateway.app import flag_defaults
+from gateway.app import flag_defaults, flag_groups
 from gateway.settings import Config, ConfigError
 from strangler import runtime
 
@@ -40,7 +40,7 @@ async def _run(cfg: Config, args: argparse.Namespace, url: str, actor: str) -> i
     client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     legacy_only = [r.name for r in cfg.routes if r.legacy_only]
     store = FlagStore(client, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
-                      kill_default=cfg.flags.kill_switch)
+                      kill_default=cfg.flags.kill_switch, groups=flag_groups(cfg))
     try:
         cmd = args.flags_command
         if cmd == "set":
