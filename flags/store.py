@@ -45,6 +45,7 @@ class Change:
     version: int
     moved: tuple[str, ...] = ()
     """Every route this flip moved: the route and the rest of its group."""
+    reason: str = ""
 
 
 class FlagStore:
@@ -109,13 +110,13 @@ class FlagStore:
         moved = moving_together(route, self._groups)
         version = await self._commit(
             lambda p: p.hset(self.routes_key, mapping={r: _dump(after) for r in moved}))
-        return Change(route, before, after, version, moved)
+        return Change(route, before, after, version, moved, reason)
 
     async def set_kill(self, on: bool, *, actor: str, reason: str = "") -> Change:
         before = (await self.load()).kill_switch
         doc = {"on": on, "updated_by": actor, "updated_at": time.time(), "reason": reason}
         version = await self._commit(lambda p: p.set(self.kill_key, json.dumps(doc)))
-        return Change(None, before, on, version)
+        return Change(None, before, on, version, (), reason)
 
     async def reset(self) -> int:
         """Drop every runtime override: config.yaml's stages apply again."""

@@ -20,7 +20,9 @@ from aiohttp import web
 
 from flags import FlagError, Stage, UnknownRoute
 from flags.provider import Provider
+from flags.service import FlagService, Outcome
 from gateway.breaker import Breaker
+from gateway.explain import Explainer
 from gateway.metrics import Metrics
 from gateway.routes import Route
 from gateway.session_store import SessionStore
@@ -30,18 +32,21 @@ from gateway.upstreams import LegacyPool, NewPool
 class AdminState:
     """What the admin endpoints read; built by ``app.py``."""
 
-    def __init__(self, *, provider: Provider, routes: dict[str, Route],
+    def __init__(self, *, provider: Provider, service: FlagService, routes: dict[str, Route],
                  breakers: dict[str, Breaker], store: SessionStore, legacy: LegacyPool,
-                 new: NewPool, metrics: Metrics, token: str | None) -> None:
+                 new: NewPool, metrics: Metrics, tokens: dict[str, str]) -> None:
         self.provider = provider
+        self.service = service
         self.routes = routes
         self.breakers = breakers
         self.store = store
         self.legacy = legacy
         self.new = new
         self.metrics = metrics
-        self.token = token
+        self.tokens = tokens
+        """admin token name -> token"""
         self.shutting_down = False
+        self.explainer: Explainer | None = None
 
 
 STATE = web.AppKey("admin_state", AdminState)
@@ -58,19 +63,28 @@ def create_admin_app(state: AdminState) -> web.Application:
     app.router.add_put("/api/routes/{name}", put_route)
     app.router.add_get("/api/kill-switch", get_kill)
     app.router.add_put("/api/kill-switch", put_kill)
+    from gateway import admin_flags  # its handlers import this module's helpers
+
+    admin_flags.add_routes(app)
     return app
 
 
-def _authorized(request: web.Request) -> None:
+def _authorized(request: web.Request) -> str:
+    """The name of the admin token presented (the ledger's "who"); 401 otherwise."""
     state = request.app[STATE]
-    if not state.token:
+    if not state.tokens:
         raise _error(503, "admin_token_unset", "no admin token configured; changes are refused")
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        presented.strip().encode(), state.token.encode()
-    ):
+    given = presented.strip().encode()
+    found = None
+    for name, token in state.tokens.items():
+        # every token is compared, match or not: timing says nothing about which
+        if hmac.compare_digest(given, token.encode()) and scheme.lower() == "bearer":
+            found = name
+    if found is None:
         raise _error(401, "unauthorized", "a valid bearer token is required",
                      {"WWW-Authenticate": 'Bearer realm="strangler-admin"'})
+    return found
 
 
 def _error(status: int, code: str, detail: str,
@@ -149,7 +163,7 @@ async def list_routes(request: web.Request) -> web.Response:
 
 
 async def put_route(request: web.Request) -> web.Response:
-    _authorized(request)
+    actor = _authorized(request)
     state = request.app[STATE]
     name = request.match_info["name"]
     body = await _json_body(request)
@@ -170,13 +184,25 @@ async def put_route(request: web.Request) -> web.Response:
     if not isinstance(reason, str):
         raise _error(400, "bad_request", "reason must be a string")
     try:
-        await state.provider.set_route(name, Stage(stage_raw), percent, actor="admin-api",
-                                       reason=reason)
+        outcome = await state.service.flip(name, Stage(stage_raw), percent, actor=actor,
+                                           source="admin-api", reason=reason)
     except UnknownRoute as exc:
         raise _error(404, "unknown_route", str(exc)) from None
     except FlagError as exc:
         raise _error(400, "bad_request", str(exc)) from None
-    return web.json_response(_route_json(state, name))
+    body = _route_json(state, name)
+    body.update(_outcome_json(outcome))
+    return web.json_response(body)
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"moved": list(outcome.change.moved), "ledger": outcome.ledger_ids,
+                           "flag_version": outcome.change.version}
+    if outcome.pins_cleared:
+        out["pins_cleared"] = outcome.pins_cleared
+    if outcome.ledger_error:
+        out["ledger_error"] = f"applied, but not recorded in the ledger: {outcome.ledger_error}"
+    return out
 
 
 async def get_kill(request: web.Request) -> web.Response:
@@ -184,14 +210,15 @@ async def get_kill(request: web.Request) -> web.Response:
 
 
 async def put_kill(request: web.Request) -> web.Response:
-    _authorized(request)
+    actor = _authorized(request)
     state = request.app[STATE]
     body = await _json_body(request)
     on = body.get("on")
     if not isinstance(on, bool):
         raise _error(400, "bad_request", "on must be true or false")
-    await state.provider.set_kill(on, actor="admin-api", reason=str(body.get("reason", "")))
-    return web.json_response({"on": state.provider.view.kill_switch})
+    outcome = await state.service.kill(on, actor=actor, source="admin-api",
+                                       reason=str(body.get("reason", "")))
+    return web.json_response({"on": state.provider.view.kill_switch, **_outcome_json(outcome)})
 
 
 async def dashboard(request: web.Request) -> web.Response:

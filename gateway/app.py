@@ -18,8 +18,11 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
+from flags.ledger import Ledger
 from flags.local import LocalProvider
 from flags.model import RouteFlag
+from flags.pins import Pins
+from flags.service import FlagService
 from flags.view import FlagView
 from gateway import log
 from gateway.admin import AdminState, create_admin_app
@@ -27,10 +30,12 @@ from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
 from gateway.decide import Decider
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UriTooLong
+from gateway.explain import Explainer
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.headers import request_id
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
+from gateway.pinning import PinBook
 from gateway.pipeline import Pipeline, problem
 from gateway.routes import Router
 from gateway.session_bridge import SessionBridge
@@ -46,7 +51,8 @@ _log = log.get("gateway")
 @dataclass(frozen=True)
 class Secrets:
     internal_token: str
-    admin_token: str | None
+    admin_tokens: dict[str, str]
+    """token name -> token; ``admin`` is gateway.admin_token."""
 
 
 def read_secrets(cfg: Config) -> Secrets:
@@ -54,7 +60,17 @@ def read_secrets(cfg: Config) -> Secrets:
     if not internal:
         raise ConfigError("legacy.internal_token: no secret found in "
                           f"${cfg.legacy.internal_token.env} or {cfg.legacy.internal_token.file}")
-    return Secrets(internal, cfg.gateway.admin_token.read())
+    tokens = {}
+    shared = cfg.gateway.admin_token.read()
+    if shared:
+        tokens["admin"] = shared
+    for i, named in enumerate(cfg.gateway.admin_tokens):
+        value = named.read()
+        if not value:
+            raise ConfigError(f"gateway.admin_tokens[{i}]: no secret found for {named.name!r} "
+                              f"in ${named.env} or {named.file}")
+        tokens[named.name] = value
+    return Secrets(internal, tokens)
 
 
 def flag_defaults(cfg: Config) -> dict[str, RouteFlag]:
@@ -127,17 +143,24 @@ class Gateway:
         await self._first_health_check()
         await self.provider.start()
         self.decider = Decider(router.routes, self.provider.view)
+        pins = Pins(self.redis, cfg.redis.key_prefix)
+        self.pin_book = PinBook(pins)
+        self.ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
+        self.service = FlagService(self.provider, self.ledger, pins)
         self.provider.subscribe(self._flags_changed)
         self._flags_changed(self.provider.view)
         self.shadow = Shadower(self.new, self.bridge, self.metrics, cfg.gateway.shadow_concurrency)
         self.pipeline = Pipeline(cfg.gateway, router, self.decider, self.bridge, self.legacy,
                                  self.new, self.breakers, self.budgets, self.shadow,
-                                 self.metrics)
+                                 self.metrics, self.pin_book)
         self.store.on_recover.append(self._store_recovered)
-        self.admin = AdminState(provider=self.provider, routes=router.routes,
-                                breakers=self.breakers, store=self.store, legacy=self.legacy,
-                                new=self.new, metrics=self.metrics,
-                                token=self.secrets.admin_token)
+        self.admin = AdminState(provider=self.provider, service=self.service,
+                                routes=router.routes, breakers=self.breakers, store=self.store,
+                                legacy=self.legacy, new=self.new, metrics=self.metrics,
+                                tokens=self.secrets.admin_tokens)
+        self.admin.explainer = Explainer(router, self.provider, self.breakers, self.store,
+                                         self.new, pins, self.ledger,
+                                         cfg.gateway.limits.max_url_bytes)
         interval = cfg.health.interval_ms / 1000
         for pool in (self.legacy, self.new):
             pool.on_change(self._upstream_listener(pool.kind))
@@ -196,6 +219,8 @@ class Gateway:
     # ------------------------------------------------------------ callbacks
     def _flags_changed(self, view: FlagView) -> None:
         self.decider.update(view)
+        if hasattr(self, "pin_book"):
+            self.pin_book.reset()
         self.metrics.flag_version.set(view.state.version)
         self.metrics.kill_switch.set(1 if view.kill_switch else 0)
         for name, flag in view.state.routes.items():
@@ -227,11 +252,13 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for part in ("shadow", "provider", "store"):
+        for part in ("shadow", "provider", "store", "pin_book"):
             if hasattr(self, part):
                 await getattr(self, part).stop()
         if hasattr(self, "http"):
             await self.http.close()
+        if hasattr(self, "ledger"):
+            await self.ledger.close()
         if hasattr(self, "redis"):
             await self.redis.aclose()
         _log.info("gateway_stopped")

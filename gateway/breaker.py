@@ -46,6 +46,14 @@ class Breaker:
         self._set(State.HALF_OPEN, now, "cooldown_elapsed")
         return True
 
+    def peek(self) -> str:
+        """What ``allow`` would answer now, without claiming the half-open probe."""
+        if self.state is State.CLOSED:
+            return "closed"
+        if self._clock() - self._since < self.cooldown_s:
+            return "open"
+        return "half_open"
+
     def success(self) -> None:
         if self.state is State.OPEN:
             return  # a straggler sent before the breaker opened: the cool-down stands

@@ -48,6 +48,7 @@ from gateway.headers import (
     upstream_request_headers,
 )
 from gateway.metrics import Metrics
+from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
 from gateway.session_bridge import After, LegacyPlan, SessionBridge
 from gateway.session_store import StoreUnavailable
@@ -56,6 +57,7 @@ from gateway.shadow import Shadower
 from gateway.upstreams import LegacyPool, NewPool
 
 _log = log.get("gateway")
+_PINNED = Decision(Backend.NEW, "pinned")
 
 
 @dataclass(slots=True)
@@ -98,7 +100,7 @@ class Pipeline:
     def __init__(self, cfg: GatewaySection, router: Router, decider: Decider,
                  bridge: SessionBridge, legacy: LegacyPool, new: NewPool,
                  breakers: dict[str, Breaker], budgets: dict[str, RetryBudget],
-                 shadow: Shadower, metrics: Metrics) -> None:
+                 shadow: Shadower, metrics: Metrics, pins: PinBook | None = None) -> None:
         self.cfg = cfg
         self.router = router
         self.decider = decider
@@ -107,6 +109,7 @@ class Pipeline:
         self.new = new
         self.breakers = breakers
         self.budgets = budgets
+        self.pins = pins
         self.shadow = shadow
         self.metrics = metrics
         self.trusted = TrustedProxies(cfg.trusted_proxies)
@@ -116,7 +119,7 @@ class Pipeline:
     async def handle(self, request: web.Request, rid: str) -> web.StreamResponse:
         started = time.perf_counter()
         ex = await self._prepare(request, rid)
-        decision = self._decide(ex)
+        decision = await self._decide(ex)
         if decision.backend is Backend.NEW:
             served = await self._via_new(ex, decision)
         else:
@@ -167,7 +170,7 @@ class Pipeline:
             return await request.read(), length
         return _capped(request.content, limit), length
 
-    def _decide(self, ex: Exchange) -> Decision:
+    async def _decide(self, ex: Exchange) -> Decision:
         route = ex.route
         key = ex.sid
         if key is None and self.decider.needs_key(route):
@@ -175,8 +178,19 @@ class Pipeline:
             if key is None:
                 key = ex.new_cid = secrets.token_urlsafe(16)
         decision = self.decider.flag_decision(route, key)
+        if route.pin and ex.sid is not None and self.pins is not None:
+            decision = await self._pinning(route, ex.sid, decision)
         return guard(decision, store_up=self.bridge.store.up, breaker=self.breakers[route.name],
                      new_healthy=bool(self.new.healthy))
+
+    async def _pinning(self, route: Route, sid: str, decision: Decision) -> Decision:
+        """Once migrated, stay migrated: a pinned session keeps new in a lowered canary."""
+        assert self.pins is not None
+        if decision.backend is Backend.NEW:
+            self.pins.note(route.name, sid)
+        elif decision.reason == "canary_out" and await self.pins.pinned(route.name, sid):
+            return _PINNED
+        return decision
 
     async def _via_legacy(self, ex: Exchange, reason: str) -> Served:
         plan = await self.bridge.before_legacy(ex.sid, ex.hint, ex.rid)

@@ -23,6 +23,7 @@ class Route:
     fallback: Fallback
     breaker: Breaker
     retry_budget: RetryBudget
+    pin: bool = False
 
     @classmethod
     def from_config(cls, section: RouteSection) -> Route:
@@ -32,7 +33,7 @@ class Route:
             if "GET" in methods:
                 methods |= {"HEAD"}
         return cls(section.name, methods, section.legacy_only, section.fallback, section.breaker,
-                   section.retry_budget)
+                   section.retry_budget, section.pin)
 
 
 class Match(Enum):

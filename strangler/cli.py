@@ -59,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     fkill.add_argument("state", choices=("on", "off"))
     fkill.add_argument("--reason", default="")
     fsub.add_parser("reset", help="drop runtime overrides: config.yaml's stages apply again")
+    fhist = fsub.add_parser("history", help="the migration ledger: who moved what, when, why")
+    fhist.add_argument("route", nargs="?")
+    fhist.add_argument("--limit", type=int, default=50)
+    funpin = fsub.add_parser("unpin", help="release sessions pinned to new on a route")
+    funpin.add_argument("route")
+
+    exp = sub.add_parser("explain", help="which backend a request would get, and why")
+    exp.add_argument("method")
+    exp.add_argument("path")
+    exp.add_argument("--session", help="a shop_session id")
+    exp.add_argument("--admin", help="admin URL of a running gateway (default: from config)")
+    exp.add_argument("--json", action="store_true")
 
     keys = sub.add_parser("keys", help="make the local JWT key pair and tokens")
     keys.add_argument("action", choices=("generate",))
@@ -74,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler = {
         "gateway": _gateway, "legacy": _legacy, "services": _services, "demo": _demo,
-        "check-config": _check, "flags": _flags, "keys": _keys,
+        "check-config": _check, "flags": _flags, "keys": _keys, "explain": _explain,
     }[args.command]
     try:
         return handler(cfg, args)
@@ -192,6 +204,12 @@ def _keys(cfg: Config, args: argparse.Namespace) -> int:
             ensure_token(secret.file)
             print(f"{label}: {secret.file}")
     return 0
+
+
+def _explain(cfg: Config, args: argparse.Namespace) -> int:
+    from strangler.explain_cli import run
+
+    return run(cfg, args)
 
 
 def _flags(cfg: Config, args: argparse.Namespace) -> int:

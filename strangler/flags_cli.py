@@ -15,7 +15,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from flags import FlagError, FlagState
+from flags.ledger import Ledger
 from flags.model import parse_stage
+from flags.pins import Pins
+from flags.service import FlagService, Outcome
 from flags.store import FlagStore
 from gateway.app import flag_defaults, flag_groups
 from gateway.settings import Config, ConfigError
@@ -24,9 +27,11 @@ from strangler import runtime
 
 def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
     url = runtime.redis_url(cfg.redis.url, args.redis_url)
-    if not url:
-        raise ConfigError("redis.url: not set and no demo running; give --redis-url")
     try:
+        if args.flags_command == "history":  # the ledger is SQL: no Redis needed
+            return asyncio.run(_history(cfg, args.route, args.limit))
+        if not url:
+            raise ConfigError("redis.url: not set and no demo running; give --redis-url")
         return asyncio.run(_run(cfg, args, url, actor))
     except FlagError as exc:
         print(f"strangler flags: {exc}", file=sys.stderr)
@@ -41,25 +46,64 @@ async def _run(cfg: Config, args: argparse.Namespace, url: str, actor: str) -> i
     legacy_only = [r.name for r in cfg.routes if r.legacy_only]
     store = FlagStore(client, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
                       kill_default=cfg.flags.kill_switch, groups=flag_groups(cfg))
+    ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
+    service = FlagService(store, ledger, Pins(client, cfg.redis.key_prefix))
     try:
         cmd = args.flags_command
         if cmd == "set":
             if args.route in legacy_only:
                 raise FlagError(f"route {args.route!r} is legacy_only: it has no new side")
-            change = await store.set_route(args.route, parse_stage(args.stage), args.percent,
-                                           actor=actor, reason=args.reason)
-            print(f"{args.route}: {_fmt(change.before)} -> {_fmt(change.after)} "
-                  f"(flag version {change.version})")
+            outcome = await service.flip(args.route, parse_stage(args.stage), args.percent,
+                                         actor=actor, source="cli", reason=args.reason)
+            _print_outcome(outcome)
         elif cmd == "kill":
-            change = await store.set_kill(args.state == "on", actor=actor, reason=args.reason)
-            print(f"kill switch: {'on' if change.after else 'off'} (flag version {change.version})")
+            outcome = await service.kill(args.state == "on", actor=actor, source="cli",
+                                         reason=args.reason)
+            _print_outcome(outcome)
+        elif cmd == "unpin":
+            count = await service.unpin(args.route, actor=actor, source="cli")
+            print(f"{args.route}: {count} pinned session(s) released to their canary bucket")
         elif cmd == "reset":
             version = await store.reset()
             print(f"runtime overrides dropped; config.yaml stages apply (flag version {version})")
         _print_state(await store.load(), legacy_only)
         return 0
     finally:
+        await ledger.close()
         await client.aclose()
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    change = outcome.change
+    if change.route is None:
+        print(f"kill switch: {'on' if change.after else 'off'} (flag version {change.version})")
+    else:
+        moved = [r for r in change.moved if r != change.route]
+        also = f"; moved with it (same group): {', '.join(moved)}" if moved else ""
+        print(f"{change.route}: {_fmt(change.before)} -> {_fmt(change.after)} "
+              f"(flag version {change.version}{also})")
+    for route, count in outcome.pins_cleared.items():
+        if count:
+            print(f"{route}: {count} pin(s) cleared (back to legacy)")
+    if outcome.ledger_error:
+        print(f"WARNING: applied, but not recorded in the ledger: {outcome.ledger_error}",
+              file=sys.stderr)
+
+
+async def _history(cfg: Config, route: str | None, limit: int) -> int:
+    known = {r.name for r in cfg.routes}
+    if route is not None and route not in known:
+        raise FlagError(f"unknown route {route!r} (known: {', '.join(sorted(known))})")
+    ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
+    try:
+        entries = await ledger.history(route, limit)
+    finally:
+        await ledger.close()
+    if not entries:
+        print("no stage changes recorded" + (f" for {route}" if route else ""))
+    for entry in entries:
+        print(entry.describe())
+    return 0
 
 
 def _fmt(flag: object) -> str:

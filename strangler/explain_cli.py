@@ -1,0 +1,48 @@
+"""``strangler explain METHOD PATH [--session SID]``: asks a running gateway why.
+
+The decision depends on live state only the gateway holds (breakers, health,
+the flag view it is using), so this reads the admin API rather than
+recomputing it here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from gateway.settings import Config
+
+
+def run(cfg: Config, args: argparse.Namespace) -> int:
+    a = cfg.gateway.admin_listen
+    base = (args.admin or f"http://{a.host}:{a.port}").rstrip("/")
+    query = {"method": args.method.upper(), "path": args.path}
+    if args.session:
+        query["session"] = args.session
+    url = f"{base}/api/explain?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (admin URL)
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        print(f"strangler explain: {exc.code} {exc.read().decode(errors='replace')}",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"strangler explain: cannot reach the gateway's admin API at {base}: {exc}",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{body['method']} {body['path']}" + (f"  (session {args.session[:8]}...)"
+                                               if args.session else ""))
+    for i, step in enumerate(body["steps"], 1):
+        print(f"  {i}. {step}")
+    print(f"=> {body['backend'] or 'refused'} ({body['reason']})")
+    if body.get("set_by"):
+        print(f"   stage set by: {body['set_by']}")
+    return 0
