@@ -36,8 +36,10 @@ class Stack:
     def __init__(self, workdir: Path, redis_url: str, *, database_url: str | None = None,
                  legacy_nodes: int = 2, new_instances: int = 2, gateways: int = 1,
                  routes: list[dict[str, Any]] | None = None,
-                 gateway_overrides: dict[str, Any] | None = None) -> None:
+                 gateway_overrides: dict[str, Any] | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.dir = workdir
+        self.extra_env = dict(extra_env or {})
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         self.redis_url = redis_url
@@ -97,7 +99,7 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         return {"STRANGLER_INTERNAL_TOKEN": self.internal_token,
-                "STRANGLER_ADMIN_TOKEN": self.admin_token}
+                "STRANGLER_ADMIN_TOKEN": self.admin_token, **self.extra_env}
 
     def _proc(self, name: str, args: list[str], ready: str) -> Proc:
         argv = [sys.executable, "-m", "strangler", "--config", str(self.config_path), *args]
