@@ -84,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"strangler: {exc}", file=sys.stderr)
         return 2
+    if args.command in ("flags", "explain", "check-config", "keys"):
+        from gateway import log
+
+        log.configure("warning", sys.stderr)  # a terminal command: its output is the answer
     handler = {
         "gateway": _gateway, "legacy": _legacy, "services": _services, "demo": _demo,
         "check-config": _check, "flags": _flags, "keys": _keys, "explain": _explain,
