@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
-.PHONY: install demo test test-unit test-integration test-e2e lint bench clean
+.PHONY: install demo test test-unit test-integration test-e2e lint bench clean unleash
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test-e2e: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy gateway flags adapters legacy_shop new_services strangler
+
+unleash:  # the Unleash server the tests start (cached in ~/.cache/strangler; CI does this too)
+	scripts/install-unleash.sh
 
 bench: $(STAMP)
 	$(PY) -m bench.run

@@ -47,11 +47,16 @@ class FlagView:
     ``on_new(route, key)``. Only a canary route depends on the session, and
     its SDK answer is memoised per session for the life of the view, so a
     session costs one SDK evaluation per route per flag change.
+
+    ``client``: an SDK client that already holds the definitions of ``state``
+    (the Unleash-server provider's registered client, so evaluations count in
+    its usage metrics) instead of one bootstrapped here.
     """
 
-    def __init__(self, state: FlagState, app_name: str = "strangler-gateway") -> None:
+    def __init__(self, state: FlagState, app_name: str = "strangler-gateway", *,
+                 client: UnleashClient | None = None) -> None:
         self.state = state
-        self._client = UnleashClient(
+        self._client = client if client is not None else UnleashClient(
             url="http://unleash.invalid/api",  # never contacted: bootstrapped, not initialised
             app_name=app_name,
             instance_id=f"view-{state.version}",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,7 +24,9 @@ from flags.ledger import Ledger
 from flags.local import LocalProvider
 from flags.model import RouteFlag
 from flags.pins import Pins
+from flags.provider import Provider
 from flags.service import FlagService
+from flags.unleash_server import UnleashServerProvider
 from flags.view import FlagView
 from gateway import log
 from gateway.admin import AdminState, create_admin_app
@@ -82,6 +86,30 @@ def flag_groups(cfg: Config) -> dict[str, str]:
     return {r.name: r.group for r in cfg.routes if r.group is not None}
 
 
+def make_provider(cfg: Config, redis: aioredis.Redis) -> Provider:
+    """The flag provider config.yaml names: local (config + Redis) or an Unleash server."""
+    flags = cfg.flags
+    if flags.provider == "unleash" and flags.unleash is not None:
+        u = flags.unleash
+        token = u.client_token.read()
+        if not token:
+            where = " or ".join(w for w in (u.client_token.env and f"${u.client_token.env}",
+                                            u.client_token.file and str(u.client_token.file))
+                                if w)
+            raise ConfigError(f"flags.unleash.client_token: no secret found in {where}")
+        return UnleashServerProvider(
+            url=u.url, client_token=token, admin_token=u.admin_token.read(),
+            routes=flag_defaults(cfg), groups=flag_groups(cfg), app_name=flags.app_name,
+            environment=u.environment, project=u.project,
+            instance_id=f"{socket.gethostname()}:{cfg.gateway.listen.port}:{os.getpid()}",
+            refresh_interval=u.refresh_interval_s, metrics_interval=u.metrics_interval_s,
+            snapshot_file=u.snapshot_file)
+    return LocalProvider(
+        redis, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
+        kill_default=flags.kill_switch, app_name=flags.app_name,
+        poll_interval=flags.poll_interval_ms / 1000, groups=flag_groups(cfg))
+
+
 class Gateway:
     """One gateway process: both listeners and everything behind them."""
 
@@ -122,10 +150,7 @@ class Gateway:
         self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
                                   on_error=self.metrics.redis_errors.inc)
         self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)
-        self.provider = LocalProvider(
-            self.redis, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
-            kill_default=cfg.flags.kill_switch, app_name=cfg.flags.app_name,
-            poll_interval=cfg.flags.poll_interval_ms / 1000, groups=flag_groups(cfg))
+        self.provider = make_provider(cfg, self.redis)
         router = Router(cfg.routes)
         self.breakers = {
             name: Breaker(name, r.breaker.failures, r.breaker.cooldown_ms / 1000,

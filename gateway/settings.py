@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -161,11 +162,40 @@ class TokensSection(_Frozen):
     jwks_file: Path = Path(".strangler/keys/jwks.json")
 
 
+class UnleashSection(_Frozen):
+    """A real Unleash server holds the flags (``flags.provider: unleash``)."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
+    """The server, e.g. ``http://127.0.0.1:4242`` (``/api`` may be given or not)."""
+    environment: str = "development"
+    project: str = "default"
+    refresh_interval_s: Int = Field(15, ge=1)
+    """How often the SDK polls: a flip reaches a gateway within this plus ~1 s."""
+    metrics_interval_s: Int = Field(60, ge=1)
+    client_token: Secret = Secret(env="UNLEASH_CLIENT_TOKEN")
+    """A backend (client) API token for ``environment``: the gateway reads flags with it."""
+    admin_token: Secret = Secret(env="UNLEASH_ADMIN_TOKEN")
+    """An admin API token: only the admin API and ``strangler flags`` write with it."""
+    snapshot_file: Path = Path(".strangler/unleash-snapshot.json")
+    """The last fetched flags, used when Unleash is unreachable at start."""
+
+
 class FlagsSection(_Frozen):
-    provider: Literal["local"] = "local"
+    provider: Literal["local", "unleash"] = "local"
     kill_switch: bool = False
+    """Local provider only: with Unleash, the kill switch is the ``strangler.kill-switch``
+    feature."""
     app_name: str = "strangler-gateway"
     poll_interval_ms: Int = Field(500, gt=0, le=1000)
+    unleash: UnleashSection | None = Field(None, validate_default=True)
+
+    @field_validator("unleash")
+    @classmethod
+    def _unleash(cls, value: UnleashSection | None,
+                 info: ValidationInfo) -> UnleashSection | None:
+        if value is None and info.data.get("provider") == "unleash":
+            raise ValueError("required when provider is unleash")
+        return value
 
 
 class Fallback(_Frozen):

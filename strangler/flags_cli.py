@@ -1,7 +1,10 @@
 """``strangler flags``: the same flag store the gateways follow, from a terminal.
 
-A change is written to Redis and announced on the flags channel, so every
-running gateway applies it within a second -- the same path as the admin API.
+Local provider: a change is written to Redis and announced on the flags
+channel, so every running gateway applies it within a second -- the same path
+as the admin API. Unleash provider (``flags.provider: unleash``): a change is
+written through the Unleash Admin API with the admin token, and every gateway
+follows it within its refresh interval (plus Unleash's own ~1 s revision tick).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from flags.model import parse_stage
 from flags.pins import Pins
 from flags.service import FlagService, Outcome
 from flags.store import FlagStore
+from flags.unleash_admin import UnleashAdmin
+from flags.unleash_flags import UnleashFlags
 from gateway.app import flag_defaults, flag_groups
 from gateway.settings import Config, ConfigError
 from strangler import runtime
@@ -30,7 +35,7 @@ def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
     try:
         if args.flags_command == "history":  # the ledger is SQL: no Redis needed
             return asyncio.run(_history(cfg, args.route, args.limit))
-        if not url:
+        if not url and cfg.flags.provider != "unleash":
             raise ConfigError("redis.url: not set and no demo running; give --redis-url")
         return asyncio.run(_run(cfg, args, url, actor))
     except FlagError as exc:
@@ -41,13 +46,20 @@ def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
         return 1
 
 
-async def _run(cfg: Config, args: argparse.Namespace, url: str, actor: str) -> int:
-    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+async def _run(cfg: Config, args: argparse.Namespace, url: str | None, actor: str) -> int:
+    # Pins live in Redis whichever provider holds the flags: with Unleash and no
+    # Redis URL (--redis-url, redis.url or a running demo) there are none to clear.
+    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) \
+        if url else None
     legacy_only = [r.name for r in cfg.routes if r.legacy_only]
-    store = FlagStore(client, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
-                      kill_default=cfg.flags.kill_switch, groups=flag_groups(cfg))
+    unleash = _unleash_flags(cfg) if cfg.flags.provider == "unleash" else None
+    store = None if unleash or client is None else FlagStore(
+        client, flag_defaults(cfg), prefix=cfg.redis.key_prefix,
+        kill_default=cfg.flags.kill_switch, groups=flag_groups(cfg))
+    flags = unleash or store
+    assert flags is not None
     ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
-    service = FlagService(store, ledger, Pins(client, cfg.redis.key_prefix))
+    service = FlagService(flags, ledger, Pins(client, cfg.redis.key_prefix) if client else None)
     try:
         cmd = args.flags_command
         if cmd == "set":
@@ -64,13 +76,31 @@ async def _run(cfg: Config, args: argparse.Namespace, url: str, actor: str) -> i
             count = await service.unpin(args.route, actor=actor, source="cli")
             print(f"{args.route}: {count} pinned session(s) released to their canary bucket")
         elif cmd == "reset":
+            if store is None:
+                raise FlagError("reset is for the local provider: with Unleash, the server "
+                                "holds every stage and config.yaml's are not used")
             version = await store.reset()
             print(f"runtime overrides dropped; config.yaml stages apply (flag version {version})")
-        _print_state(await store.load(), legacy_only)
+        _print_state(await flags.load(), legacy_only)
         return 0
     finally:
         await ledger.close()
-        await client.aclose()
+        if unleash:
+            await unleash.admin.close()
+        if client is not None:
+            await client.aclose()
+
+
+def _unleash_flags(cfg: Config) -> UnleashFlags:
+    u = cfg.flags.unleash
+    assert u is not None  # settings refuse provider: unleash without this section
+    token = u.admin_token.read()
+    if not token:
+        where = " or ".join(w for w in (u.admin_token.env and f"${u.admin_token.env}",
+                                        u.admin_token.file and str(u.admin_token.file)) if w)
+        raise ConfigError(f"flags.unleash.admin_token: no admin API token in {where or '(none)'}")
+    admin = UnleashAdmin(u.url, token, project=u.project, environment=u.environment)
+    return UnleashFlags(admin, flag_defaults(cfg), flag_groups(cfg))
 
 
 def _print_outcome(outcome: Outcome) -> None:

@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.keys import KeyPair, make_keypair
+from tests.support.unleash import unleash_server  # noqa: F401 (a session fixture)
 
 REDIS_URL = os.environ.get("STRANGLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 PG_DSN = os.environ.get("STRANGLER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
