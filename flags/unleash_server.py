@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -56,6 +57,21 @@ from flags.view import FlagView
 log = structlog.get_logger("flags")
 
 Listener = Callable[[FlagView], None]
+
+
+class _OneLine(logging.Filter):
+    """The SDK logs every failed poll with a full traceback (~100 lines a poll during an
+    outage); keep its message, drop the traceback. ``flags_store_down`` says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_SDK_LOGS = logging.getLogger("UnleashClient")
+if not any(isinstance(f, _OneLine) for f in _SDK_LOGS.filters):
+    _SDK_LOGS.addFilter(_OneLine())
 
 
 def api_url(url: str) -> str:
@@ -124,6 +140,7 @@ class UnleashServerProvider:
             url=self.url, app_name=self.app_name, environment=self.environment,
             instance_id=self.instance_id, refresh_interval=self.refresh_interval,
             metrics_interval=self.metrics_interval, request_timeout=self.request_timeout,
+            request_retries=0,  # the next poll is the retry (and no urllib3 retry warnings)
             custom_headers={"Authorization": self._client_token}, cache=self._cache,
             event_callback=self._on_sdk_event,
             multiple_instance_mode=InstanceAllowType.SILENTLY_ALLOW)
