@@ -12,6 +12,11 @@ Providers:
 - ``LocalProvider``: feature definitions built from config.yaml, runtime
   changes kept in Redis and announced on a pub/sub channel so every gateway
   process follows a flip within a second.
+- ``UnleashServerProvider``: a real Unleash server holds the features; the
+  gateway polls it as an ordinary SDK client (registration, usage metrics),
+  flips go through its Admin API, and a snapshot on disk covers an outage.
+
+``FlagService`` puts every change through the same door (ledger, pins).
 
 This package imports nothing of ours.
 """

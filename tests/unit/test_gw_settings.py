@@ -62,7 +62,12 @@ def test_demo_config_parses_into_typed_frozen_objects() -> None:
 
 
 def test_a_valid_canary_is_accepted() -> None:
-    cfg = accepted(route(2, stage="canary", percent=30))
+    # cart (2) and checkout (3) are one group in the demo: they move together
+    def both(d: dict[str, Any]) -> None:
+        route(2, stage="canary", percent=30)(d)
+        route(3, stage="canary", percent=30)(d)
+
+    cfg = accepted(both)
     assert cfg.routes[2].stage is Stage.CANARY and cfg.routes[2].percent == 30
 
 
