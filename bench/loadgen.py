@@ -27,6 +27,8 @@ class LoadSpec:
     core: int | None
     tool: str = "wrk"
     """``wrk`` or ``python`` (bench.pyload)."""
+    rate: float | None = None
+    """Open loop at this many requests per second (always ``bench.pyload``: wrk cannot)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,10 @@ def describe(tool: str) -> str:
 def command(spec: LoadSpec) -> list[str]:
     headers = [arg for k, v in spec.headers.items() for arg in ("-H", f"{k}: {v}")]
     duration = max(1, round(spec.duration_s))
-    if spec.tool == "wrk":
+    if spec.rate:
+        argv = [sys.executable, "-m", "bench.pyload", "--url", spec.url, *headers,
+                "-c", str(spec.connections), "-d", str(duration), "--rate", f"{spec.rate:g}"]
+    elif spec.tool == "wrk":
         argv = ["wrk", "-t1", f"-c{spec.connections}", f"-d{duration}s", "--latency",
                 "-s", str(LUA), *headers, spec.url]
     else:

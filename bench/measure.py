@@ -24,6 +24,11 @@ class Target:
     upstream_pid: int
     admin_url: str | None = None
     expect_backend: str | None = None
+    rate: float | None = None
+    """Open loop at this many requests per second; None: closed loop (the bench's load)."""
+    side_pid: int | None = None
+    """Another process whose CPU per request is reported (the new instance receiving
+    shadow copies)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class Row:
     load_command: str
     served: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    rate: float | None = None
+    side_cpu_us_per_req: float | None = None
+    shadow: dict[str, float] = field(default_factory=dict)
+    """Shadow comparisons (and noise comparisons) the gateway counted in the window."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -69,6 +78,7 @@ class Row:
 @dataclass(frozen=True)
 class _Snap:
     measured: float
+    side: float
     upstream: float
     redis: float
     children: float
@@ -86,12 +96,18 @@ class Meter:
         check_response(target)
         self._warm_up(target)
         served_before = _served_now(target)
+        shadow_before = _shadow_now(target)
         before = self._snapshot(target)
         result = loadgen.run(self._spec(target, self.settings.duration_s))
         commands = self.counter.delta(before.commands)
         after = self._snapshot(target)
         row = _row(target, result, before, after, commands)
+        if target.side_pid:
+            row.side_cpu_us_per_req = round((after.side - before.side)
+                                            / max(result.requests, 1) * 1e6, 1)
+        row.rate = target.rate
         row.served = _served(served_before, _served_now(target))
+        row.shadow = _delta(shadow_before, _shadow_now(target))
         row.notes = _served_notes(target, row)
         return row
 
@@ -102,12 +118,14 @@ class Meter:
 
     def _spec(self, target: Target, duration: float) -> loadgen.LoadSpec:
         return loadgen.LoadSpec(target.url, target.headers, self.settings.connections,
-                                duration, self.settings.load_core, self.settings.tool)
+                                duration, self.settings.load_core, self.settings.tool,
+                                target.rate)
 
     def _snapshot(self, target: Target) -> _Snap:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return _Snap(
             measured=sysstat.process_cpu_s(target.measured_pid),
+            side=sysstat.process_cpu_s(target.side_pid) if target.side_pid else 0.0,
             upstream=sysstat.process_cpu_s(target.upstream_pid),
             redis=sysstat.process_cpu_s(self.redis_pid),
             children=children.ru_utime + children.ru_stime,
@@ -130,6 +148,17 @@ def _served_now(target: Target) -> dict[tuple[str, str, str], float] | None:
     return rig.served_counts(target.admin_url) if target.admin_url else None
 
 
+def _shadow_now(target: Target) -> dict[str, float] | None:
+    return rig.shadow_counts(target.admin_url) if target.admin_url else None
+
+
+def _delta(before: dict[str, float] | None, after: dict[str, float] | None
+           ) -> dict[str, float]:
+    if before is None or after is None:
+        return {}
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+
+
 def _served_notes(target: Target, row: Row) -> list[str]:
     """For gateway rows: did the gateway serve every request from the expected backend?"""
     if target.expect_backend is None:
@@ -150,7 +179,8 @@ def _row(target: Target, result: loadgen.LoadResult, before: _Snap, after: _Snap
     upstream = after.upstream - before.upstream
     redis_cpu = after.redis - before.redis
     loadgen_cpu = after.children - before.children
-    charged = measured + redis_cpu + loadgen_cpu + (0.0 if target.kind == "direct" else upstream)
+    charged = (measured + redis_cpu + loadgen_cpu + (after.side - before.side)
+               + (0.0 if target.kind == "direct" else upstream))
     busy = after.cores.busy_s_since(before.cores)
     window = result.duration_s
     ncores = len(after.cores.busy)

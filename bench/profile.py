@@ -27,8 +27,8 @@ from bench.run import PATH, REDIS_URL, choose_cores, drop_keys
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
-    p.add_argument("--scenario", choices=("A", "B"), default="A",
-                   help="A: cart routed to legacy, B: cart routed to new")
+    p.add_argument("--scenario", choices=("A", "B", "S"), default="A",
+                   help="A: cart routed to legacy, B: cart routed to new, S: cart at shadow")
     p.add_argument("--log-level", default="info", help="the profiled gateway's log level")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--connections", type=int, default=32)
@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     rig = Rig(workdir / "stack", args.redis_url, cores).start()
     try:
         login = rig.login()
-        backend = "legacy" if args.scenario == "A" else "new"
-        if backend == "new":
-            rig.set_stage("cart", "new")
+        stage = {"A": "legacy", "B": "new", "S": "shadow"}[args.scenario]
+        if stage != "legacy":
+            rig.set_stage("cart", stage)
         with rig.gateway(args.log_level) as (url, admin, proc):
-            wait_for_stage(admin, "cart", backend)
+            wait_for_stage(admin, "cart", stage)
             spec = loadgen.LoadSpec(url + PATH, {"Cookie": login.cookie}, args.connections,
                                     3.0, cores.other, loadgen.available())
             loadgen.run(spec)  # warm-up

@@ -42,6 +42,57 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
     return out
 
 
+SHADOW_SCENARIO = "S shadow"
+
+
+def shadow_pairs(rows: list[Row]) -> list[dict[str, Any]]:
+    """The shadow scenario: route at ``legacy`` against the same route at ``shadow``,
+    per load (closed loop, open loop at a fixed rate)."""
+    rows = [r for r in rows if r.scenario == SHADOW_SCENARIO]
+    out = []
+    for off in (r for r in rows if r.target.startswith("cart at legacy")):
+        on = next((r for r in rows if r.rate == off.rate
+                   and r.target.startswith("cart at shadow")), None)
+        if on is None:
+            continue
+        counts = {k.split("/", 1)[1]: v for k, v in on.shadow.items()}
+        out.append({
+            "load": f"open loop {off.rate:g} req/s" if off.rate else "closed loop (as above)",
+            "rps": [off.rps, on.rps],
+            "p50_ms": [off.p50_ms, on.p50_ms], "p50_x": _div(on.p50_ms, off.p50_ms),
+            "p99_ms": [off.p99_ms, on.p99_ms], "p99_x": _div(on.p99_ms, off.p99_ms),
+            "cpu_us_per_req": [off.cpu_us_per_req, on.cpu_us_per_req],
+            "cpu_x": _div(on.cpu_us_per_req, off.cpu_us_per_req),
+            "cpu_us_per_req_added": round(on.cpu_us_per_req - off.cpu_us_per_req, 1),
+            "legacy_cpu_us_per_req": [off.upstream_cpu_us_per_req, on.upstream_cpu_us_per_req],
+            "new_cpu_us_per_req": [off.side_cpu_us_per_req, on.side_cpu_us_per_req],
+            "compared": counts.get("match", 0) + counts.get("mismatch", 0),
+            "mismatch": counts.get("mismatch", 0), "errors": counts.get("error", 0),
+            "skipped": counts.get("skipped", 0),
+            "noise_samples": sum(v for k, v in counts.items() if k.startswith("noise_")),
+            "requests": on.requests,
+        })
+    return out
+
+
+def shadow_table(pairs: list[dict[str, Any]], markdown: bool = False) -> str:
+    head = ["load", "p50 ms legacy -> shadow", "p50 x", "p99 ms legacy -> shadow", "p99 x",
+            "gateway CPU us/req", "CPU x", "+CPU us/req", "legacy node us/req",
+            "new instance us/req", "copies compared / skipped / errors", "mismatches",
+            "legacy asked twice"]
+    body = [[p["load"], _pair(p["p50_ms"], "{:.2f}"), _num(p["p50_x"]),
+             _pair(p["p99_ms"], "{:.2f}"), _num(p["p99_x"]), _pair(p["cpu_us_per_req"], "{:.0f}"),
+             _num(p["cpu_x"]), _num(p["cpu_us_per_req_added"]),
+             _pair(p["legacy_cpu_us_per_req"], "{:.0f}"), _pair(p["new_cpu_us_per_req"], "{:.0f}"),
+             f"{p['compared']:g} / {p['skipped']:g} / {p['errors']:g} of {p['requests']}",
+             f"{p['mismatch']:g}", f"{p['noise_samples']:g}"] for p in pairs]
+    return _table(head, body, markdown)
+
+
+def _pair(values: list[float | None], fmt: str) -> str:
+    return " -> ".join("-" if v is None else fmt.format(v) for v in values)
+
+
 def _div(a: float, b: float) -> float | None:
     return round(a / b, 2) if b else None
 
@@ -130,6 +181,9 @@ def markdown(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]])
         "redis-server or load generator (softirq, other processes); machine busy with the "
         f"stack idle before the run: {_pcts(meta['idle_busy_pct'])} % (core0/1).", "",
         "## Ratios (same run)", "", ratio_table(items, markdown=True), "",
+        *(["## Shadow stage: the same route at legacy, then at shadow (same run)", "",
+            shadow_table(shadow_pairs(rows), markdown=True), ""]
+          if shadow_pairs(rows) else []),
         "## Redis commands per request", "",
         *[f"- {line}" for line in redis_breakdown(rows)], "",
     ]
@@ -141,7 +195,8 @@ def markdown(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]])
 
 def write(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]]) -> Path:
     OUT.mkdir(exist_ok=True)
-    doc = {"meta": meta, "rows": [r.as_dict() for r in rows], "ratios": items}
+    doc = {"meta": meta, "rows": [r.as_dict() for r in rows], "ratios": items,
+           "shadow": shadow_pairs(rows)}
     (OUT / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
     (OUT / "latest.md").write_text(markdown(meta, rows, items))
     return OUT

@@ -35,6 +35,8 @@ CART_ITEMS = {3: 2, 5: 1}
 """What the benchmark user's cart holds: every measured GET /api/cart returns it."""
 
 _METRIC = re.compile(r'^strangler_requests_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$')
+_SHADOW_METRIC = re.compile(r'^strangler_shadow_(?P<kind>comparisons|noise_comparisons)_total'
+                            r'\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$')
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,21 @@ def served_counts(admin_url: str) -> dict[tuple[str, str, str], float]:
         if m:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
             out[(labels["route"], labels["backend"], labels["status"])] = float(m["value"])
+    return out
+
+
+def shadow_counts(admin_url: str) -> dict[str, float]:
+    """``route/result`` (``route/noise_result`` for legacy-vs-legacy) -> shadow comparisons
+    counted so far, from the gateway's /metrics."""
+    with urllib.request.urlopen(f"{admin_url}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _SHADOW_METRIC.match(line)
+        if m:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
+            prefix = "noise_" if m["kind"] == "noise_comparisons" else ""
+            out[f"{labels['route']}/{prefix}{labels['result']}"] = float(m["value"])
     return out
 
 

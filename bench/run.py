@@ -3,7 +3,9 @@
 Starts a real stack (one legacy node, one new instance, one gateway), then for
 two scenarios -- A: ``GET /api/cart`` routed to legacy, B: the same routed to
 new -- measures the direct upstream, a plain aiohttp proxy and the gateway
-(log level info, then warning), prints the tables and writes
+(log level info, then warning); S: the same legacy-served GET with the route
+at stage ``legacy`` and then at ``shadow``, under the same closed-loop load and
+under an open-loop fixed rate below capacity. Prints the tables and writes
 ``bench/out/latest.{json,md}``.
 """
 
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="auto: wrk when installed, else the Python generator")
     p.add_argument("--redis-url", default=REDIS_URL)
     p.add_argument("--keep", action="store_true", help="keep the stack's directory and logs")
+    p.add_argument("--scenarios", default="A,B,S",
+                   help="which scenarios, comma-separated (default: %(default)s)")
+    p.add_argument("--shadow-rate", type=float,
+                   help="open-loop rate of scenario S (default: 10%% of the closed-loop rate "
+                        "measured with the route at legacy, so that legacy's and new's work "
+                        "together leave the shared upstream core idle most of the time)")
     return p.parse_args(argv)
 
 
@@ -101,6 +109,40 @@ def _gateways(rig: Rig, meter: Meter, scenario: str, headers: dict[str, str],
             yield meter.measure(Target(scenario, f"gateway (log {level})", "gateway",
                                        url + PATH, headers, pid(proc), upstream,
                                        admin_url=admin, expect_backend=backend))
+
+
+def scenario_s(rig: Rig, meter: Meter, login: Login, rate: float | None) -> Iterator[Row]:
+    """The same legacy-served GET with route ``cart`` at stage legacy, then at shadow.
+
+    Both loads measure both stages back to back: the closed loop of the other
+    rows (saturating, so p50 follows throughput) and an open loop at a fixed
+    rate well below capacity (latency without queueing). The new instance's
+    CPU is reported too: at shadow it answers every copy.
+    """
+    node = pid(rig.legacy_node[1])
+    new = pid(rig.new_instance[1])
+    gateway = pid(rig.stack.gateways[0])
+    admin = rig.stack.admin_url()
+    headers = {"Cookie": login.cookie}
+    closed: Row | None = None
+    for load in ("closed", "open"):
+        if load == "open":
+            rate = rate or (round(0.1 * closed.rps) if closed else None)
+            if not rate:
+                break
+        for stage in ("legacy", "shadow"):
+            rig.set_stage("cart", stage)
+            wait_for_stage(admin, "cart", stage)
+            name = f"cart at {stage}" + (f", {rate:g}/s" if load == "open" else "")
+            row = meter.measure(Target(report.SHADOW_SCENARIO, name, "gateway",
+                                       rig.stack.url() + PATH, headers, gateway, node,
+                                       admin_url=admin, expect_backend="legacy",
+                                       rate=rate if load == "open" else None, side_pid=new))
+            if load == "closed" and stage == "legacy":
+                closed = row
+            yield row
+    rig.set_stage("cart", "legacy")
+    wait_for_stage(admin, "cart", "legacy")
 
 
 # ---------------------------------------------------------------- context
@@ -192,8 +234,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"WARNING: the machine is busy before the run ({info['idle_busy_pct']}% per "
                   "core with the stack idle): results will be disturbed", file=sys.stderr)
         meter = Meter(counter, settings)
-        for row in itertools.chain(scenario_a(rig, meter, login),
-                                   scenario_b(rig, meter, login)):
+        wanted = {x.strip().upper() for x in args.scenarios.split(",")}
+        scenarios: list[Callable[[], Iterator[Row]]] = []
+        if "A" in wanted:
+            scenarios.append(lambda: scenario_a(rig, meter, login))
+        if "S" in wanted:  # before B, which leaves the route at new
+            scenarios.append(lambda: scenario_s(rig, meter, login, args.shadow_rate))
+        if "B" in wanted:
+            scenarios.append(lambda: scenario_b(rig, meter, login))
+        for row in itertools.chain.from_iterable(gen() for gen in scenarios):
             rows.append(row)
             print(f"  {row.scenario:9} {row.target:22} {row.rps:8.0f} req/s  "
                   f"p50 {row.p50_ms:.2f} ms  CPU {row.cpu_us_per_req:.0f} us/req",
@@ -202,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     items = report.ratios(rows)
     print(headline(info) + "\n\n" + report.results_table(rows) + "\n\n"
           + report.ratio_table(items))
+    pairs = report.shadow_pairs(rows)
+    if pairs:
+        print("\nshadow stage: the same route at legacy, then at shadow\n"
+              + report.shadow_table(pairs))
     for line in report.notes(rows):
         print(f"NOTE {line}")
     out = report.write(info, rows, items)

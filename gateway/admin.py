@@ -21,6 +21,7 @@ from aiohttp import web
 from flags import FlagError, Stage, UnknownRoute
 from flags.provider import Provider
 from flags.service import FlagService, Outcome
+from gateway import admin_shadow
 from gateway.breaker import Breaker
 from gateway.explain import Explainer
 from gateway.metrics import Metrics
@@ -66,6 +67,7 @@ def create_admin_app(state: AdminState) -> web.Application:
     from gateway import admin_flags  # its handlers import this module's helpers
 
     admin_flags.add_routes(app)
+    admin_shadow.add_routes(app)
     return app
 
 

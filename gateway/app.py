@@ -30,6 +30,7 @@ from flags.unleash_server import UnleashServerProvider
 from flags.view import FlagView
 from gateway import log
 from gateway.admin import AdminState, create_admin_app
+from gateway.admin_shadow import SHADOWER
 from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
 from gateway.decide import Decider
@@ -174,7 +175,8 @@ class Gateway:
         self.service = FlagService(self.provider, self.ledger, pins)
         self.provider.subscribe(self._flags_changed)
         self._flags_changed(self.provider.view)
-        self.shadow = Shadower(self.new, self.bridge, self.metrics, cfg.gateway.shadow_concurrency)
+        self.shadow = Shadower(self.new, self.bridge, self.metrics, cfg.gateway.shadow_concurrency,
+                               cfg.routes)
         self.pipeline = Pipeline(cfg.gateway, router, self.decider, self.bridge, self.legacy,
                                  self.new, self.breakers, self.budgets, self.shadow,
                                  self.metrics, self.pin_book)
@@ -208,8 +210,9 @@ class Gateway:
                             max_headers=g.limits.max_headers, auto_decompress=False,
                             access_log=None)
         proxy = web.ServerRunner(server, handle_signals=False)
-        admin = web.AppRunner(create_admin_app(self.admin), handle_signals=False,
-                              access_log=None)
+        admin_app = create_admin_app(self.admin)
+        admin_app[SHADOWER] = self.shadow
+        admin = web.AppRunner(admin_app, handle_signals=False, access_log=None)
         for runner, listen in ((proxy, g.listen), (admin, g.admin_listen)):
             await runner.setup()
             site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True,

@@ -56,6 +56,20 @@ class Metrics:
         self.shadow = Counter("strangler_shadow_comparisons_total",
                               "Shadowed requests, by comparison result.", ("route", "result"),
                               registry=r)
+        self.shadow_skipped = Counter("strangler_shadow_skipped_total",
+                                      "Shadow copies not made, by reason (busy, streamed).",
+                                      ("route", "reason"), registry=r)
+        self.shadow_consistency = Gauge("strangler_shadow_consistency_ratio",
+                                        "Share of compared shadow requests whose answers "
+                                        "matched, judged against the noise learned so far.",
+                                        ("route",), registry=r)
+        self.shadow_noise = Counter("strangler_shadow_noise_comparisons_total",
+                                    "Legacy-vs-legacy comparisons for noise learning, by "
+                                    "result (same, differed, unusable, error, skipped).",
+                                    ("route", "result"), registry=r)
+        self.shadow_noise_paths = Gauge("strangler_shadow_noise_paths",
+                                        "Response paths learned as noise.", ("route",),
+                                        registry=r)
         self.upstream_healthy = Gauge("strangler_upstream_healthy", "1 when healthy.",
                                       ("pool", "upstream"), registry=r)
         self._req: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}

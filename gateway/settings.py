@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from flags.model import Stage
+from gateway.compare import REFUSED_COMPARE, pattern_problem
 
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 Int = Annotated[int, Strict()]
@@ -223,6 +225,44 @@ class RetryBudget(_Frozen):
     window_s: Int = Field(10, gt=0)
 
 
+def _ignore_path(pattern: str) -> str:
+    problem = pattern_problem(pattern)
+    if problem:
+        raise ValueError(f"{pattern!r}: {problem}")
+    return pattern
+
+
+def _header_name(name: str) -> str:
+    if name != "*" and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+        raise ValueError(f"{name!r} is not a header name")
+    return name
+
+
+def _compared_header(name: str) -> str:
+    if name.lower() in REFUSED_COMPARE:
+        raise ValueError(f"{name!r} differs on every response; it is never compared")
+    return _header_name(name)
+
+
+class ShadowSection(_Frozen):
+    """The shadow stage of one route: what is copied to new and how answers are compared."""
+
+    sample_rate: float = Field(1.0, ge=0, le=1)
+    """Share of safe requests copied to new."""
+    ignore_paths: tuple[Annotated[str, AfterValidator(_ignore_path)], ...] = ()
+    """JSON-pointer patterns never compared: ``/orders/*/created_at``, ``/**/id``."""
+    ignore_headers: tuple[Annotated[str, AfterValidator(_header_name)], ...] = ()
+    compare_headers: tuple[Annotated[str, AfterValidator(_compared_header)], ...] = (
+        "Content-Type",)
+    """Response headers compared (``*``: all but those that differ by nature)."""
+    learn_noise: bool = True
+    """Send a share of shadowed requests to legacy twice; what differs there is noise."""
+    noise_sample_rate: float = Field(0.1, ge=0, le=1)
+    noise_threshold: Int = Field(3, ge=1)
+    """A path is noise once it differed between two legacy answers this many times."""
+    diff_log_size: Int = Field(50, ge=0, le=10_000)
+
+
 class RouteSection(_Frozen):
     name: NAME
     paths: tuple[str, ...] = Field(min_length=1)
@@ -240,6 +280,7 @@ class RouteSection(_Frozen):
     fallback: Fallback = Fallback()
     breaker: Breaker = Breaker()
     retry_budget: RetryBudget = RetryBudget()
+    shadow: ShadowSection = ShadowSection()
 
     @field_validator("paths")
     @classmethod

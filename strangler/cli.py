@@ -3,6 +3,7 @@
     strangler [--config FILE] gateway|legacy|services|demo|check-config
     strangler flags list | set ROUTE STAGE [--percent N] [--reason TEXT] | kill on|off | reset
     strangler keys generate
+    strangler shadow report ROUTE [--admin URL] [--json]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gateway.settings import Config, ConfigError, Node, load
+from strangler import shadow_cli
 
 DEFAULT_CONFIG = os.environ.get("STRANGLER_CONFIG", "config.yaml")
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="make the local JWT key pair and tokens")
     keys.add_argument("action", choices=("generate",))
+    shadow_cli.add_parser(sub)
     return p
 
 
@@ -91,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "gateway": _gateway, "legacy": _legacy, "services": _services, "demo": _demo,
         "check-config": _check, "flags": _flags, "keys": _keys, "explain": _explain,
+        "shadow": shadow_cli.run,
     }[args.command]
     try:
         return handler(cfg, args)
