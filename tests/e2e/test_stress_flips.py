@@ -168,7 +168,7 @@ async def test_fifty_shoppers_lose_nothing_while_cart_and_checkout_flip(stack: S
     problems = [f"user {i} ({s.username}): {p}" for i, s in enumerate(shoppers)
                 for p in s.problems]
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])
-    assert len(flipped) >= 20, "the flags must really have moved during the run"
+    assert len(flipped) >= 10, "the flags must really have moved during the run"
     served = sum((s.seen for s in shoppers), Counter())
     assert served["legacy"] > 100 and served["new"] > 100, served
 
