@@ -69,7 +69,8 @@ def shadow_pairs(rows: list[Row]) -> list[dict[str, Any]]:
             "compared": counts.get("match", 0) + counts.get("mismatch", 0),
             "mismatch": counts.get("mismatch", 0), "errors": counts.get("error", 0),
             "skipped": counts.get("skipped", 0),
-            "noise_samples": sum(v for k, v in counts.items() if k.startswith("noise_")),
+            "noise_samples": sum(v for k, v in counts.items()
+                                 if k.startswith("noise_") and k != "noise_skipped"),
             "requests": on.requests,
         })
     return out
