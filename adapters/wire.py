@@ -44,6 +44,10 @@ BACKEND_HEADER: Final = "X-Strangler-Backend"
 AFFINITY_COOKIE: Final = "strangler_aff"
 """Legacy node affinity: keeps sticky routing when Redis is unavailable."""
 
+SYNC_COOKIE: Final = "strangler_sync"
+"""An opaque token the gateway renews whenever new may have changed the session; while a
+client presents the token a gateway last saw in sync, it can skip re-reading the record."""
+
 CLIENT_COOKIE: Final = "strangler_cid"
 """Stickiness key for canary decisions of requests that have no session."""
 

@@ -23,6 +23,7 @@ from adapters.wire import (
     CLIENT_COOKIE,
     IDENTITY_HEADER,
     SESSION_COOKIE,
+    SYNC_COOKIE,
 )
 from gateway import log
 from gateway.breaker import Breaker
@@ -58,6 +59,7 @@ from gateway.upstreams import LegacyPool, NewPool
 
 _log = log.get("gateway")
 _PINNED = Decision(Backend.NEW, "pinned")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(slots=True)
@@ -73,6 +75,9 @@ class Exchange:
     headers: CIMultiDict[str]
     body: bytes | AsyncIterator[bytes] | None
     length: int | None
+    sync: str | None = None
+    """The client's sync token; replaced when this request may change the session on new."""
+    new_sync: str | None = None
     new_cid: str | None = None
 
     @property
@@ -154,7 +159,7 @@ class Pipeline:
             proto=request.scheme, host=request.host, rid=rid)
         body, length = await self._body(request)
         return Exchange(request, rid, target, match.route, sid, cookies.get(AFFINITY_COOKIE),
-                        headers, body, length)
+                        headers, body, length, cookies.get(SYNC_COOKIE))
 
     async def _body(self, request: web.Request
                     ) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
@@ -193,7 +198,9 @@ class Pipeline:
         return decision
 
     async def _via_legacy(self, ex: Exchange, reason: str) -> Served:
-        plan = await self.bridge.before_legacy(ex.sid, ex.hint, ex.rid)
+        plan = await self.bridge.before_legacy(ex.sid, ex.hint, ex.rid, ex.new_sync or ex.sync)
+        if plan.sync_cookie is not None:
+            ex.new_sync = plan.sync_cookie
         for attempt in (0, 1):
             try:
                 result = await plan.member.upstream.send(ex.outgoing())
@@ -215,6 +222,8 @@ class Pipeline:
     async def _via_new(self, ex: Exchange, decision: Decision) -> Served:
         breaker = self.breakers[ex.route.name]
         self.budgets[ex.route.name].request()
+        if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
+            ex.new_sync = self.bridge.may_change_on_new(ex.sid)
         try:
             token = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid)
         except StoreUnavailable:
@@ -334,6 +343,9 @@ class Pipeline:
         secure = ex.headers.get("X-Forwarded-Proto") == "https"
         if served.legacy_node and served.legacy_node != ex.hint:
             response.set_cookie(AFFINITY_COOKIE, served.legacy_node, path="/", httponly=True,
+                                samesite="Lax", secure=secure)
+        if ex.new_sync:
+            response.set_cookie(SYNC_COOKIE, ex.new_sync, path="/", httponly=True,
                                 samesite="Lax", secure=secure)
         if ex.new_cid:
             response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, path="/",

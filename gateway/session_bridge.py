@@ -15,14 +15,24 @@ Promises (ARCHITECTURE.md, "The session bridge"):
   request usually needs no Redis round trip here at all.
 
 The fast path (legacy already current on a healthy node, revision unchanged)
-costs one ``HMGET``. Push and pull paths hold a short per-session Redis lock,
-so two gateways never interleave a push with a pull for the same session.
-New services never take that lock: their writes are compare-and-set on ``v``
+costs one ``HMGET`` -- or none: each process remembers, per session, the
+record it last saw in sync with legacy together with the client's
+``strangler_sync`` cookie. Only a new service can change a session without
+legacy's revision moving, and every request that may do so (a non-safe
+method routed to new) renews that cookie; so while a client presents the same
+token, the remembered record is still the truth and the request goes straight
+to its node. Legacy's own changes still show in its revision header and are
+pulled as always. Without the cookie (or after a renewal) the record is read.
+
+Push and pull paths hold a short per-session Redis lock, so two gateways
+never interleave a push with a pull for the same session. New services never
+take that lock: their writes are compare-and-set on ``v``
 and meet the gateway's writes through the three-way merge.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -44,6 +54,7 @@ from gateway.upstreams import LegacyPool, Member
 _log = log.get("session_bridge")
 T = TypeVar("T")
 _NEGATIVE_TTL_S = 5.0
+_SYNCED_MAX = 100_000
 
 
 class After(Enum):
@@ -57,6 +68,8 @@ class LegacyPlan:
     member: Member
     sid: str | None
     record: Record | None
+    sync_cookie: str | None = None
+    """A fresh ``strangler_sync`` token to hand the client, when it had none."""
 
 
 class SessionBridge:
@@ -68,13 +81,44 @@ class SessionBridge:
         self.minter = minter
         self.metrics = metrics
         self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._synced: OrderedDict[str, tuple[str, Record]] = OrderedDict()
+        """sid -> (client's sync token, record) last seen in sync with legacy."""
         self.dirty: dict[str, str] = {}
         """Sessions served by legacy while Redis was down: sid -> node. Resynced on recovery."""
 
     # ------------------------------------------------------------ before legacy
-    async def before_legacy(self, sid: str | None, hint: str | None, rid: str) -> LegacyPlan:
+    async def before_legacy(self, sid: str | None, hint: str | None, rid: str,
+                            sync: str | None = None) -> LegacyPlan:
         if sid is None or not self.store.up:
             return self._degraded_plan(sid, hint)
+        if sync is not None:
+            known = self._synced.get(sid)
+            if known is not None and known[0] == sync:
+                rec = known[1]
+                member = self.pool.members.get(rec.node)
+                if member is not None and member.healthy and _same_boot(member, rec):
+                    return LegacyPlan(member, sid, rec)  # no Redis round trip at all
+        plan = await self._before_legacy(sid, hint, rid)
+        if plan.record is not None and plan.record.legacy_current:
+            token = sync or secrets.token_urlsafe(9)
+            self._remember(sid, token, plan.record)
+            if sync is None:
+                plan = LegacyPlan(plan.member, sid, plan.record, token)
+        return plan
+
+    def _remember(self, sid: str, token: str, rec: Record) -> None:
+        self._synced[sid] = (token, rec)
+        self._synced.move_to_end(sid)
+        if len(self._synced) > _SYNCED_MAX:
+            self._synced.popitem(last=False)
+
+    def may_change_on_new(self, sid: str) -> str:
+        """A request that may change ``sid`` goes to new: forget it here and return the
+        fresh sync token the client must get, so no process trusts an old record."""
+        self._synced.pop(sid, None)
+        return secrets.token_urlsafe(9)
+
+    async def _before_legacy(self, sid: str, hint: str | None, rid: str) -> LegacyPlan:
         try:
             rec = await self.store.read(sid)
             if rec is None:
@@ -165,9 +209,15 @@ class SessionBridge:
 
     async def _after(self, plan: LegacyPlan, resp_sid: str, rev: int, status: int,
                      method: str, rid: str) -> After:
+        rec = plan.record if resp_sid == plan.sid else None
+        if rec is not None and rec.node == plan.member.id and rec.lrev == rev:
+            return After.DONE  # legacy did not change it: the remembered record stands
+        # Whatever happens below rewrites the record: read it afresh next time.
+        self._synced.pop(resp_sid, None)
+        if plan.sid is not None:
+            self._synced.pop(plan.sid, None)
         if plan.sid is not None and resp_sid != plan.sid:
             await self._drop(plan.sid, "replaced_at_login")
-        rec = plan.record if resp_sid == plan.sid else None
         if rev == 0:
             if rec is not None and rec.lrev and (status == 401 or method in ("GET", "HEAD")):
                 # The node answered as if it never knew the session: it restarted
@@ -176,8 +226,6 @@ class SessionBridge:
                 return After.RETRY
             if rec is not None or plan.sid == resp_sid:
                 await self._drop(resp_sid, "ended_on_legacy")
-            return After.DONE
-        if rec is not None and rec.node == plan.member.id and rec.lrev == rev:
             return After.DONE
         await self._locked(resp_sid, rid,
                            lambda r: self._pull_or_create(resp_sid, r, plan.member, rev, rid))
@@ -303,6 +351,7 @@ class SessionBridge:
     async def resync(self, sid: str, rid: str) -> None:
         """Pull a session legacy served while Redis was down (it may be ahead)."""
         node_id = self.dirty.pop(sid, None)
+        self._synced.pop(sid, None)
         member = self.pool.members.get(node_id or "")
         if member is None or not member.healthy:
             return

@@ -228,3 +228,60 @@ async def test_redis_down_degrades_to_sticky_legacy_and_recovers(world: World,
     assert bridge.dirty == {sid: "b"}
     await bridge.store.stop()
     await dead.aclose()
+
+
+class CountingReads:
+    """Counts the bridge's record reads (the Redis HMGET of the fast path)."""
+
+    def __init__(self, world: World) -> None:
+        self.count = 0
+        real = world.store.read
+
+        async def read(sid: str):  # type: ignore[no-untyped-def]
+            self.count += 1
+            return await real(sid)
+
+        world.store.read = read  # type: ignore[method-assign]
+
+
+async def test_a_client_in_sync_costs_no_redis_round_trip(world: World) -> None:
+    sid = await world.login_on("a")
+    reads = CountingReads(world)
+    first = await world.bridge.before_legacy(sid, "a", "t")
+    assert first.sync_cookie is not None and reads.count >= 1
+    before = reads.count
+    for _ in range(5):
+        plan = await world.bridge.before_legacy(sid, "a", "t", first.sync_cookie)
+        assert plan.member.id == "a" and plan.sync_cookie is None
+    assert reads.count == before, "a client presenting its sync token is served from memory"
+    await world.bridge.before_legacy(sid, "a", "t", "some-other-token")
+    assert reads.count == before + 1, "an unknown token means: read the record"
+
+
+async def test_a_possible_change_on_new_is_never_missed(world: World) -> None:
+    sid = await world.login_on("a")
+    token = (await world.bridge.before_legacy(sid, "a", "t")).sync_cookie
+    renewed = world.bridge.may_change_on_new(sid)  # a POST is routed to new ...
+    await world.new_writes(sid, lambda d: d.with_item(6, 1))  # ... and new writes
+    assert renewed != token
+    await world.bridge.before_legacy(sid, "a", "t", renewed)  # the client's next request
+    assert await world.node_cart("a", sid) == {6: 1}, "the write on new reached legacy first"
+    # and a client still presenting the old token (a process that never saw the
+    # renewal) reads the record too: the old entry was forgotten
+    reads = CountingReads(world)
+    await world.bridge.before_legacy(sid, "a", "t", token)
+    assert reads.count >= 1
+
+
+async def test_a_change_on_legacy_makes_the_next_request_read_the_record(world: World) -> None:
+    sid = await world.login_on("a")
+    token = (await world.bridge.before_legacy(sid, "a", "t")).sync_cookie
+    plan = await world.bridge.before_legacy(sid, "a", "t", token)
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 2, "qty": 1})
+    await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    reads = CountingReads(world)
+    await world.bridge.before_legacy(sid, "a", "t", token)
+    assert reads.count == 1
+    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    assert dict(doc.cart) == {2: 1}
