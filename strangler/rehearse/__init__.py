@@ -1,0 +1,1 @@
+"""Rehearsals and drills: scripted cutover stages under synthetic load, gated by SLOs."""
