@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from adapters.claims import Identity
-from adapters.wire import AFFINITY_COOKIE, IDENTITY_HEADER, SESSION_COOKIE
+from adapters.wire import AFFINITY_COOKIE, IDENTITY_HEADER, SESSION_COOKIE, SYNC_COOKIE
 from bench import sysstat
 from gateway.settings import TokensSection
 from gateway.tokens import TokenMinter
@@ -45,11 +45,14 @@ class Login:
     user_id: int
     username: str
     node: str
+    sync: str = ""
+    """The gateway's strangler_sync cookie, as the browser got it."""
 
     @property
     def cookie(self) -> str:
-        """What a browser sends back: the session and the gateway's affinity cookie."""
-        return f"{SESSION_COOKIE}={self.sid}; {AFFINITY_COOKIE}={self.node}"
+        """What a browser sends back: every cookie it holds for the shop."""
+        sync = f"; {SYNC_COOKIE}={self.sync}" if self.sync else ""
+        return f"{SESSION_COOKIE}={self.sid}; {AFFINITY_COOKIE}={self.node}{sync}"
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,9 @@ class Rig:
                 raise RuntimeError(f"unexpected cart: {cart.status} {cart.body}")
             node = next((c.value for c in user.jar if c.key == AFFINITY_COOKIE),
                         self.legacy_node[0])
+            sync = next((c.value for c in user.jar if c.key == SYNC_COOKIE), "")
             return Login(user.session_id or "", int(reply.body["user"]["id"]),
-                         reply.body["user"]["username"], node)
+                         reply.body["user"]["username"], node, sync)
 
     def set_stage(self, route: str, stage: str) -> None:
         reply = asyncio.run(Admin(self.stack.admin_url(), self.stack.admin_token)
