@@ -29,6 +29,7 @@ from gateway import log
 from gateway.breaker import Breaker
 from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
+from gateway.cookies import parse as parse_cookies
 from gateway.decide import Backend, Decider, Decision, guard
 from gateway.errors import (
     ExpectationFailed,
@@ -79,6 +80,7 @@ class Exchange:
     """The client's sync token; replaced when this request may change the session on new."""
     new_sync: str | None = None
     new_cid: str | None = None
+    client_id: str | None = None
 
     @property
     def resendable(self) -> bool:
@@ -149,7 +151,9 @@ class Pipeline:
                 allow = tuple(sorted(match.route.methods or ()))
                 raise MethodNotAllowed(f"{request.method} is not allowed here", allow)
             raise NotFound(f"no route for {target.path}")
-        cookies = request.cookies
+        raw_cookies = request.headers.getall("Cookie", ())
+        cookies = parse_cookies(raw_cookies[0] if len(raw_cookies) == 1
+                                else "; ".join(raw_cookies))
         sid = cookies.get(SESSION_COOKIE)
         if sid is not None and not valid_session_id(sid):
             sid = None
@@ -159,7 +163,8 @@ class Pipeline:
             proto=request.scheme, host=request.host, rid=rid)
         body, length = await self._body(request)
         return Exchange(request, rid, target, match.route, sid, cookies.get(AFFINITY_COOKIE),
-                        headers, body, length, cookies.get(SYNC_COOKIE))
+                        headers, body, length, cookies.get(SYNC_COOKIE),
+                        client_id=cookies.get(CLIENT_COOKIE))
 
     async def _body(self, request: web.Request
                     ) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
@@ -179,7 +184,7 @@ class Pipeline:
         route = ex.route
         key = ex.sid
         if key is None and self.decider.needs_key(route):
-            key = ex.request.cookies.get(CLIENT_COOKIE)
+            key = ex.client_id
             if key is None:
                 key = ex.new_cid = secrets.token_urlsafe(16)
         decision = self.decider.flag_decision(route, key)
