@@ -23,6 +23,7 @@ import secrets
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from adapters.wire import INTERNAL_HEADERS
+from gateway import tracing
 from gateway.errors import BadHeader
 
 HOP_BY_HOP = frozenset(
@@ -34,6 +35,7 @@ HOP_BY_HOP = frozenset(
 _DROP_REQUEST = HOP_BY_HOP | INTERNAL_HEADERS | {
     "host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
     "x-real-ip", "forwarded", "x-request-id",
+    "traceparent",  # the gateway's own span becomes the parent (gateway.tracing)
     "expect",  # answered by the gateway itself (100-continue), never passed on
     # Also claims about the client or the path that only a proxy may make: backends
     # (Rails, Werkzeug's ProxyFix, Symfony, IIS) believe them.
@@ -93,6 +95,10 @@ def upstream_request_headers(
     out["X-Forwarded-Proto"] = _proto(headers, proto) if trusted_proxy else proto
     out["X-Forwarded-Host"] = host
     out["X-Request-Id"] = rid
+    traceparent, keep_state = tracing.child(headers.getall("traceparent", []))
+    out["traceparent"] = traceparent
+    if not keep_state:
+        out.popall("tracestate", None)
     return out
 
 

@@ -25,7 +25,7 @@ from adapters.wire import (
     SESSION_COOKIE,
     SYNC_COOKIE,
 )
-from gateway import log
+from gateway import log, tracing
 from gateway.breaker import Breaker
 from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
@@ -138,7 +138,8 @@ class Pipeline:
         self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed)
         _log.info("backend_decided", route=ex.route.name, backend=served.backend.value,
                   reason=served.reason, upstream=served.result.upstream_id,
-                  status=response.status, ms=round(elapsed * 1000, 2))
+                  status=response.status, ms=round(elapsed * 1000, 2),
+                  trace_id=tracing.trace_id(ex.headers["traceparent"]))
         return response
 
     # ------------------------------------------------------------ stages
