@@ -1,0 +1,343 @@
+"""A rehearsal plan (YAML), parsed once into frozen, typed objects.
+
+Validated like config.yaml: unknown keys are refused and every error names
+its key path (``stages[1].gates.p99_ms.cart: must be > 0``). A second pass
+checks the plan against the gateway's config: route names, groups that a
+stage would split, fault targets. Durations can be scaled (``--scale 0.1``)
+so the same file runs quickly in a test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from flags.model import Stage
+from gateway.settings import Config
+
+Int = Annotated[int, Strict()]
+Seconds = Annotated[float, Field(gt=0)]
+JOURNEYS = ("browse", "add_to_cart", "remove_from_cart", "view_cart", "checkout",
+            "list_orders", "relogin")
+FaultAction = Literal["stop_new", "slow_new", "stop_legacy", "stop_redis"]
+
+
+class PlanError(Exception):
+    """The plan is unreadable or invalid; ``str()`` lists every problem by key path."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Think(_Frozen):
+    """Milliseconds, uniform in [min, max]."""
+
+    min: float = Field(100, ge=0)
+    max: float = Field(500, ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Think:
+        if self.max < self.min:
+            raise ValueError("max must be >= min")
+        return self
+
+
+class Users(_Frozen):
+    count: Int = Field(10, gt=0, le=2000)
+    think_ms: Think = Think()
+    """Pause between two journeys of one user."""
+    ramp_s: float = Field(0, ge=0)
+    """Users start evenly spread over this many seconds from the run's start."""
+    usernames: tuple[str, ...] = Field(("alice", "bob", "carol", "dave"), min_length=1)
+    """Accounts the users log in as, round robin (each user has its own session)."""
+    password_env: str | None = None
+    """Environment variable holding the accounts' password; unset: the demo seed's."""
+    timeout_s: float = Field(10, gt=0)
+    """A request without an answer after this long counts as a timeout."""
+
+
+class Journeys(_Frozen):
+    """Relative weights: how often a user picks each journey."""
+
+    browse: float = Field(4, ge=0)
+    add_to_cart: float = Field(3, ge=0)
+    remove_from_cart: float = Field(1, ge=0)
+    view_cart: float = Field(1, ge=0)
+    checkout: float = Field(1, ge=0)
+    list_orders: float = Field(1, ge=0)
+    relogin: float = Field(0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> Journeys:
+        if not any(getattr(self, j) > 0 for j in JOURNEYS):
+            raise ValueError("at least one journey needs a weight > 0")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        return {j: float(getattr(self, j)) for j in JOURNEYS if getattr(self, j) > 0}
+
+
+class RouteChange(_Frozen):
+    stage: Stage
+    percent: Int | None = Field(None, ge=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, raw: Any) -> Any:
+        """``new`` or ``canary 10`` (``canary 10%``) for ``{stage: canary, percent: 10}``."""
+        if isinstance(raw, str):
+            m = re.fullmatch(r"\s*([a-z]+)(?:\s+(\d+)\s*%?)?\s*", raw)
+            if m is None:
+                raise ValueError(f"{raw!r}: write a stage ('new') or 'canary 10'")
+            return {"stage": m[1], "percent": int(m[2]) if m[2] else None}
+        return raw
+
+    @model_validator(mode="after")
+    def _percent(self) -> RouteChange:
+        if self.stage is Stage.CANARY and self.percent is None:
+            raise ValueError("canary needs a percent")
+        if self.stage is not Stage.CANARY and self.percent is not None:
+            raise ValueError("percent applies to the canary stage only")
+        return self
+
+    def text(self) -> str:
+        return f"canary {self.percent}%" if self.stage is Stage.CANARY else self.stage.value
+
+
+class Gates(_Frozen):
+    """SLO gates, judged over the stage so far at each checkpoint and at its end."""
+
+    error_rate: float | None = Field(None, ge=0, le=1)
+    """Share of the users' requests answered 5xx or not at all."""
+    p99_ms: dict[str, Seconds] | None = None
+    """99th percentile latency the users saw, by route (``all``: every request)."""
+    fallback_rate: float | None = Field(None, ge=0, le=1)
+    """strangler_fallbacks_total / strangler_requests_total over the stage (gateway /metrics)."""
+    session_continuity: bool = True
+    """No user logged out, no cart or order different from the user's model."""
+    rollback_s: float | None = Field(None, gt=0)
+    """Drill stages: seconds until the gateway serves nothing from new."""
+    min_requests: Int = Field(20, gt=0)
+    """Latency and error gates judge a window only once it holds this many requests."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_routes(cls, raw: Any) -> Any:
+        """``p99_ms: 800`` is ``p99_ms: {all: 800}``."""
+        if isinstance(raw, dict) and isinstance(raw.get("p99_ms"), int | float) \
+                and not isinstance(raw.get("p99_ms"), bool):
+            return {**raw, "p99_ms": {"all": raw["p99_ms"]}}
+        return raw
+
+    def merged(self, override: Gates | None) -> Gates:
+        if override is None:
+            return self
+        data = self.model_dump()
+        data.update({k: getattr(override, k) for k in override.model_fields_set})
+        return Gates.model_validate(data)
+
+
+class StageSpec(_Frozen):
+    name: str = Field(min_length=1, max_length=80)
+    duration_s: Seconds
+    routes: dict[str, RouteChange] = Field(default_factory=dict)
+    """Route changes applied through the admin API when the stage starts."""
+    rollback_all: bool = False
+    """A drill: kill switch on, then every route to legacy; the time until nothing is
+    served by new is measured (gate ``rollback_s``)."""
+    gates: Gates | None = None
+    """Merged over the plan's ``gates`` (keys given here win)."""
+
+    @model_validator(mode="after")
+    def _drill(self) -> StageSpec:
+        if self.rollback_all and self.routes:
+            raise ValueError("a rollback_all stage moves every route itself: drop 'routes'")
+        return self
+
+
+class FaultSpec(_Frozen):
+    at_s: float = Field(ge=0)
+    """Seconds after the run's start."""
+    duration_s: Seconds
+    """Undone after this long."""
+    action: FaultAction
+    target: str | None = None
+    """Instance or node id; default: every new instance (slow_new), else the first one."""
+    delay_ms: float | None = Field(None, gt=0)
+    """slow_new: latency added to every response of the instance."""
+    mode: Literal["kill", "pause"] | None = None
+    """stop_*: kill (SIGKILL, restarted after) or pause (SIGSTOP, resumed after).
+    Default: kill, except pause for Redis (a killed private Redis comes back empty)."""
+
+    @model_validator(mode="after")
+    def _fields(self) -> FaultSpec:
+        if self.action == "slow_new" and self.delay_ms is None:
+            raise ValueError("slow_new needs delay_ms")
+        if self.action != "slow_new" and self.delay_ms is not None:
+            raise ValueError("delay_ms applies to slow_new only")
+        if self.action == "slow_new" and self.mode is not None:
+            raise ValueError("mode applies to stop_* actions only")
+        if self.action == "stop_redis" and self.target is not None:
+            raise ValueError("stop_redis has no target")
+        return self
+
+    @property
+    def stop_mode(self) -> str:
+        return self.mode or ("pause" if self.action == "stop_redis" else "kill")
+
+
+class OnBreach(_Frozen):
+    action: Literal["rollback", "kill_switch"] = "rollback"
+    """rollback: re-apply the previous stage's routes and stop advancing;
+    kill_switch: every route to legacy at once."""
+    observe_s: float = Field(5, ge=0)
+    """Load keeps running this long after the action, to show the recovery."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, raw: Any) -> Any:
+        return {"action": raw} if isinstance(raw, str) else raw
+
+
+class Plan(_Frozen):
+    name: str = Field(min_length=1, max_length=120)
+    description: str = ""
+    users: Users = Users()
+    journeys: Journeys = Journeys()
+    gates: Gates = Gates()
+    """Gates of every stage; a stage's own ``gates`` override them key by key."""
+    stages: tuple[StageSpec, ...] = Field(min_length=1)
+    faults: tuple[FaultSpec, ...] = ()
+    on_breach: OnBreach = OnBreach()
+    check_interval_s: float = Field(2, gt=0)
+    """How often the gates of the running stage are judged."""
+
+    @property
+    def duration_s(self) -> float:
+        return sum(s.duration_s for s in self.stages)
+
+    @property
+    def is_drill(self) -> bool:
+        return any(s.rollback_all for s in self.stages)
+
+    def stage_gates(self, i: int) -> Gates:
+        return self.gates.merged(self.stages[i].gates)
+
+    def scaled(self, factor: float) -> Plan:
+        """Every duration times ``factor`` (latency limits and delays are not durations).
+
+        Copies, not a dump and re-parse: which gate keys a stage set must survive."""
+        return self.model_copy(update={
+            "users": self.users.model_copy(update={"ramp_s": self.users.ramp_s * factor}),
+            "on_breach": self.on_breach.model_copy(
+                update={"observe_s": self.on_breach.observe_s * factor}),
+            "check_interval_s": max(0.5, self.check_interval_s * factor),
+            "stages": tuple(s.model_copy(update={"duration_s": s.duration_s * factor})
+                            for s in self.stages),
+            "faults": tuple(f.model_copy(update={"at_s": f.at_s * factor,
+                                                 "duration_s": f.duration_s * factor})
+                            for f in self.faults),
+        })
+
+    def with_users(self, count: int) -> Plan:
+        return self.model_copy(update={"users": self.users.model_copy(update={"count": count})})
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "required",
+    "too_short": "needs at least {min_length} item(s)",
+    "extra_forbidden": "unknown key",
+}
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-")) or part.endswith("]"):
+            continue  # pydantic's union branch names
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _message(err: Any) -> str:
+    template = _MESSAGES.get(err["type"])
+    if template is not None:
+        return template.format(**(err.get("ctx") or {}))
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def parse(data: Any, source: str = "plan") -> Plan:
+    """Validate a loaded YAML document; raise PlanError naming every bad key."""
+    if not isinstance(data, dict):
+        raise PlanError(f"{source}: the top level must be a mapping")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        lines = sorted({f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()})
+        raise PlanError(f"{source}: invalid plan\n  " + "\n  ".join(lines)) from None
+
+
+def load(path: Path, cfg: Config) -> Plan:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlanError(f"{path}: cannot read the plan: {exc}") from None
+    plan = parse(data, str(path))
+    problems = check_against(plan, cfg)
+    if problems:
+        raise PlanError(f"{path}: invalid plan\n  " + "\n  ".join(problems))
+    return plan
+
+
+def check_against(plan: Plan, cfg: Config) -> list[str]:
+    """What the plan names that the gateway's config does not have."""
+    movable = {r.name for r in cfg.routes if not r.legacy_only}
+    known = ", ".join(sorted(movable))
+    groups = {r.name: r.group for r in cfg.routes if r.group}
+    problems = []
+    for i, stage in enumerate(plan.stages):
+        for route, change in stage.routes.items():
+            if route not in movable:
+                why = "is legacy_only" if route in {r.name for r in cfg.routes} else "unknown route"
+                problems.append(f"stages[{i}].routes.{route}: {why} (movable: {known})")
+                continue
+            for other, other_change in stage.routes.items():
+                if other < route and groups.get(route) and groups.get(other) == groups[route] \
+                        and other_change != change:
+                    problems.append(f"stages[{i}].routes.{route}: group {groups[route]!r} "
+                                    f"would be split ({other}: {other_change.text()})")
+        for route in (plan.stage_gates(i).p99_ms or {}):
+            if route != "all" and route not in {r.name for r in cfg.routes}:
+                problems.append(f"stages[{i}].gates.p99_ms.{route}: unknown route "
+                                f"(known: all, {', '.join(r.name for r in cfg.routes)})")
+        if plan.stage_gates(i).rollback_s is not None and not stage.rollback_all:
+            problems.append(f"stages[{i}].gates.rollback_s: only a rollback_all stage has one")
+    problems += _fault_problems(plan, cfg)
+    return problems
+
+
+def _fault_problems(plan: Plan, cfg: Config) -> list[str]:
+    problems = []
+    ids = {"stop_new": [n.id for n in cfg.new.instances],
+           "slow_new": [n.id for n in cfg.new.instances],
+           "stop_legacy": [n.id for n in cfg.legacy.nodes]}
+    for i, fault in enumerate(plan.faults):
+        pool = ids.get(fault.action)
+        if pool is not None and fault.target is not None and fault.target not in pool:
+            problems.append(f"faults[{i}].target: no {fault.target!r} "
+                            f"(known: {', '.join(pool)})")
+        if fault.at_s >= plan.duration_s:
+            problems.append(f"faults[{i}].at_s: the run ends at {plan.duration_s:g} s")
+    return problems

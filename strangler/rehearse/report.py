@@ -1,0 +1,119 @@
+"""report.json, the HTML report, the live display, and the closing summary.
+
+The HTML report (``report_html.write_html``) and the live terminal display
+(``live.LiveDisplay``) are their own modules; until they are installed a
+run still works -- no display, and report.json only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from strangler.rehearse.stats import Recorder, summarize
+
+
+class Display(Protocol):
+    def start(self) -> None: ...
+    def update(self, snapshot: dict[str, Any]) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _NoDisplay:
+    def start(self) -> None:
+        pass
+
+    def update(self, snapshot: dict[str, Any]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def live_display(enabled: bool) -> tuple[Display, bool]:
+    """The live display (a panel on a terminal, else a line every few seconds and each
+    event); False as second item when it is not installed (then nothing is shown)."""
+    try:
+        from strangler.rehearse.live import LiveDisplay
+    except ImportError:
+        return _NoDisplay(), False
+    display: Display = LiveDisplay(enabled)
+    return display, True
+
+
+def write_html(report: dict[str, Any], path: Path) -> bool:
+    try:
+        from strangler.rehearse.report_html import write_html as render
+    except ImportError:
+        return False
+    render(report, path)
+    return True
+
+
+def timeline(recorder: Recorder, metric_seconds: dict[int, dict[str, Any]],
+             end_s: float) -> list[dict[str, Any]]:
+    """One entry per second: the users' view (requests, errors, latency) and the
+    gateway's (/metrics deltas: fallbacks, requests by route and backend)."""
+    users = recorder.per_second()
+    out = []
+    for t in range(int(end_s) + 1):
+        s = users.get(t)
+        m = metric_seconds.get(t, {})
+        out.append({
+            "t": t,
+            "requests": s.requests if s else 0,
+            "errors": s.errors if s else 0,
+            "p50_ms": round(s.p50_ms, 2) if s else 0.0,
+            "p99_ms": round(s.p99_ms, 2) if s else 0.0,
+            "fallbacks": int(m.get("fallbacks", 0)),
+            "by_route": m.get("by_route", {}),
+        })
+    return out
+
+
+def totals(recorder: Recorder, fallbacks: float) -> dict[str, Any]:
+    s = summarize(recorder.samples)
+    return {"requests": s.requests, "errors": s.errors, "error_rate": round(s.error_rate, 5),
+            "p50_ms": round(s.p50_ms, 2), "p99_ms": round(s.p99_ms, 2),
+            "fallbacks": int(fallbacks)}
+
+
+def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(report, indent=2))
+    written = [path]
+    html = out_dir / "report.html"
+    try:
+        if write_html(report, html):
+            written.append(html)
+    except Exception as exc:  # the report is written; a drawing problem must not hide it
+        print(f"strangler: report.html not written: {exc}", file=sys.stderr)
+    return written
+
+
+def summary(report: dict[str, Any]) -> str:
+    t = report["totals"]
+    lines = [f"{report['kind']} '{report['plan']['name']}': {report['result'].upper()} "
+             f"in {report['duration_s']:.1f} s -- {t['requests']} requests, "
+             f"{t['errors']} errors ({t['error_rate']:.2%}), p50 {t['p50_ms']:.1f} ms, "
+             f"p99 {t['p99_ms']:.1f} ms, {t['fallbacks']} fallbacks"]
+    for st in report["stages"]:
+        lines.append(f"  stage '{st['name']}': {st['outcome']}")
+        for g in st["gates"]:
+            label = f"{g['name']}.{g['route']}" if g["route"] else g["name"]
+            seen = "n/a" if g["observed"] is None else f"{g['observed']:.4g}"
+            lines.append(f"    {'ok  ' if g['passed'] else 'FAIL'} {label}: {seen} "
+                         f"(limit {g['limit']:g})")
+    for c in report["integrity"]["checks"]:
+        lines.append(f"  {'ok  ' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}")
+        lines += [f"       {f}" for f in c["failures"][:5]]
+    if report.get("drill"):
+        d = report["drill"]
+        lines.append(f"  drill: rollback {d['rollback_s']} s (gateway /metrics), last request "
+                     f"served by new {d['last_new_request_s']} s after the call (users); "
+                     f"{d['users_logged_out']} logged out, {d['carts_changed']} carts changed, "
+                     f"{d['orders_lost']} orders lost, {d['orders_duplicated']} duplicated")
+    return "\n".join(lines)

@@ -1,0 +1,473 @@
+"""The rehearsal engine: stages under load, gates at checkpoints, breach actions.
+
+    preflight (admin API, accounts, database) -> users ramp up -> for each stage:
+    apply its route changes (or, in a drill stage, kill switch + every route to
+    legacy, timed) -> judge its gates every ``check_interval_s`` -> at its end,
+    every user checks itself against the shop, gates judged once more ->
+    breach: roll back to the previous stage's routes (or kill switch), keep the
+    load for ``observe_s``, skip the rest -> users stop, faults undone, final
+    checks, orders table compared -> report.
+
+Times in the report are seconds since the run's start (a monotonic clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.routes import Router
+from gateway.settings import Config
+from strangler.rehearse import integrity, promtext, report
+from strangler.rehearse.client import AdminClient, AdminError, ShopClient
+from strangler.rehearse.drill import watch_new
+from strangler.rehearse.faults import FaultController
+from strangler.rehearse.gates import Window, breached, evaluate
+from strangler.rehearse.plan import Plan
+from strangler.rehearse.stack import RunningStack
+from strangler.rehearse.stats import Recorder, summarize
+from strangler.rehearse.users import Shared, VirtualUser
+
+DEMO_PASSWORD = "wonderland"  # noqa: S105 (the demo seed's, documented in docs/protocol.md)
+State = dict[str, tuple[str, int]]
+
+
+class RunError(Exception):
+    """The run cannot start (gateway, accounts, database); the message says what to fix."""
+
+
+@dataclass
+class Target:
+    gateway_url: str
+    admin_url: str
+    token: str | None
+    config: Config
+    database_url: str
+    password: str = DEMO_PASSWORD
+    stack: RunningStack | None = None
+
+
+class Rehearsal:
+    def __init__(self, plan: Plan, target: Target, kind: str, live: bool,
+                 say: Callable[[str], None]) -> None:
+        self.plan, self.target, self.kind = plan, target, kind
+        self.admin = AdminClient(target.admin_url, target.token)
+        self.router = Router(target.config.routes)
+        self.recorder = Recorder()
+        self.display, shown = report.live_display(live)
+        self._say = say if not shown else (lambda _line: None)  # the display shows events
+        self.events: list[dict[str, Any]] = []
+        self.stages: list[dict[str, Any]] = []
+        self.metric_seconds: dict[int, dict[str, Any]] = {}
+        self.state: State = {}
+        self.drill: dict[str, Any] | None = None
+        self.faults = FaultController(target.stack) if target.stack else None
+        self.active_faults: list[Any] = []
+        self._t0 = 0.0
+        self._stage_start = 0.0
+        self._first: promtext.Scrape | None = None
+        self._last: promtext.Scrape | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def event(self, kind: str, detail: str) -> None:
+        self.events.append({"t": round(self.now(), 3), "kind": kind, "detail": detail})
+        self._say(f"[{self.now():7.1f} s] {kind}: {detail}")
+
+    async def scrape(self) -> promtext.Scrape | None:
+        try:
+            return promtext.parse(await self.admin.metrics())
+        except (AdminError, ValueError):
+            return None
+
+    # ------------------------------------------------------------ the run
+    async def run(self) -> dict[str, Any]:
+        try:
+            return await self._run()
+        finally:
+            await self.admin.close()
+
+    async def _run(self) -> dict[str, Any]:
+        baseline_order = await self._preflight()
+        started = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        shared = Shared(secrets.token_hex(4), self.target.password, self.now)
+        users = self._users(shared)
+        tasks = [asyncio.create_task(u.run(self._delay(u.n))) for u in users]
+        self._first = self._last = await self.scrape()
+        sampler = asyncio.create_task(self._sample(shared, len(users)))
+        faults = asyncio.create_task(self._faults())
+        self.display.start()
+        try:
+            await self._stages(shared, users)
+        finally:
+            faults.cancel()
+            await self._stop_users(shared, tasks)
+            await self._undo_faults()
+            sampler.cancel()
+            self.display.stop()
+        checks = await self._final(shared, users, baseline_order)
+        for u in users:
+            await u.shop.close()
+        return self._report(started, users, checks)
+
+    def _delay(self, n: int) -> float:
+        return self.plan.users.ramp_s * n / self.plan.users.count
+
+    def _users(self, shared: Shared) -> list[VirtualUser]:
+        u = self.plan.users
+        return [VirtualUser(n, u.usernames[n % len(u.usernames)],
+                            ShopClient(self.target.gateway_url, u.timeout_s, self.router,
+                                       self.recorder, self.now),
+                            shared, self.plan.journeys.weights(),
+                            (u.think_ms.min, u.think_ms.max))
+                for n in range(u.count)]
+
+    async def _preflight(self) -> int:
+        try:
+            routes = await self.admin.routes()
+        except AdminError as exc:
+            raise RunError(f"cannot read the gateway's routes: {exc}") from None
+        if routes.get("kill_switch"):
+            raise RunError("the kill switch is on: every route is on legacy and no stage "
+                           "could move one (strangler flags kill off)")
+        self.state = {r["name"]: (r["stage"], int(r["percent"])) for r in routes["routes"]
+                      if not r.get("legacy_only")}
+        await self._check_accounts()
+        try:
+            return await integrity.last_order_id(self.target.database_url)
+        except integrity.DatabaseError as exc:
+            raise RunError(str(exc)) from None
+
+    async def _check_accounts(self) -> None:
+        shop = ShopClient(self.target.gateway_url, 10, self.router, Recorder(), self.now)
+        try:
+            for name in self.plan.users.usernames:
+                reply = await shop.login(name, self.target.password)
+                if reply.status != 200:
+                    raise RunError(f"users.usernames: {name!r} cannot log in through "
+                                   f"{self.target.gateway_url}: {reply.status} "
+                                   f"{reply.error or str(reply.body)[:200]}")
+        finally:
+            await shop.close()
+
+    # ------------------------------------------------------------ stages
+    async def _stages(self, shared: Shared, users: list[VirtualUser]) -> None:
+        for i in range(len(self.plan.stages)):
+            held = await self._stage(i, shared, users)
+            if not held:
+                await self._after_breach(i, shared)
+                for j in range(i + 1, len(self.plan.stages)):
+                    self.stages.append({"name": self.plan.stages[j].name, "start_s": None,
+                                        "end_s": None, "changes": [], "gates": [],
+                                        "outcome": "skipped"})
+                return
+
+    async def _stage(self, i: int, shared: Shared, users: list[VirtualUser]) -> bool:
+        spec, gates = self.plan.stages[i], self.plan.stage_gates(i)
+        start, before = self.now(), dict(self.state)
+        shared.stage, self._stage_start = spec.name, start
+        scrape0, found0 = await self.scrape(), len(shared.findings)
+        watch: asyncio.Task[float | None] | None = None
+        if spec.rollback_all:
+            changes, watch = await self._drill_start(spec.name, scrape0, spec.duration_s)
+        else:
+            changes = await self._apply(i)
+        end, results = start + spec.duration_s, []
+        while (left := end - self.now()) > 0.05:
+            await asyncio.sleep(min(self.plan.check_interval_s, left))
+            if end - self.now() > 0.05:
+                window = await self._window(start, scrape0, shared, found0, watch, False)
+                results = evaluate(gates, window)
+                if breached(results):
+                    break
+        if not breached(results):
+            await self._check_users(shared, users)
+            if watch is not None:
+                await watch  # bounded: it gives up (None) after the stage's duration
+            results = evaluate(gates, await self._window(start, scrape0, shared, found0,
+                                                          watch, True))
+        if spec.rollback_all:
+            await self._drill_end(watch)
+        outcome = "breached" if breached(results) else "held"
+        self.stages.append({"name": spec.name, "start_s": round(start, 3),
+                            "end_s": round(self.now(), 3), "changes": changes,
+                            "gates": [r.to_dict() for r in results], "outcome": outcome,
+                            "_before": before, "_failed": breached(results)})
+        return outcome == "held"
+
+    async def _window(self, start: float, scrape0: promtext.Scrape | None, shared: Shared,
+                      found0: int, watch: asyncio.Task[float | None] | None,
+                      final: bool) -> Window:
+        summary = summarize(self.recorder.window(start, self.now() + 1))
+        now = await self.scrape()
+        d = promtext.delta(now, scrape0) if now and scrape0 else None
+        rollback = watch.result() if watch is not None and watch.done() else None
+        return Window(summary, d.total_requests if d else None, d.total_fallbacks if d else None,
+                      len(shared.findings) - found0, rollback, final)
+
+    async def _check_users(self, shared: Shared, users: list[VirtualUser]) -> None:
+        """Every running user checks itself against the shop (between two journeys)."""
+        epoch = shared.request_check()
+        waiting = [u for u in users if u.started]
+        deadline = self.now() + self.plan.users.timeout_s * 4 + 5
+        while any(shared.checked.get(u.n, 0) < epoch for u in waiting) \
+                and self.now() < deadline:
+            shared.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shared.progress.wait(), deadline - self.now())
+
+    async def _apply(self, i: int) -> list[dict[str, Any]]:
+        spec, changes, notes = self.plan.stages[i], [], []
+        for route, change in spec.routes.items():
+            target = (change.stage.value, _percent(change.stage.value, change.percent))
+            if self.state.get(route) == target:
+                continue  # already there (a group member moved with an earlier route)
+            body = await self._flip(route, target, f"stage '{spec.name}'")
+            changes += [{"route": r, "stage": target[0], "percent": target[1]}
+                        for r in body.get("moved", [route])]
+            notes.append(f"{route} -> {change.text()} (ledger {_ids(body)})")
+        self.event("stage", f"{i + 1}/{len(self.plan.stages)} '{spec.name}'"
+                            + (f": {'; '.join(notes)}" if notes else ": no route changes"))
+        return changes
+
+    async def _flip(self, route: str, target: tuple[str, int], why: str) -> dict[str, Any]:
+        percent = target[1] if target[0] == "canary" else None
+        body = await self.admin.set_route(route, target[0], percent,
+                                          f"rehearsal '{self.plan.name}': {why}")
+        for moved in body.get("moved", [route]):
+            self.state[moved] = target
+        return body
+
+    # ------------------------------------------------------------ breach
+    async def _after_breach(self, i: int, shared: Shared) -> None:
+        stage = self.stages[-1]
+        failed: list[dict[str, Any]] = [g for g in stage["gates"] if not g["passed"]]
+        what = "; ".join(_gate_text(g) for g in failed)
+        self.event("breach", f"stage '{stage['name']}': {what}")
+        action = self.plan.on_breach.action
+        if self.plan.stages[i].rollback_all:
+            pass  # a drill stage has already sent everything to legacy
+        elif action == "rollback":
+            await self._rollback(stage["_before"], stage["name"], _gate_text(failed[0]))
+        else:
+            body = await self.admin.kill(True, f"rehearsal '{self.plan.name}': stage "
+                                               f"'{stage['name']}' breached {what}")
+            self.event("kill_switch", f"kill switch on (ledger {_ids(body)})")
+        shared.stage = f"after breach of '{stage['name']}'"
+        await asyncio.sleep(self.plan.on_breach.observe_s)
+
+    async def _rollback(self, before: State, stage: str, why: str) -> None:
+        notes = []
+        for route, target in before.items():
+            if self.state.get(route) != target:
+                body = await self._flip(route, target, f"rollback of stage '{stage}' ({why})")
+                notes.append(f"{', '.join(body.get('moved', [route]))} -> "
+                             f"{_state_text(target)} (ledger {_ids(body)})")
+        self.event("rollback", "; ".join(notes) or "nothing to roll back")
+
+    # ------------------------------------------------------------ the drill stage
+    async def _drill_start(self, name: str, scrape0: promtext.Scrape | None, give_up_s: float
+                           ) -> tuple[list[dict[str, Any]], asyncio.Task[float | None]]:
+        call = self.now()
+        baseline = scrape0.backend_total("new") if scrape0 else 0.0
+        watch = asyncio.create_task(watch_new(self.scrape, self.now, call, baseline,
+                                               give_up_s))
+        body = await self.admin.kill(True, f"rehearsal '{self.plan.name}': drill '{name}'")
+        self.event("kill_switch", f"drill: kill switch on (ledger {_ids(body)})")
+        changes, notes = [], []
+        for route in list(self.state):
+            if self.state[route] != ("legacy", 0):  # a group member may have moved already
+                body = await self._flip(route, ("legacy", 0), f"drill '{name}'")
+                changes += [{"route": r, "stage": "legacy", "percent": 0}
+                            for r in body.get("moved", [route])]
+                notes.append(f"{route} -> legacy (ledger {_ids(body)})")
+        self.event("drill", "every route to legacy: " + ("; ".join(notes) or "already there"))
+        self.drill = {"call_s": call}
+        return changes, watch
+
+    async def _drill_end(self, watch: asyncio.Task[float | None] | None) -> None:
+        rollback_s = await watch if watch is not None else None
+        assert self.drill is not None
+        last = self.recorder.last_new_start(self.drill["call_s"])
+        users_side = None if not self.recorder.saw_backend_header else \
+            round(last - self.drill["call_s"], 3) if last is not None else 0.0
+        self.drill.update({"rollback_s": rollback_s, "last_new_request_s": users_side})
+        body = await self.admin.kill(False, f"rehearsal '{self.plan.name}': drill done, "
+                                            "every route is on legacy")
+        self.event("drill", f"rollback took {rollback_s} s by /metrics, last user request "
+                            f"served by new {users_side} s after the call; kill switch "
+                            f"released, routes stay on legacy (ledger {_ids(body)})")
+
+    # ------------------------------------------------------------ faults, sampling
+    async def _faults(self) -> None:
+        pending = sorted(self.plan.faults, key=lambda f: f.at_s)
+        ends: list[tuple[float, Any]] = []
+        while pending or ends:
+            nxt = min([f.at_s for f in pending] + [t for t, _ in ends])
+            await asyncio.sleep(max(0.0, nxt - self.now()))
+            if pending and pending[0].at_s <= self.now():
+                fault = pending.pop(0)
+                assert self.faults is not None
+                self.active_faults.append(fault)
+                ends.append((fault.at_s + fault.duration_s, fault))
+                try:
+                    self.event("fault", await self.faults.apply(fault))
+                except Exception as exc:  # a fault that fails is reported, the run goes on
+                    self.event("fault", f"{fault.action} could not be applied: {exc}")
+            for item in [e for e in ends if e[0] <= self.now()]:
+                ends.remove(item)
+                await self._undo(item[1])
+
+    async def _undo(self, fault: Any) -> None:
+        if fault in self.active_faults and self.faults is not None:
+            self.active_faults.remove(fault)
+            try:
+                self.event("fault_end", await self.faults.undo(fault))
+            except Exception as exc:
+                self.event("fault_end", f"{fault.action} could not be undone: {exc}")
+
+    async def _undo_faults(self) -> None:
+        for fault in list(self.active_faults):
+            await self._undo(fault)
+        if self.target.stack is not None:
+            with contextlib.suppress(AdminError):
+                await self.admin.wait_ready(30)
+
+    async def _sample(self, shared: Shared, users: int) -> None:
+        while True:
+            await asyncio.sleep(1 - (self.now() % 1))
+            now = await self.scrape()
+            if now is not None and self._last is not None:
+                d = promtext.delta(now, self._last)
+                entry = self.metric_seconds.setdefault(int(self.now()) - 1,
+                                                       {"fallbacks": 0, "by_route": {}})
+                entry["fallbacks"] += d.total_fallbacks
+                for route, counts in promtext.by_route(d).items():
+                    mine = entry["by_route"].setdefault(route, {"legacy": 0, "new": 0})
+                    for backend, n in counts.items():
+                        mine[backend] = mine.get(backend, 0) + n
+            self._last = now or self._last
+            self.display.update(self._snapshot(shared, users))
+
+    def _snapshot(self, shared: Shared, users: int) -> dict[str, Any]:
+        s = summarize(self.recorder.window(self._stage_start, self.now() + 1))
+        total = summarize(self.recorder.samples)
+        by_backend = {"legacy": 0, "new": 0}  # this stage's, from the gateway's /metrics
+        for t, entry in self.metric_seconds.items():
+            if t >= int(self._stage_start):
+                for counts in entry["by_route"].values():
+                    for b in by_backend:
+                        by_backend[b] += counts.get(b, 0)
+        gw = promtext.delta(self._last, self._first) if self._last and self._first else None
+        return {"title": f"{self.kind}: {self.plan.name}", "stage": shared.stage,
+                "stage_index": min(len(self.stages) + 1, len(self.plan.stages)),
+                "stages_total": len(self.plan.stages), "elapsed_s": round(self.now(), 1),
+                "duration_s": self.plan.duration_s, "users": users,
+                "requests": total.requests, "errors": total.errors,
+                "error_rate": round(total.error_rate, 5), "p99_ms": round(s.p99_ms, 1),
+                "fallback_rate": round(gw.total_fallbacks / gw.total_requests, 5)
+                if gw and gw.total_requests else 0.0,
+                "by_backend": by_backend,
+                "events": [f"{e['t']:.1f}s {e['kind']}: {e['detail']}" for e in self.events[-5:]]}
+
+    # ------------------------------------------------------------ the end
+    async def _stop_users(self, shared: Shared, tasks: list[asyncio.Task[None]]) -> None:
+        shared.stop.set()
+        shared.poke()
+        _, left = await asyncio.wait(tasks, timeout=self.plan.users.timeout_s * 4 + 5)
+        for task in left:
+            task.cancel()  # its operation in flight stays pending in its model: never lost
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _final(self, shared: Shared, users: list[VirtualUser],
+                     baseline: int) -> list[dict[str, Any]]:
+        shared.stage = "final"
+        await asyncio.gather(*(u.check() for u in users))
+        unanswered = [(u.n, u.username, k) for u in users
+                      for k in u.unanswered + ([u.pending.key] if u.pending else [])]
+        placed = [integrity.Placed(u.n, u.username, o) for u in users for o in u.orders]
+        checked = sum(1 for s in self.stages if s["outcome"] != "skipped")
+        checks = integrity.user_checks(shared.findings, shared.unverified, len(users), checked)
+        try:
+            view = await integrity.read_table(self.target.database_url,
+                                              list(self.plan.users.usernames), baseline,
+                                              f"rh-{shared.run_id}-")
+            table = integrity.compare_table(placed, unanswered, view)
+            checks.append(integrity.table_check(table, len(placed)))
+        except integrity.DatabaseError as exc:
+            table = integrity.TableCheck(failures=[str(exc)])
+            checks.append(integrity.check("orders_table", table.failures, str(exc)))
+        if self.drill is not None:
+            self.drill.update(_drill_counts(shared, table, checks))
+        return checks
+
+    def _report(self, started: datetime, users: list[VirtualUser],
+                checks: list[dict[str, Any]]) -> dict[str, Any]:
+        end = self.now()
+        fallbacks = promtext.delta(self._last, self._first).total_fallbacks \
+            if self._last and self._first else 0.0
+        passed = all(s["outcome"] == "held" for s in self.stages) and all(
+            c["passed"] for c in checks)
+        drill = None
+        if self.drill is not None:
+            drill = {k: self.drill.get(k) for k in ("rollback_s", "last_new_request_s",
+                                                    "users_logged_out", "carts_changed",
+                                                    "orders_lost", "orders_duplicated")}
+        return {
+            "kind": self.kind, "plan": self.plan.model_dump(mode="json"),
+            "started_at": _iso(started),
+            "finished_at": _iso(datetime.now(UTC)), "duration_s": round(end, 3),
+            "result": "passed" if passed else "failed",
+            "stages": [{k: v for k, v in s.items() if not k.startswith("_")}
+                       for s in self.stages],
+            "events": self.events,
+            "timeline": report.timeline(self.recorder, self.metric_seconds, end),
+            "integrity": {"users": len(users), "checks": checks},
+            "totals": report.totals(self.recorder, fallbacks),
+            "drill": drill,
+        }
+
+
+def _drill_counts(shared: Shared, table: integrity.TableCheck,
+                  checks: list[dict[str, Any]]) -> dict[str, int]:
+    def users(check: str) -> int:
+        return len({f.user for f in shared.findings if f.check == check})
+
+    lost_seen = sum(1 for f in shared.findings
+                    if f.check == "orders_integrity" and "missing" in f.got)
+    return {"users_logged_out": users("session_continuity"),
+            "carts_changed": users("cart_integrity"),
+            "orders_lost": max(table.lost, lost_seen),
+            "orders_duplicated": table.duplicated}
+
+
+def _percent(stage: str, percent: int | None) -> int:
+    return {"legacy": 0, "shadow": 0, "new": 100, "complete": 100}.get(stage, percent or 0)
+
+
+def _state_text(target: tuple[str, int]) -> str:
+    return f"canary {target[1]}%" if target[0] == "canary" else target[0]
+
+
+def _ids(body: dict[str, Any]) -> str:
+    ids = body.get("ledger") or []
+    note = ", ".join(f"#{i}" for i in ids) if ids else "not recorded"
+    return note + (f"; {body['ledger_error']}" if body.get("ledger_error") else "")
+
+
+def _gate_text(g: dict[str, Any]) -> str:
+    label = f"{g['name']}.{g['route']}" if g.get("route") else g["name"]
+    seen = "n/a" if g["observed"] is None else f"{g['observed']:.4g}"
+    return f"{label} {seen} > {g['limit']:g}"
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
