@@ -15,7 +15,9 @@ import asyncio
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +142,28 @@ async def _flipper(admin: Admin, stop: asyncio.Event, rng: random.Random) -> lis
 @pytest.mark.parametrize("stack", [{"gateways": 1}], indirect=True)
 async def test_fifty_shoppers_lose_nothing_while_cart_and_checkout_flip(stack: Stack,
                                                                        admin: Admin) -> None:
+    await _shop_while_flipping(stack, admin)
+
+
+@pytest.fixture
+def pg_stack(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[Stack]:
+    """The same stack on PostgreSQL, the production database: both legacy nodes and
+    both new instances share one real PostgreSQL database."""
+    s = Stack(tmp_path / "stack", redis_url, database_url=postgres_url)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+async def test_on_postgresql_fifty_shoppers_lose_nothing_while_cart_and_checkout_flip(
+        pg_stack: Stack) -> None:
+    assert pg_stack.database_url.startswith("postgresql+asyncpg://")
+    await _shop_while_flipping(pg_stack, Admin(pg_stack.admin_url(), pg_stack.admin_token))
+
+
+async def _shop_while_flipping(stack: Stack, admin: Admin) -> None:
     names = ("alice", "bob", "carol", "dave")
     shoppers = [Shopper(ShopUser(stack.url()), names[i % 4], random.Random(i))
                 for i in range(USERS)]
