@@ -14,6 +14,8 @@ import contextlib
 import io
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
@@ -760,6 +762,18 @@ def test_k8s_everything_in_one_namespace_and_in_the_kustomization(objs: list[Obj
                             f"files {sorted(files)} (never list {SECRETS_TEMPLATE.name})"
     assert [i["name"] for i in kust["images"]] == ["strangler"], \
         "deploy/k8s/kustomization.yaml: images"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_k8s_kustomize_builds_every_manifest(objs: list[Obj]) -> None:
+    """``kubectl kustomize`` renders offline: what ``kubectl apply -k`` would send."""
+    out = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 0, f"kubectl kustomize deploy/k8s: {out.stderr.strip()}"
+    built = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out.stdout) if d}
+    files = {(o.kind, o.name) for o in objs if o.file != SECRETS_TEMPLATE}
+    assert built == files, f"kubectl kustomize deploy/k8s: builds {sorted(built ^ files)} " \
+                           "differently from the files"
 
 
 def test_k8s_external_services_are_the_hosts_the_config_names(cfg: Config,
