@@ -107,11 +107,13 @@ def new_client_session(limits: ClientLimits) -> aiohttp.ClientSession:
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-        timeout=aiohttp.ClientTimeout(
-            total=None, connect=limits.connect_s, sock_connect=limits.connect_s,
-            sock_read=limits.read_s,
-        ),
+        timeout=_client_timeout(limits),
     )
+
+
+def _client_timeout(limits: ClientLimits) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=limits.connect_s,
+                                 sock_connect=limits.connect_s, sock_read=limits.read_s)
 
 
 class HttpUpstream:
@@ -124,6 +126,9 @@ class HttpUpstream:
         self._session = session
         self._whole = limits.read_whole_bytes
         self._read_s = limits.read_s
+        # Per upstream, not only per session: a config reload builds new upstreams
+        # with new timeouts on the same pooled session.
+        self._timeout = _client_timeout(limits)
 
     async def send(self, request: Outgoing) -> UpstreamResult:
         headers = request.headers
@@ -140,7 +145,7 @@ class HttpUpstream:
             async with asyncio.timeout_at(deadline):
                 resp = await self._session.request(
                     request.method, self.base_url + request.target, headers=headers,
-                    data=request.body, allow_redirects=False,
+                    data=request.body, allow_redirects=False, timeout=self._timeout,
                 )
                 return await self._result(request, resp)
         except UpstreamError:

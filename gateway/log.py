@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -39,12 +40,21 @@ def _bytes_of(stream: TextIO | None) -> object:
     return stream.buffer
 
 
-def configure(level: str = "info", stream: TextIO | None = None) -> None:
-    """Idempotent; the level applies to every structlog logger of the process."""
+def configure(level: str = "info", stream: TextIO | None = None,
+              static: dict[str, object] | None = None) -> None:
+    """Idempotent; the level applies to every structlog logger of the process.
+    ``static``: fields on every line (a worker's index)."""
     global _configured
     numeric = logging.getLevelNamesMapping()[level.upper()]
+    fields = dict(static or {})
+
+    def add_static(_: object, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        event.update(fields)
+        return event
+
     structlog.configure(
         processors=[
+            *([add_static] if fields else []),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

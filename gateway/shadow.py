@@ -96,6 +96,17 @@ class Shadower:
         self._clock = clock
         self.lanes = {r.name: _lane(r.name, r.shadow) for r in routes if not r.legacy_only}
 
+    def configure(self, routes: Iterable[RouteSection]) -> None:
+        """Reloaded rules: a route whose shadow section is unchanged keeps its statistics."""
+        lanes = {}
+        for r in routes:
+            if r.legacy_only:
+                continue
+            lane = self.lanes.get(r.name)
+            lanes[r.name] = lane if lane is not None and lane.config == r.shadow else \
+                _lane(r.name, r.shadow)
+        self.lanes = lanes
+
     def lane(self, route: str) -> Lane:
         found = self.lanes.get(route)
         if found is None:  # a route the config did not describe: default rules

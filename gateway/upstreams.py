@@ -53,6 +53,36 @@ class Pool:
         self._rr = 0
         self._listeners: list[Callable[[Member], None]] = []
         self._ejection = ejection
+        self.check_interval_s = 1.0
+
+    def configure(self, members: list[HttpUpstream], health_path: str,
+                  ejection: Ejection | None, check_interval_s: float) -> list[Member]:
+        """Swap in a reloaded member list; returns the members that are new.
+
+        A member with the same id and URL keeps its health, boot id and ejection
+        (only its upstream, with the new timeouts, is replaced); a new one gets
+        no traffic until a health check has seen it answer.
+        """
+        members_now: dict[str, Member] = {}
+        fresh = []
+        for upstream in members:
+            member = self.members.get(upstream.id)
+            if member is not None and member.upstream.base_url == upstream.base_url:
+                member.upstream = upstream
+            else:
+                member = Member(upstream, healthy=False)
+                fresh.append(member)
+            members_now[upstream.id] = member
+        removed = sorted(set(self.members) - set(members_now))
+        self.members = members_now
+        self._health_path = health_path
+        self._ejection = ejection
+        self.check_interval_s = check_interval_s
+        self._recompute()
+        if fresh or removed:
+            _log.info("upstreams_reconfigured", pool=self.kind,
+                      added=[m.id for m in fresh], removed=removed)
+        return fresh
 
     def on_change(self, listener: Callable[[Member], None]) -> None:
         self._listeners.append(listener)
@@ -127,9 +157,10 @@ class Pool:
         await asyncio.gather(*(self.check(m) for m in self.members.values()))
 
     async def run_checks(self, interval_s: float) -> None:
+        self.check_interval_s = interval_s
         while True:
             await self.check_all()
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(self.check_interval_s)
 
 
 class LegacyPool(Pool):
