@@ -1,5 +1,7 @@
 """The admin listener: health, readiness, metrics, routes, flips, kill switch.
 
+The dashboard page and its live figures are in ``admin_dashboard``.
+
 Reads are open (bind the listener to a private interface); anything that
 changes state needs ``Authorization: Bearer <admin token>``, compared in
 constant time. With no token configured, changes are refused (fail closed).
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -56,7 +57,6 @@ STATE = web.AppKey("admin_state", AdminState)
 def create_admin_app(state: AdminState) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[STATE] = state
-    app.router.add_get("/", dashboard)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -64,9 +64,10 @@ def create_admin_app(state: AdminState) -> web.Application:
     app.router.add_put("/api/routes/{name}", put_route)
     app.router.add_get("/api/kill-switch", get_kill)
     app.router.add_put("/api/kill-switch", put_kill)
-    from gateway import admin_flags  # its handlers import this module's helpers
+    from gateway import admin_dashboard, admin_flags  # they import this module's helpers
 
     admin_flags.add_routes(app)
+    admin_dashboard.add_routes(app)
     admin_shadow.add_routes(app)
     return app
 
@@ -221,8 +222,3 @@ async def put_kill(request: web.Request) -> web.Response:
     outcome = await state.service.kill(on, actor=actor, source="admin-api",
                                        reason=str(body.get("reason", "")))
     return web.json_response({"on": state.provider.view.kill_switch, **_outcome_json(outcome)})
-
-
-async def dashboard(request: web.Request) -> web.Response:
-    page = resources.files("gateway").joinpath("dashboard.html").read_text()
-    return web.Response(text=page, content_type="text/html")

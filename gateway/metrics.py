@@ -10,6 +10,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.live_stats import LiveStats, Recorder
+
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -72,16 +74,20 @@ class Metrics:
                                         registry=r)
         self.upstream_healthy = Gauge("strangler_upstream_healthy", "1 when healthy.",
                                       ("pool", "upstream"), registry=r)
-        self._req: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.live = LiveStats()
+        """The last seconds per route, for the dashboard (``gateway.live_stats``)."""
+        self._req: dict[tuple[str, str, int], tuple[Counter, Histogram, Recorder]] = {}
 
     def observe_request(self, route: str, backend: str, status: int, seconds: float) -> None:
         key = (route, backend, status)
         pair = self._req.get(key)
         if pair is None:
             pair = self._req[key] = (self.requests.labels(route, backend, str(status)),
-                                     self.latency.labels(route, backend))
+                                     self.latency.labels(route, backend),
+                                     self.live.recorder(route, backend, status))
         pair[0].inc()
         pair[1].observe(seconds)
+        pair[2](seconds)
 
     def session(self, op: str, reason: str) -> None:
         self.session_ops.labels(op, reason).inc()
