@@ -97,7 +97,7 @@ def test_named_underscore_aliases_are_dropped() -> None:
     out = to_backend(("X_Shop_Session_Rev", "99"), ("x_strangler_identity", "eyJ.forged"),
                      ("X_Internal_Token", "guess"))
     assert lower_names(out) == {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-                                "x-request-id"}
+                                "x-request-id", "traceparent"}
     back = client_response_headers(h(("X_Shop_Session_Rev", "3"), ("x_shop_node", "a")))
     assert len(back) == 0
 
