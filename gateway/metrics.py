@@ -77,6 +77,7 @@ class Metrics:
         self.live = LiveStats()
         """The last seconds per route, for the dashboard (``gateway.live_stats``)."""
         self._req: dict[tuple[str, str, int], tuple[Counter, Histogram, Recorder]] = {}
+        self._dec: dict[tuple[str, str, str], Counter] = {}
 
     def observe_request(self, route: str, backend: str, status: int, seconds: float) -> None:
         key = (route, backend, status)
@@ -88,6 +89,15 @@ class Metrics:
         pair[0].inc()
         pair[1].observe(seconds)
         pair[2](seconds)
+
+    def decided(self, route: str, backend: str, reason: str) -> None:
+        """The backend that finally served, and why (``stage_new``, ``canary_out``,
+        ``fallback:new_5xx``, ``breaker_open``...)."""
+        key = (route, backend, reason)
+        child = self._dec.get(key)
+        if child is None:
+            child = self._dec[key] = self.decisions.labels(route, backend, reason)
+        child.inc()
 
     def session(self, op: str, reason: str) -> None:
         self.session_ops.labels(op, reason).inc()

@@ -1,4 +1,5 @@
-"""``traceparent`` reaches both backends: the same trace, the gateway as parent."""
+"""``traceparent`` reaches both backends: the same trace, the gateway as parent; and
+the backend decision behind each answer is counted with its reason."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class Recorder:
 
 @pytest.fixture
 async def gateway(redis_url: str, key_prefix: str, keypair: KeyPair
-                  ) -> AsyncIterator[tuple[str, Recorder, Recorder]]:
+                  ) -> AsyncIterator[tuple[str, Recorder, Recorder, str]]:
     legacy, new = Recorder(200), Recorder(503)  # new fails: every GET falls back
     for b in (legacy, new):
         await b.server.start_server()
@@ -46,7 +47,7 @@ async def gateway(redis_url: str, key_prefix: str, keypair: KeyPair
                 {"name": "default", "paths": ["/*"], "legacy_only": True}],
         ).start()
     try:
-        yield harness.url, legacy, new
+        yield harness.url, legacy, new, harness.admin_url
     finally:
         await harness.stop()
         for b in (legacy, new):
@@ -60,8 +61,8 @@ async def _get(url: str, headers: dict[str, str]) -> int:
 
 
 async def test_both_backends_see_the_callers_trace_with_the_gateway_as_parent(
-        gateway: tuple[str, Recorder, Recorder]) -> None:
-    url, legacy, new = gateway
+        gateway: tuple[str, Recorder, Recorder, str]) -> None:
+    url, legacy, new, _ = gateway
     status = await _get(url + "/api/products", {"traceparent": CALLER,
                                                 "tracestate": "vendor=abc"})
     assert status == 200
@@ -75,8 +76,8 @@ async def test_both_backends_see_the_callers_trace_with_the_gateway_as_parent(
 
 
 async def test_no_traceparent_starts_one_and_a_broken_one_loses_its_tracestate(
-        gateway: tuple[str, Recorder, Recorder]) -> None:
-    url, legacy, _ = gateway
+        gateway: tuple[str, Recorder, Recorder, str]) -> None:
+    url, legacy, _, _ = gateway
     assert await _get(url + "/plain", {}) == 200
     first = legacy.seen[-1]["traceparent"]
     assert await _get(url + "/plain", {}) == 200
@@ -86,3 +87,21 @@ async def test_no_traceparent_starts_one_and_a_broken_one_loses_its_tracestate(
                                        "tracestate": "vendor=abc"}) == 200
     sent = legacy.seen[-1]
     assert sent["traceparent"].endswith("-00") and "tracestate" not in sent
+
+
+async def test_each_answer_counts_the_backend_that_served_and_why(
+        gateway: tuple[str, Recorder, Recorder, str]) -> None:
+    url, _, _, admin = gateway
+    for _ in range(3):
+        assert await _get(url + "/api/products", {}) == 200
+    assert await _get(url + "/plain", {}) == 200
+    async with aiohttp.ClientSession() as http, http.get(admin + "/metrics") as resp:
+        text = await resp.text()
+    counted = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+               if line.startswith("strangler_backend_decisions_total{")}
+    assert counted == {
+        'strangler_backend_decisions_total{backend="legacy",reason="fallback:new_5xx",'
+        'route="catalog"}': 3.0,
+        'strangler_backend_decisions_total{backend="legacy",reason="legacy_only",'
+        'route="default"}': 1.0,
+    }, counted
