@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from flags.model import RouteFlag, Stage
@@ -36,7 +37,7 @@ class LocalProvider:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | RedisCluster,
         defaults: Mapping[str, RouteFlag],
         *,
         prefix: str = "strangler",

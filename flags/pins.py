@@ -14,10 +14,11 @@ new, and at one version every process computes the same canary buckets).
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 
 class Pins:
-    def __init__(self, redis: aioredis.Redis, prefix: str = "strangler") -> None:
+    def __init__(self, redis: aioredis.Redis | RedisCluster, prefix: str = "strangler") -> None:
         self._redis = redis
         self._prefix = prefix
 

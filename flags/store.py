@@ -1,15 +1,23 @@
 """Runtime flag state in Redis, overlaying the defaults from config.yaml.
 
-Keys (``prefix`` defaults to ``strangler``)::
+Keys (``prefix`` defaults to ``strangler``), hash-tagged alike so that a Redis
+Cluster keeps them in one slot and the transactions below run on one node::
 
-    {prefix}:flags:routes    hash  route -> RouteFlag JSON (runtime overrides)
-    {prefix}:flags:kill      str   {"on": bool, "updated_by", "updated_at", "reason"}
-    {prefix}:flags:version   int   bumped by every change
-    {prefix}:flags:changed   pub/sub channel, published in the same transaction
+    {<prefix>:flags}:routes    hash  route -> RouteFlag JSON (runtime overrides)
+    {<prefix>:flags}:kill      str   {"on": bool, "updated_by", "updated_at", "reason"}
+    {<prefix>:flags}:version   int   bumped by every change
+    {<prefix>:flags}:changed   pub/sub channel, published right after the change
 
-A change is one MULTI/EXEC (write, bump, publish), so a reader never sees a
-new version without its data. A runtime override wins over config.yaml until
-it is reset; config.yaml is the bootstrap, Redis the live truth.
+A change is one MULTI/EXEC (write, bump), so a reader never sees a new version
+without its data; the PUBLISH follows the EXEC (a cluster pipeline cannot carry
+PUBLISH, which has no key; a cluster forwards it to every node). A lost message
+costs nothing: readers also compare the version every poll interval. A runtime
+override wins over config.yaml until it is reset; config.yaml is the
+bootstrap, Redis the live truth.
+
+Before the tags (v1) the keys were ``<prefix>:flags:routes`` and so on; a
+single server or sentinel set-up still holding that layout is renamed on
+first use (``_UPGRADE``), so an upgrade never drops the live stages.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from flags.model import (
     FlagError,
@@ -33,6 +43,17 @@ from flags.model import (
 )
 
 log = structlog.get_logger("flags")
+
+_UPGRADE = """
+-- KEYS[1..3] v1 routes, kill, version; KEYS[4..6] the tagged ones
+if redis.call('EXISTS', KEYS[6]) == 1 or redis.call('EXISTS', KEYS[3]) == 0 then
+  return 0
+end
+for i = 1, 3 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 3]) end
+end
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +74,7 @@ class FlagStore:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | RedisCluster,
         defaults: Mapping[str, RouteFlag],
         *,
         prefix: str = "strangler",
@@ -64,10 +85,13 @@ class FlagStore:
         self._defaults = dict(defaults)
         self._groups = dict(groups or {})
         self._kill_default = kill_default
-        self.routes_key = f"{prefix}:flags:routes"
-        self.kill_key = f"{prefix}:flags:kill"
-        self.version_key = f"{prefix}:flags:version"
-        self.channel = f"{prefix}:flags:changed"
+        tag = f"{{{prefix}:flags}}"
+        self.routes_key = f"{tag}:routes"
+        self.kill_key = f"{tag}:kill"
+        self.version_key = f"{tag}:version"
+        self.channel = f"{tag}:changed"
+        self._v1_keys = [f"{prefix}:flags:{name}" for name in ("routes", "kill", "version")]
+        self._upgraded = isinstance(redis, RedisCluster)  # v1 never ran on a cluster
 
     @property
     def defaults(self) -> Mapping[str, RouteFlag]:
@@ -80,7 +104,17 @@ class FlagStore:
         raw = await self._redis.get(self.version_key)
         return int(raw or 0)
 
+    async def _upgrade(self) -> None:
+        """Adopt the v1 key layout once, atomically (any process may be first)."""
+        if self._upgraded:
+            return
+        keys = [*self._v1_keys, self.routes_key, self.kill_key, self.version_key]
+        if await self._redis.eval(_UPGRADE, len(keys), *keys):
+            log.info("flags_keys_upgraded", keys=self._v1_keys)
+        self._upgraded = True
+
     async def load(self) -> FlagState:
+        await self._upgrade()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.routes_key)
             pipe.get(self.kill_key)
@@ -123,12 +157,16 @@ class FlagStore:
         return await self._commit(lambda p: p.delete(self.routes_key, self.kill_key))
 
     async def _commit(self, write: Any) -> int:
+        await self._upgrade()
         async with self._redis.pipeline(transaction=True) as pipe:
             write(pipe)
             pipe.incr(self.version_key)
-            pipe.publish(self.channel, "changed")
             results = await pipe.execute()
-        return int(results[-2])
+        try:
+            await self._redis.publish(self.channel, "changed")
+        except (RedisError, OSError) as exc:  # applied all the same; readers poll the version
+            log.warning("flags_publish_failed", reason=f"{type(exc).__name__}: {exc}")
+        return int(results[-1])
 
 
 def _dump(flag: RouteFlag) -> str:

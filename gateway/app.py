@@ -16,7 +16,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
@@ -42,6 +41,7 @@ from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.pipeline import Pipeline, problem
+from gateway.redis_client import RedisClient, make_redis
 from gateway.routes import Router
 from gateway.session_bridge import SessionBridge
 from gateway.session_store import SessionStore
@@ -87,7 +87,7 @@ def flag_groups(cfg: Config) -> dict[str, str]:
     return {r.name: r.group for r in cfg.routes if r.group is not None}
 
 
-def make_provider(cfg: Config, redis: aioredis.Redis) -> Provider:
+def make_provider(cfg: Config, redis: RedisClient) -> Provider:
     """The flag provider config.yaml names: local (config + Redis) or an Unleash server."""
     flags = cfg.flags
     if flags.provider == "unleash" and flags.unleash is not None:
@@ -115,8 +115,9 @@ class Gateway:
     """One gateway process: both listeners and everything behind them."""
 
     def __init__(self, cfg: Config) -> None:
-        if not cfg.redis.url:
-            raise ConfigError("redis.url: the gateway needs a Redis URL (the demo provides one)")
+        if not cfg.redis.configured:
+            raise ConfigError("redis: the gateway needs redis.url, redis.sentinel or "
+                              "redis.cluster (the demo provides a url)")
         self.cfg = cfg
         self.secrets = read_secrets(cfg)
         self.key = load_private_key(cfg.tokens.private_key_file)
@@ -145,9 +146,7 @@ class Gateway:
                                  cfg.health.path)
         self.new = NewPool("new", [upstream(n.id, n.url) for n in cfg.new.instances],
                            cfg.health.path, cfg.new.ejection)
-        self.redis = aioredis.Redis.from_url(
-            cfg.redis.url or "", socket_timeout=cfg.redis.timeout_ms / 1000,
-            socket_connect_timeout=cfg.redis.timeout_ms / 1000, health_check_interval=0)
+        self.redis = make_redis(cfg.redis)
         self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
                                   on_error=self.metrics.redis_errors.inc)
         self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)

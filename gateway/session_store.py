@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import LockError, RedisError
 
 from adapters.session import SessionFormatError, SharedSession
 from adapters.store import FIELDS, WRITE_SCRIPT, session_key, write_args
 from gateway import log
 from gateway.errors import ServiceUnavailable
+from gateway.redis_client import RedisClient
 
 _log = log.get("session_store")
 
@@ -70,7 +70,7 @@ def node_field(node: str, boot: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, redis: aioredis.Redis, prefix: str, ttl_s: int,
+    def __init__(self, redis: RedisClient, prefix: str, ttl_s: int,
                  on_error: Callable[[], None] = lambda: None) -> None:
         self.redis = redis
         self.prefix = prefix

@@ -100,12 +100,55 @@ class GatewaySection(_Frozen):
     shadow_concurrency: Int = Field(32, ge=1)
 
 
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r}: expected host:port")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class SentinelSection(_Frozen):
+    """A master found through Redis Sentinel; clients follow a failover by themselves."""
+
+    master_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    nodes: tuple[HostPort, ...] = Field(min_length=1)
+    """The sentinels (``host:port``): any one that answers names the current master."""
+    password: Secret | None = None
+    """The password of the master and its replicas."""
+    sentinel_password: Secret | None = None
+
+
+class ClusterSection(_Frozen):
+    """A Redis Cluster; every multi-key operation of ours stays in one hash slot."""
+
+    nodes: tuple[HostPort, ...] = Field(min_length=1)
+    """Startup nodes (``host:port``): any reachable one tells the client the rest."""
+    password: Secret | None = None
+
+
 class RedisSection(_Frozen):
     url: str | None = None
-    """None: ``strangler demo`` starts a private redis-server; the gateway needs a URL."""
+    """A single server. None (and no sentinel or cluster): ``strangler demo`` starts a
+    private redis-server; the gateway needs one of the three."""
+    sentinel: SentinelSection | None = None
+    cluster: ClusterSection | None = None
     key_prefix: str = Field("strangler", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     session_ttl_s: Int = Field(86400, ge=60)
     timeout_ms: Int = Field(500, gt=0)
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> RedisSection:
+        given = [name for name in ("url", "sentinel", "cluster") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError(f"give one of url, sentinel, cluster (found {', '.join(given)})")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url or self.sentinel or self.cluster)
 
 
 class DatabaseSection(_Frozen):

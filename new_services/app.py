@@ -11,20 +11,18 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from . import auth, cart, catalog, checkout, health, orders
 from .appkeys import ENGINE, PASSWORDS, REDIS, SESSIONS, SETTINGS, VERIFIER
 from .db import make_engine
 from .middleware import MIDDLEWARES
 from .passwords import Passwords
+from .redis_client import make_client
 from .sessions import SessionStore
 from .settings import Settings
 from .tokens import TokenVerifier, load_jwks
 
 SERVICES = (health, catalog, cart, checkout, orders, auth)
-REDIS_CONNECT_TIMEOUT_S = 2.0
-REDIS_SOCKET_TIMEOUT_S = 5.0
 
 
 def make_app(settings: Settings) -> web.Application:
@@ -55,8 +53,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-                            socket_timeout=REDIS_SOCKET_TIMEOUT_S)
+    client = make_client(settings)
     app[REDIS] = client
     app[SESSIONS] = SessionStore(client, prefix=settings.key_prefix,
                                  ttl_s=settings.session_ttl_s, attempts=settings.cas_attempts)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .passwords import Passwords
+from .redis_client import RedisClient
 from .sessions import SessionStore
 from .settings import Settings
 from .tokens import TokenVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 SESSIONS = web.AppKey("sessions", SessionStore)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 PASSWORDS = web.AppKey("passwords", Passwords)

@@ -7,20 +7,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
 
 from .app import make_app
 from .log import configure_logging
+from .redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV, parse_nodes, parse_sentinel
 from .settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, DEFAULT_SESSION_TTL_S, Settings
 
 log = structlog.get_logger("new_services.cli")
 
 SHUTDOWN_TIMEOUT_S = 10.0
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` whose ValueError becomes a usage error that says why."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8201)
     serve.add_argument("--database-url", default="sqlite+aiosqlite:///.strangler/shop.db")
-    serve.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    redis = serve.add_mutually_exclusive_group()
+    redis.add_argument("--redis-url", help=f"one server (default: {DEFAULT_REDIS_URL})")
+    redis.add_argument("--redis-sentinel", type=_checked(parse_sentinel),
+                       metavar="NAME@HOST:PORT[,HOST:PORT...]",
+                       help="the master NAME, found through these sentinels")
+    redis.add_argument("--redis-cluster", type=_checked(parse_nodes),
+                       metavar="HOST:PORT[,HOST:PORT...]", help="startup nodes of a cluster")
     serve.add_argument("--key-prefix", default="strangler")
     serve.add_argument("--session-ttl", type=int, default=DEFAULT_SESSION_TTL_S,
                        help="seconds a session record lives after its last write")
@@ -44,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
-        instance_id=args.instance_id, database_url=args.database_url, redis_url=args.redis_url,
+        instance_id=args.instance_id, database_url=args.database_url,
+        redis_url=args.redis_url or DEFAULT_REDIS_URL, redis_sentinel=args.redis_sentinel,
+        redis_cluster=args.redis_cluster or (),
+        redis_password=os.environ.get(PASSWORD_ENV) or None,
+        redis_sentinel_password=os.environ.get(SENTINEL_PASSWORD_ENV) or None,
         jwks_path=args.jwks, key_prefix=args.key_prefix, session_ttl_s=args.session_ttl,
         jwt_issuer=args.jwt_issuer, jwt_audience=args.jwt_audience,
     )

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from adapters.claims import Identity
 from adapters.session import SessionFormatError, SharedSession
 from adapters.store import WRITE_SCRIPT, session_key, valid_session_id, write_args
 
 from .errors import ApiError, SessionBusy, not_logged_in
+from .redis_client import RedisClient
 
 log = structlog.get_logger("new_services.sessions")
 
@@ -47,7 +47,7 @@ def fingerprint(sid: str) -> str:
 class SessionStore:
     """Reads and compare-and-set writes of session records under one key prefix."""
 
-    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int, attempts: int) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str, ttl_s: int, attempts: int) -> None:
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_s

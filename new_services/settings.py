@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .redis_client import HostPort, SentinelSpec
 
 DEFAULT_SESSION_TTL_S = 86400
 DEFAULT_JWT_ISSUER = "strangler-gateway"
@@ -17,7 +19,13 @@ class Settings:
     instance_id: str
     database_url: str
     redis_url: str
+    """A single server; unused when ``redis_sentinel`` or ``redis_cluster`` is given."""
     jwks_path: Path
+    redis_sentinel: SentinelSpec | None = None
+    redis_cluster: tuple[HostPort, ...] = ()
+    redis_password: str | None = field(default=None, repr=False)
+    """For sentinel and cluster (a URL carries its own)."""
+    redis_sentinel_password: str | None = field(default=None, repr=False)
     key_prefix: str = "strangler"
     session_ttl_s: int = DEFAULT_SESSION_TTL_S
     jwt_issuer: str = DEFAULT_JWT_ISSUER
@@ -39,3 +47,5 @@ class Settings:
             raise ValueError("token_cache_size: must be >= 0")
         if not self.instance_id:
             raise ValueError("instance_id: must not be empty")
+        if self.redis_sentinel is not None and self.redis_cluster:
+            raise ValueError("redis: give a sentinel set-up or a cluster, not both")

@@ -4,6 +4,7 @@
     strangler flags list | set ROUTE STAGE [--percent N] [--reason TEXT] | kill on|off | reset
     strangler keys generate
     strangler shadow report ROUTE [--admin URL] [--json]
+    strangler rehearse PLAN.yaml [--stack] | drill rollback [--stack]
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gateway.settings import Config, ConfigError, Node, load
+from gateway.settings import Config, ConfigError, Node, RedisSection, load
 from strangler import shadow_cli
+from strangler.rehearse import cli as rehearse_cli
 
 DEFAULT_CONFIG = os.environ.get("STRANGLER_CONFIG", "config.yaml")
 
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="make the local JWT key pair and tokens")
     keys.add_argument("action", choices=("generate",))
     shadow_cli.add_parser(sub)
+    rehearse_cli.add_parsers(sub)
     return p
 
 
@@ -95,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gateway": _gateway, "legacy": _legacy, "services": _services, "demo": _demo,
         "check-config": _check, "flags": _flags, "keys": _keys, "explain": _explain,
         "shadow": shadow_cli.run,
+        "rehearse": rehearse_cli.run_rehearse, "drill": rehearse_cli.run_drill,
     }[args.command]
     try:
         return handler(cfg, args)
@@ -115,15 +119,14 @@ def _run(coro: object) -> None:
 
 
 def _with_listen(cfg: Config, port: int | None, admin_port: int | None,
-                 redis_url: str | None) -> Config:
+                 redis: RedisSection | None) -> Config:
     gw = cfg.gateway
     if port is not None:
         gw = gw.model_copy(update={"listen": gw.listen.model_copy(update={"port": port})})
     if admin_port is not None:
         gw = gw.model_copy(update={
             "admin_listen": gw.admin_listen.model_copy(update={"port": admin_port})})
-    redis = cfg.redis.model_copy(update={"url": redis_url}) if redis_url else cfg.redis
-    return cfg.model_copy(update={"gateway": gw, "redis": redis})
+    return cfg.model_copy(update={"gateway": gw, "redis": redis or cfg.redis})
 
 
 def _gateway(cfg: Config, args: argparse.Namespace) -> int:
@@ -133,7 +136,7 @@ def _gateway(cfg: Config, args: argparse.Namespace) -> int:
     from strangler import runtime
 
     cfg = _with_listen(cfg, args.port, args.admin_port,
-                       runtime.redis_url(cfg.redis.url, args.redis_url))
+                       runtime.redis_section(cfg.redis, args.redis_url))
     log.configure(cfg.gateway.log_level)
     try:
         _run(serve(cfg))
@@ -174,17 +177,38 @@ def _services(cfg: Config, args: argparse.Namespace) -> int:
     from strangler import runtime
 
     port = _port(cfg.new.instances, args.instance_id, args.port, "new.instances")
-    redis_url = runtime.redis_url(cfg.redis.url, args.redis_url)
-    if not redis_url:
-        raise ConfigError("redis.url: not set and no demo running; give --redis-url")
+    redis = runtime.redis_section(cfg.redis, args.redis_url)
+    if redis is None:
+        raise ConfigError("redis: not set and no demo running; give --redis-url")
     return services_main([
         "serve", "--instance-id", args.instance_id,
         "--port", str(port),
-        "--database-url", cfg.database.url, "--redis-url", redis_url,
+        "--database-url", cfg.database.url, *_redis_args(redis),
         "--key-prefix", cfg.redis.key_prefix, "--session-ttl", str(cfg.redis.session_ttl_s),
         "--jwks", str(cfg.tokens.jwks_file), "--jwt-issuer", cfg.tokens.issuer,
         "--jwt-audience", cfg.tokens.audience,
     ])
+
+
+def _redis_args(redis: RedisSection) -> list[str]:
+    """new_services' options for ``redis``; passwords travel in the environment."""
+    from gateway.redis_client import secret_value
+    from new_services.redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV
+
+    secrets: dict[str, str | None] = {}
+    if redis.sentinel is not None:
+        s = redis.sentinel
+        secrets = {PASSWORD_ENV: secret_value(s.password, "redis.sentinel.password"),
+                   SENTINEL_PASSWORD_ENV: secret_value(s.sentinel_password,
+                                                       "redis.sentinel.sentinel_password")}
+        args = ["--redis-sentinel", f"{s.master_name}@{','.join(s.nodes)}"]
+    elif redis.cluster is not None:
+        secrets = {PASSWORD_ENV: secret_value(redis.cluster.password, "redis.cluster.password")}
+        args = ["--redis-cluster", ",".join(redis.cluster.nodes)]
+    else:
+        args = ["--redis-url", redis.url or ""]
+    os.environ.update({env: value for env, value in secrets.items() if value})
+    return args
 
 
 def _demo(cfg: Config, args: argparse.Namespace) -> int:

@@ -14,8 +14,7 @@ import asyncio
 import sys
 import time
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from flags import FlagError, FlagState
 from flags.ledger import Ledger
@@ -26,31 +25,33 @@ from flags.store import FlagStore
 from flags.unleash_admin import UnleashAdmin
 from flags.unleash_flags import UnleashFlags
 from gateway.app import flag_defaults, flag_groups
-from gateway.settings import Config, ConfigError
+from gateway.redis_client import describe, make_redis
+from gateway.settings import Config, ConfigError, RedisSection
 from strangler import runtime
 
 
 def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
-    url = runtime.redis_url(cfg.redis.url, args.redis_url)
+    redis = runtime.redis_section(cfg.redis, args.redis_url)
     try:
         if args.flags_command == "history":  # the ledger is SQL: no Redis needed
             return asyncio.run(_history(cfg, args.route, args.limit))
-        if not url and cfg.flags.provider != "unleash":
-            raise ConfigError("redis.url: not set and no demo running; give --redis-url")
-        return asyncio.run(_run(cfg, args, url, actor))
+        if redis is None and cfg.flags.provider != "unleash":
+            raise ConfigError("redis: not set and no demo running; give --redis-url")
+        return asyncio.run(_run(cfg, args, redis, actor))
     except FlagError as exc:
         print(f"strangler flags: {exc}", file=sys.stderr)
         return 2
-    except (RedisError, OSError) as exc:
-        print(f"strangler flags: cannot reach Redis at {url}: {exc}", file=sys.stderr)
+    except (RedisError, RedisClusterException, OSError) as exc:
+        where = describe(redis) if redis else "(none)"
+        print(f"strangler flags: cannot reach Redis at {where}: {exc}", file=sys.stderr)
         return 1
 
 
-async def _run(cfg: Config, args: argparse.Namespace, url: str | None, actor: str) -> int:
+async def _run(cfg: Config, args: argparse.Namespace, redis: RedisSection | None,
+               actor: str) -> int:
     # Pins live in Redis whichever provider holds the flags: with Unleash and no
-    # Redis URL (--redis-url, redis.url or a running demo) there are none to clear.
-    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) \
-        if url else None
+    # Redis (--redis-url, the redis section or a running demo) there are none to clear.
+    client = make_redis(redis, timeout_s=2) if redis else None
     legacy_only = [r.name for r in cfg.routes if r.legacy_only]
     unleash = _unleash_flags(cfg) if cfg.flags.provider == "unleash" else None
     store = None if unleash or client is None else FlagStore(

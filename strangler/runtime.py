@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gateway.settings import RedisSection
+
 RUNTIME_FILE = Path(".strangler/demo.json")
 
 
@@ -27,3 +29,14 @@ def redis_url(configured: str | None, override: str | None = None) -> str | None
         return str(json.loads(RUNTIME_FILE.read_text())["redis_url"])
     except (OSError, ValueError, KeyError):
         return None
+
+
+def redis_section(section: RedisSection, override: str | None = None) -> RedisSection | None:
+    """The Redis to use: ``--redis-url``, else config.yaml's (a url, sentinel set-up or
+    cluster), else the running demo's; None if there is none."""
+    if override:
+        return section.model_copy(update={"url": override, "sentinel": None, "cluster": None})
+    if section.configured:
+        return section
+    url = redis_url(None)
+    return section.model_copy(update={"url": url}) if url else None

@@ -33,16 +33,19 @@ DEFAULT_ROUTES: list[dict[str, Any]] = [
 
 
 class Stack:
-    def __init__(self, workdir: Path, redis_url: str, *, database_url: str | None = None,
+    def __init__(self, workdir: Path, redis_url: str | None, *, database_url: str | None = None,
                  legacy_nodes: int = 2, new_instances: int = 2, gateways: int = 1,
                  routes: list[dict[str, Any]] | None = None,
                  gateway_overrides: dict[str, Any] | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 redis: dict[str, Any] | None = None) -> None:
+        """``redis``: a ``redis`` config section (sentinel, cluster) instead of ``redis_url``."""
         self.dir = workdir
         self.extra_env = dict(extra_env or {})
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         self.redis_url = redis_url
+        self.redis = {"url": redis_url} if redis is None else dict(redis)
         self.prefix = f"e2e{secrets.token_hex(5)}"
         self.database_url = database_url or f"sqlite+aiosqlite:///{self.dir / 'shop.db'}"
         self.keys = make_keypair(self.dir / "keys", kid="e2e-1")
@@ -79,7 +82,7 @@ class Stack:
         gateway.update(self.gateway_overrides)
         return {
             "gateway": gateway,
-            "redis": {"url": self.redis_url, "key_prefix": self.prefix},
+            "redis": {**self.redis, "key_prefix": self.prefix},
             "database": {"url": self.database_url},
             "legacy": {"nodes": [{"id": n, "url": f"http://127.0.0.1:{p}"}
                                  for n, p in self.legacy_ports.items()],

@@ -1,0 +1,87 @@
+"""This instance's Redis client: one server, a master behind Sentinel, or a Cluster.
+
+The services touch one key per operation (a session record, read with
+``HMGET`` and written with the compare-and-set script), so any topology
+serves them; the key's ``{<sid>}`` hash tag (``adapters.store``) is what a
+cluster routes on. Passwords come from the environment, never the command
+line: ``STRANGLER_REDIS_PASSWORD`` (the data nodes) and
+``STRANGLER_REDIS_SENTINEL_PASSWORD`` (the sentinels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+RedisClient: TypeAlias = Redis | RedisCluster
+HostPort: TypeAlias = tuple[str, int]
+
+PASSWORD_ENV = "STRANGLER_REDIS_PASSWORD"  # noqa: S105 (a variable's name, not a secret)
+SENTINEL_PASSWORD_ENV = "STRANGLER_REDIS_SENTINEL_PASSWORD"  # noqa: S105
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelSpec:
+    """``NAME@host:port,host:port``: the master's name and the sentinels to ask."""
+
+    master_name: str
+    nodes: tuple[HostPort, ...]
+
+    def __str__(self) -> str:
+        return f"{self.master_name}@{','.join(f'{h}:{p}' for h, p in self.nodes)}"
+
+
+def parse_nodes(spec: str) -> tuple[HostPort, ...]:
+    """``host:port,host:port`` -> ((host, port), ...); ValueError names the bad part."""
+    nodes = []
+    for part in spec.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{part.strip()!r}: expected host:port")
+        nodes.append((host, int(port)))
+    return tuple(nodes)
+
+
+def parse_sentinel(spec: str) -> SentinelSpec:
+    name, sep, nodes = spec.partition("@")
+    if not sep or not name.strip():
+        raise ValueError(f"{spec!r}: expected MASTER_NAME@host:port[,host:port...]")
+    return SentinelSpec(name.strip(), parse_nodes(nodes))
+
+
+class SentinelRedis(Redis):
+    """``master_for``'s client that, when closed, also closes its sentinel connections."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            for sentinel in pool.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+
+def make_client(settings: Settings) -> RedisClient:
+    timeouts: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT_S,
+                                "socket_timeout": SOCKET_TIMEOUT_S}
+    if settings.redis_sentinel is not None:
+        spec = settings.redis_sentinel
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(spec.nodes),
+            sentinel_kwargs={**timeouts, "password": settings.redis_sentinel_password},
+            password=settings.redis_password, **timeouts)
+        client: Redis = sentinel.master_for(spec.master_name, redis_class=SentinelRedis)
+        return client
+    if settings.redis_cluster:
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in settings.redis_cluster],
+                            password=settings.redis_password, **timeouts)
+    return Redis.from_url(settings.redis_url, **timeouts)
