@@ -10,17 +10,22 @@ from typing import Any
 from bench import loadgen, rig, sysstat
 from bench.redisstats import CommandCounter
 
+REDIS_SLACK = 0.25
+"""Commands per request tolerated above a row's expectation during the warm-up check:
+commandstats is server-wide (flag polls, anyone else using the server)."""
+
 
 @dataclass(frozen=True)
 class Target:
     scenario: str
     name: str
     kind: str
-    """``direct``, ``plain`` or ``gateway``."""
+    """``direct``, ``plain``, ``nginx`` (nginx as reverse proxy) or ``gateway``."""
     url: str
     headers: dict[str, str]
     measured_pid: int
-    """The proxy process; for ``direct`` the upstream itself."""
+    """The proxy process; for ``direct`` the upstream itself. CPU is counted over its
+    process tree (nginx's worker, the gateway's workers)."""
     upstream_pid: int
     admin_url: str | None = None
     expect_backend: str | None = None
@@ -29,6 +34,15 @@ class Target:
     side_pid: int | None = None
     """Another process whose CPU per request is reported (the new instance receiving
     shadow copies)."""
+    worker_admin_urls: tuple[str, ...] = ()
+    """Per-worker admin listeners (``--workers N``): served counts are their sum."""
+    expect_route: str = "cart"
+    expect_body: bytes | None = None
+    """The exact answer expected (scenario H's fixed upstream); None: the user's cart."""
+    max_redis_per_req: float | None = None
+    """Checked over the warm-up: more Redis commands per request than this (plus
+    ``REDIS_SLACK``) means the setup is wrong (a session push or pull per request) and
+    stops the run."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +126,25 @@ class Meter:
         return row
 
     def _warm_up(self, target: Target) -> None:
+        """The warm-up doubles as the setup check: a gateway row whose requests are not all
+        served by the expected route and backend, or that costs more Redis commands than
+        expected, stops the run before any number is taken."""
+        served_before = _served_now(target)
+        commands_before = self.counter.snapshot()
         warm = loadgen.run(self._spec(target, self.settings.warmup_s))
+        commands = self.counter.delta(commands_before)
         if warm.error_count or not warm.requests:
             raise RuntimeError(f"{target.scenario}/{target.name}: warm-up errors {warm.errors}")
+        problems = _setup_problems(target, warm.requests, _served(served_before,
+                                                                   _served_now(target)))
+        per_req = sum(commands.values()) / warm.requests
+        if target.max_redis_per_req is not None \
+                and per_req > target.max_redis_per_req + REDIS_SLACK:
+            problems.append(f"{per_req:.2f} Redis commands per request (expected at most "
+                            f"{target.max_redis_per_req:g}): {dict(commands.most_common(6))}")
+        if problems:
+            raise RuntimeError(f"{target.scenario}/{target.name}: wrong setup, not measured: "
+                               + "; ".join(problems))
 
     def _spec(self, target: Target, duration: float) -> loadgen.LoadSpec:
         return loadgen.LoadSpec(target.url, target.headers, self.settings.connections,
@@ -124,9 +154,9 @@ class Meter:
     def _snapshot(self, target: Target) -> _Snap:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return _Snap(
-            measured=sysstat.process_cpu_s(target.measured_pid),
-            side=sysstat.process_cpu_s(target.side_pid) if target.side_pid else 0.0,
-            upstream=sysstat.process_cpu_s(target.upstream_pid),
+            measured=sysstat.tree_cpu_s(target.measured_pid),
+            side=sysstat.tree_cpu_s(target.side_pid) if target.side_pid else 0.0,
+            upstream=sysstat.tree_cpu_s(target.upstream_pid),
             redis=sysstat.process_cpu_s(self.redis_pid),
             children=children.ru_utime + children.ru_stime,
             cores=sysstat.core_times(),
@@ -135,7 +165,14 @@ class Meter:
 
 
 def check_response(target: Target) -> None:
-    """One request before any load: the logged-in user's cart, or the setup is wrong."""
+    """One request before any load: the logged-in user's cart (or the exact fixed answer),
+    or the setup is wrong."""
+    if target.expect_body is not None:
+        status, raw = rig.get_bytes(target.url, target.headers)
+        if status != 200 or raw != target.expect_body:
+            raise RuntimeError(f"{target.scenario}/{target.name}: expected the fixed answer "
+                               f"({len(target.expect_body)} bytes), got {status} {raw!r:.300}")
+        return
     status, body = rig.get_json(target.url, target.headers)
     items = body.get("items") if isinstance(body, dict) else None
     lines = {i["product_id"]: i["qty"] for i in items or []}
@@ -145,6 +182,11 @@ def check_response(target: Target) -> None:
 
 
 def _served_now(target: Target) -> dict[tuple[str, str, str], float] | None:
+    if target.worker_admin_urls:
+        total: Counter[tuple[str, str, str]] = Counter()
+        for url in target.worker_admin_urls:
+            total.update(rig.served_counts(url))
+        return dict(total)
     return rig.served_counts(target.admin_url) if target.admin_url else None
 
 
@@ -161,14 +203,18 @@ def _delta(before: dict[str, float] | None, after: dict[str, float] | None
 
 def _served_notes(target: Target, row: Row) -> list[str]:
     """For gateway rows: did the gateway serve every request from the expected backend?"""
-    if target.expect_backend is None:
+    return _setup_problems(target, row.requests, row.served)
+
+
+def _setup_problems(target: Target, requests: int, served: dict[str, float]) -> list[str]:
+    if target.expect_backend is None or not (target.admin_url or target.worker_admin_urls):
         return []
-    expected = f"cart/{target.expect_backend}/200"
-    notes = [f"gateway served {k} x{v:g} in the window" for k, v in row.served.items()
+    expected = f"{target.expect_route}/{target.expect_backend}/200"
+    notes = [f"gateway served {k} x{v:g} in the window" for k, v in served.items()
              if k != expected]
-    if row.served.get(expected, 0) < row.requests:
-        notes.append(f"gateway counted {row.served.get(expected, 0):g} {expected} "
-                     f"for {row.requests} completed requests")
+    if served.get(expected, 0) < requests:
+        notes.append(f"gateway counted {served.get(expected, 0):g} {expected} "
+                     f"for {requests} completed requests")
     return notes
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.measure import Row
 
+if TYPE_CHECKING:
+    from bench.hotpath import Extras
+
 OUT = Path(__file__).with_name("out")
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HOT, HALF, WORKERS = "H hot path", "H half load", "H workers"
+"""Scenario H's row groups (``bench.hotpath`` names them the same)."""
 
 _COLUMNS = (
     ("scen", "scenario", "{}"),
@@ -194,10 +201,154 @@ def markdown(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]])
     return "\n".join(parts) + "\n"
 
 
-def write(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]]) -> Path:
+def write(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]],
+          extras: Extras | None = None, hot: str | None = None) -> Path:
     OUT.mkdir(exist_ok=True)
     doc = {"meta": meta, "rows": [r.as_dict() for r in rows], "ratios": items,
-           "shadow": shadow_pairs(rows)}
+           "shadow": shadow_pairs(rows),
+           "hot_path": None if extras is None or hot is None else {
+               **extras.as_dict(), "targets": hot_targets(rows, extras)}}
     (OUT / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (OUT / "latest.md").write_text(markdown(meta, rows, items))
+    text = markdown(meta, rows, items)
+    if hot is not None:
+        text += "\n" + hot
+    (OUT / "latest.md").write_text(text)
     return OUT
+
+
+# ---------------------------------------------------------------- scenario H
+def hot_rows(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.scenario in (HOT, HALF, WORKERS)]
+
+
+def _find(rows: list[Row], scenario: str, target: str) -> Row | None:
+    return next((r for r in rows if r.scenario == scenario and r.target == target), None)
+
+
+def hot_targets(rows: list[Row], extras: Extras) -> list[dict[str, Any]]:
+    """The issue's targets, each as a figure from this run: value, target, met."""
+    direct = _find(rows, HOT, "direct (nginx upstream)")
+    plain = _find(rows, HOT, "plain proxy")
+    ngx = _find(rows, HOT, "nginx proxy")
+    legacy = _find(rows, HOT, "gateway, legacy, session")
+    new = _find(rows, HOT, "gateway, new, session")
+    anon = _find(rows, HOT, "gateway, legacy, no session")
+    out: list[dict[str, Any]] = []
+
+    def add(figure: str, value: float | None, target: str, met: bool | None,
+            detail: str = "") -> None:
+        out.append({"figure": figure, "value": value, "target": target,
+                    "met": None if value is None else met, "detail": detail})
+
+    def cpu_x(gw: Row | None, base: Row | None) -> float | None:
+        return _div(gw.cpu_us_per_req, base.cpu_us_per_req) if gw and base else None
+
+    def cpu(r: Row | None) -> str:
+        return f"{r.cpu_us_per_req:.0f}" if r else "-"
+
+    for label, gw, limit in (("legacy", legacy, 1.3), ("new", new, 1.6)):
+        x = cpu_x(gw, plain)
+        add(f"CPU/req, {label}-routed GET with session, vs plain proxy", x, f"<= {limit:g}x",
+            x is not None and x <= limit, f"{cpu(gw)} vs {cpu(plain)} us/req")
+    for label, gw in (("legacy", legacy), ("new", new), ("no session", anon)):
+        x = cpu_x(gw, ngx)
+        add(f"CPU/req, gateway {label} vs nginx proxy", x, "(for reference)", None,
+            f"{cpu(gw)} vs {cpu(ngx)} us/req")
+    base = direct.redis_cmds_per_req if direct else 0.0
+    for label, gw, limit in (("legacy, session", legacy, 1.0), ("new, session", new, 1.0),
+                             ("no session", anon, 0.0)):
+        added = round(gw.redis_cmds_per_req - base, 3) if gw else None
+        add(f"Redis commands/req the gateway adds ({label})", added,
+            "<= 1" if limit else "0", added is not None and added <= limit + 0.02,
+            "commandstats delta minus the direct row's (background: flag polls)"
+            + (f"; {', '.join(f'{k} {v:g}' for k, v in gw.redis_cmds.items())}"
+               if gw and gw.redis_cmds else ""))
+    one = _find(rows, WORKERS, "gateway --workers 1")
+    many = next((r for r in rows if r.scenario == WORKERS and r is not one), None)
+    if extras.workers_skipped:
+        add("rps, gateway --workers 2 vs 1", None, ">= 1.7x", None, extras.workers_skipped)
+    else:
+        x = _div(many.rps, one.rps) if one and many else None
+        add(f"rps, {many.target if many else 'gateway --workers N'} vs 1", x, ">= 1.7x",
+            x is not None and x >= 1.7,
+            f"{many.rps:.0f} vs {one.rps:.0f} req/s, both unpinned" if one and many else "")
+    hdirect = _find(rows, HALF, "direct (nginx upstream)")
+    hgw = _find(rows, HALF, "gateway, legacy, session")
+    hplain = _find(rows, HALF, "plain proxy")
+    added = round(hgw.p50_ms - hdirect.p50_ms, 3) if hgw and hdirect else None
+    add(f"added p50 ms at half load ({extras.open_rate or '-'} req/s), gateway vs direct",
+        added, "< 1 ms", added is not None and added < 1.0,
+        (f"p50 {hdirect.p50_ms:.2f} -> {hgw.p50_ms:.2f} ms, p99 {hdirect.p99_ms:.2f} -> "
+         f"{hgw.p99_ms:.2f} ms" if hgw and hdirect else ""))
+    padded = round(hplain.p50_ms - hdirect.p50_ms, 3) if hplain and hdirect else None
+    add("added p50 ms at half load, plain proxy vs direct", padded, "(for reference)", None,
+        f"p99 {hplain.p99_ms:.2f} ms" if hplain else "")
+    return out
+
+
+def targets_table(targets: list[dict[str, Any]], markdown: bool = False) -> str:
+    head = ["figure", "value", "target", "met", "detail"]
+    body = [[t["figure"], _num(t["value"]), t["target"],
+             {True: "yes", False: "NO", None: "-"}[t["met"]], t["detail"]] for t in targets]
+    return _table(head, body, markdown)
+
+
+def hot_section(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any]],
+                extras: Extras) -> str:
+    """Scenario H as markdown: what RESULTS.md's hot-path section holds."""
+    mine = hot_rows(rows)
+    ratios_h = [i for i in items if i["scenario"] in (HOT, HALF, WORKERS)]
+    load = meta["load"]
+    parts = [
+        "## H: the hot path (proxy-bound)", "",
+        f"Run {meta['started']} on {meta['machine']['cpu_model']} "
+        f"({meta['machine']['cores']} cores), git {meta['git']}, command "
+        f"`{meta['command']}`; load {load['version']}, {load['connections']} connections, "
+        f"{load['duration_s']:g} s measured after {load['warmup_s']:g} s warm-up per row; "
+        f"upstream {meta.get('nginx') or 'nginx'}.", "",
+        f"Pinning: {meta.get('pinning_h', '')}.", "",
+        "Upstream: nginx answering the bytes the real legacy node gave for the user's "
+        f"`GET /api/cart` ({extras.captured.get('cart_bytes', '?')} bytes, with its headers "
+        f"{', '.join(extras.captured.get('cart_headers', [])) or 'none'}), as legacy node and "
+        "as new instance; `/healthz` as the real ones (legacy: "
+        f"`{extras.captured.get('legacy_health', '?')}`). The gateway is a second process "
+        "with the stack's config but both URLs on nginx; the session is the one logged in "
+        "through the real stack.", "",
+        "### Targets (ratios from this run)", "",
+        targets_table(hot_targets(rows, extras), markdown=True), "",
+        "### Rows", "", results_table(mine, markdown=True), "",
+        "### Ratios", "", ratio_table(ratios_h, markdown=True), "",
+        "### Profile (py-spy, gateway, legacy route with session, saturating load)", "",
+        *_profile_lines(extras), "",
+        "### Commands", "",
+        *[f"- {r.scenario} / {r.target}: `{r.load_command}`" for r in mine], "",
+    ]
+    found = notes(mine)
+    parts += ["### Notes", "", *[f"- {n}" for n in found or [
+        "none: every gateway request was served by the expected route and backend"]]]
+    return "\n".join(parts) + "\n"
+
+
+def _profile_lines(extras: Extras) -> list[str]:
+    prof = extras.profile
+    if prof is None:
+        return [f"not recorded: {extras.profile_skipped or 'disabled (--profile-seconds 0)'}"]
+    head = (f"{prof.total} non-idle samples in {prof.seconds:g} s at {prof.rate}/s "
+            "(self time: the leaf frame of each sample); top entries:")
+    body = [[f"{pct:.2f}", str(count), name.replace("|", "\\|")]
+            for pct, count, name in prof.top(15)]
+    return [head, "", _table(["% samples", "samples", "function (file)"], body, True)]
+
+
+_BEGIN, _END = "<!-- bench:H begin -->", "<!-- bench:H end -->"
+
+
+def write_results(section: str, path: Path = RESULTS) -> Path:
+    """Replace scenario H's section of RESULTS.md (between its markers) with ``section``."""
+    text = path.read_text()
+    block = f"{_BEGIN}\n{section.rstrip()}\n{_END}"
+    pattern = re.compile(re.escape(_BEGIN) + ".*?" + re.escape(_END), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) \
+        else text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+    return path

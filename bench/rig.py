@@ -223,6 +223,15 @@ def shadow_counts(admin_url: str) -> dict[str, float]:
     return out
 
 
+def get_bytes(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 def get_json(url: str, headers: dict[str, str]) -> tuple[int, Any]:
     request = urllib.request.Request(url, headers=headers)
     try:

@@ -5,8 +5,11 @@ two scenarios -- A: ``GET /api/cart`` routed to legacy, B: the same routed to
 new -- measures the direct upstream, a plain aiohttp proxy and the gateway
 (log level info, then warning); S: the same legacy-served GET with the route
 at stage ``legacy`` and then at ``shadow``, under the same closed-loop load and
-under an open-loop fixed rate below capacity. Prints the tables and writes
-``bench/out/latest.{json,md}``.
+under an open-loop fixed rate below capacity; H: the hot path, nginx standing in
+for both backends so the proxy is the bottleneck (``bench.hotpath``: direct,
+nginx proxy, plain proxy, gateway; ``--workers``; added latency at half load; a
+py-spy profile). Prints the tables and writes ``bench/out/latest.{json,md}``
+(``--write-results``: also scenario H's section of ``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from typing import Any
 import aiohttp
 import redis
 
-from bench import loadgen, report, sysstat
+from bench import hotpath, loadgen, nginx, report, sysstat
 from bench.measure import Meter, Row, Settings, Target
 from bench.redisstats import CommandCounter
 from bench.rig import Cores, Login, Rig, pid, wait_for_stage
+from tests.support.redis_proc import PrivateRedis
 
 REDIS_URL = os.environ.get("STRANGLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 GATEWAY_LOG_LEVELS = ("info", "warning")
@@ -46,14 +50,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32, help="concurrent connections")
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                    help="auto: wrk when installed, else the Python generator")
-    p.add_argument("--redis-url", default=REDIS_URL)
+    p.add_argument("--redis-url", default=None,
+                   help="a shared Redis to use (default: a private redis-server the bench "
+                        f"starts, so commandstats count only the stack's commands; "
+                        f"without redis-server on PATH: {REDIS_URL})")
     p.add_argument("--keep", action="store_true", help="keep the stack's directory and logs")
-    p.add_argument("--scenarios", default="A,B,S",
+    p.add_argument("--scenarios", default="A,B,S,H",
                    help="which scenarios, comma-separated (default: %(default)s)")
     p.add_argument("--shadow-rate", type=float,
                    help="open-loop rate of scenario S (default: 10%% of the closed-loop rate "
                         "measured with the route at legacy, so that legacy's and new's work "
                         "together leave the shared upstream core idle most of the time)")
+    p.add_argument("--half-rate", type=float,
+                   help="open-loop rate of scenario H (default: half the gateway's saturating "
+                        "rate, legacy route with a session, measured in the same run)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="scenario H: gateway --workers N against one worker (default: 2)")
+    p.add_argument("--profile-seconds", type=float, default=10.0,
+                   help="scenario H: py-spy on the gateway for this long (0: no profile)")
+    p.add_argument("--write-results", action="store_true",
+                   help="also rewrite scenario H's section of bench/RESULTS.md from this run")
     return p.parse_args(argv)
 
 
@@ -64,12 +80,14 @@ def choose_cores() -> Cores:
     return Cores(proxy=available[0], other=available[1])
 
 
-def pinning_text(cores: Cores) -> str:
+def pinning_text(cores: Cores, private_redis: bool) -> str:
     if cores.proxy is None:
         return "none (fewer than 2 cores available)"
+    redis_text = ("private to the bench (started by it, no other client)" if private_redis
+                  else "shared, not started by the bench")
     return (f"proxy process (gateway or plain proxy) on core {cores.proxy}; load generator, "
-            f"legacy node and new instance on core {cores.other}; redis-server (shared, not "
-            "started by the bench) unpinned")
+            f"legacy node and new instance on core {cores.other}; redis-server ({redis_text}) "
+            "unpinned")
 
 
 # ---------------------------------------------------------------- scenarios
@@ -175,13 +193,16 @@ def meta(args: argparse.Namespace, cores: Cores, settings: Settings) -> dict[str
     return {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
-        "git": git_describe(), "machine": machine(), "pinning": pinning_text(cores),
+        "git": git_describe(), "machine": machine(),
+        "pinning": pinning_text(cores, args.private_redis),
         "load": {"tool": settings.tool, "version": loadgen.describe(settings.tool),
                  "connections": settings.connections, "duration_s": settings.duration_s,
                  "warmup_s": settings.warmup_s, "threads": 1},
         "redis_url": args.redis_url, "redis_background_cmds_per_s": None,
         "idle_busy_pct": None,
         "request": f"GET {PATH}, logged-in session (alice, 2 cart lines)",
+        "pinning_h": hotpath.PINNING.format(proxy=cores.proxy, other=cores.other),
+        "nginx": nginx.version() if nginx.available() else None,
     }
 
 
@@ -218,14 +239,29 @@ def drop_keys(url: str, prefix: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
+    server: PrivateRedis | None = None
+    args.private_redis = args.redis_url is None and shutil.which("redis-server") is not None
+    if args.private_redis:
+        server = PrivateRedis(workdir / "redis").start()
+        args.redis_url = server.url
+    args.redis_url = args.redis_url or REDIS_URL
+    try:
+        return bench(args, workdir)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def bench(args: argparse.Namespace, workdir: Path) -> int:
     cores = choose_cores()
     tool = loadgen.available() if args.loadgen == "auto" else args.loadgen
     settings = Settings(args.duration, args.warmup, args.connections, cores.other, tool)
-    workdir = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
     counter = CommandCounter(args.redis_url)
     info = meta(args, cores, settings)
     print(headline(info), file=sys.stderr)
     rows: list[Row] = []
+    extras = hotpath.Extras()
     with running(Rig(workdir / "stack", args.redis_url, cores), workdir, args.keep,
                  args.redis_url) as rig:
         login = rig.login()
@@ -240,11 +276,17 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.append(lambda: scenario_a(rig, meter, login))
         if "S" in wanted:  # before B, which leaves the route at new
             scenarios.append(lambda: scenario_s(rig, meter, login, args.shadow_rate))
+        if "H" in wanted:  # before B too: needs the route at legacy
+            if not nginx.available():
+                raise SystemExit("scenario H needs nginx (apt-get install -y nginx)")
+            opts = hotpath.Options(args.half_rate, args.profile_seconds, args.workers)
+            scenarios.append(lambda: hotpath.run(rig, meter, login, opts, extras,
+                                                 workdir / "hot"))
         if "B" in wanted:
             scenarios.append(lambda: scenario_b(rig, meter, login))
         for row in itertools.chain.from_iterable(gen() for gen in scenarios):
             rows.append(row)
-            print(f"  {row.scenario:9} {row.target:22} {row.rps:8.0f} req/s  "
+            print(f"  {row.scenario:11} {row.target:28} {row.rps:8.0f} req/s  "
                   f"p50 {row.p50_ms:.2f} ms  CPU {row.cpu_us_per_req:.0f} us/req",
                   file=sys.stderr)
     counter.close()
@@ -255,10 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     if pairs:
         print("\nshadow stage: the same route at legacy, then at shadow\n"
               + report.shadow_table(pairs))
+    hot = report.hot_section(info, rows, items, extras) if report.hot_rows(rows) else None
+    if hot is not None:
+        print("\n" + hot)
     for line in report.notes(rows):
         print(f"NOTE {line}")
-    out = report.write(info, rows, items)
+    out = report.write(info, rows, items, extras, hot)
     print(f"\nwritten: {out / 'latest.json'}, {out / 'latest.md'}")
+    if args.write_results:
+        if hot is None:
+            print("--write-results: no scenario H rows in this run; RESULTS.md unchanged",
+                  file=sys.stderr)
+        else:
+            print(f"written: {report.write_results(hot)}")
     return 0
 
 

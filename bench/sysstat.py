@@ -58,3 +58,35 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
         except ProcessLookupError:
             continue
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its live descendants (nginx's workers, the gateway's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(raw[raw.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, ()))
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (a child that exits in the window
+    takes its time with it: the bench's processes keep theirs for the whole run)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += process_cpu_s(member)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
