@@ -161,8 +161,7 @@ async def _execute(cfg: Config, args: argparse.Namespace, plan: Any, kind: str, 
             raise _Refused(f"--stack: {exc}") from None
     try:
         target = _target(cfg, args, plan, stack)
-        say = (lambda _line: None) if live else (lambda line: print(line, file=sys.stderr))
-        return await Rehearsal(plan, target, kind, live, say).run()
+        return await Rehearsal(plan, target, kind, live).run()
     except RunError as exc:
         raise _Refused(str(exc)) from None
     finally:

@@ -22,8 +22,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.settings import Config
+from strangler.rehearse.integrity import TableCheck
 from strangler.rehearse.plan import Plan
 from strangler.rehearse.promtext import Scrape
+from strangler.rehearse.users import Finding
 
 POLL_S = 0.1
 QUIET_S = 1.0
@@ -48,6 +50,19 @@ async def watch_new(scrape: Callable[[], Awaitable[Scrape | None]],
         if t - (last_rise if last_rise is not None else since) >= QUIET_S:
             return round(last_rise - since, 3) if last_rise is not None else 0.0
     return None
+
+
+def counts(findings: list[Finding], table: TableCheck) -> dict[str, int]:
+    """The drill's verdict in numbers: users who saw a 401 or a cart unlike their model,
+    orders lost (the table's count, or a user's, whichever saw more) or duplicated."""
+    def users(check: str) -> int:
+        return len({f.user for f in findings if f.check == check})
+
+    lost_seen = sum(1 for f in findings if f.check == "orders_integrity" and "missing" in f.got)
+    return {"users_logged_out": users("session_continuity"),
+            "carts_changed": users("cart_integrity"),
+            "orders_lost": max(table.lost, lost_seen),
+            "orders_duplicated": table.duplicated}
 
 
 def default_plan(cfg: Config, users: int, duration_s: float, use_current: bool,

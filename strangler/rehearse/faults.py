@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from strangler.rehearse.plan import FaultSpec
@@ -156,3 +157,49 @@ class FaultController:
         if action == "stop_redis":
             return self.stack.redis
         return (self.stack.legacy if action == "stop_legacy" else self.stack.new)[target]
+
+
+class FaultSchedule:
+    """The plan's faults at their times, each undone after its ``duration_s`` -- or at
+    the run's end, whichever comes first. A fault that cannot be applied or undone is
+    reported as an event and the run goes on: the gates will tell what it did."""
+
+    def __init__(self, faults: tuple[FaultSpec, ...], controller: FaultController | None,
+                 clock: Callable[[], float], event: Callable[[str, str], None]) -> None:
+        self.pending = sorted(faults, key=lambda f: f.at_s)
+        self.controller, self.clock, self.event = controller, clock, event
+        self.active: list[FaultSpec] = []
+        self._ends: list[tuple[float, FaultSpec]] = []
+
+    async def run(self) -> None:
+        while self.pending or self._ends:
+            due = min([f.at_s for f in self.pending] + [t for t, _ in self._ends])
+            await asyncio.sleep(max(0.0, due - self.clock()))
+            if self.pending and self.pending[0].at_s <= self.clock():
+                await self._apply(self.pending.pop(0))
+            for item in [e for e in self._ends if e[0] <= self.clock()]:
+                self._ends.remove(item)
+                await self._undo(item[1])
+
+    async def undo_all(self) -> None:
+        for fault in list(self.active):
+            await self._undo(fault)
+
+    async def _apply(self, fault: FaultSpec) -> None:
+        if self.controller is None:  # the CLI refuses faults without --stack
+            raise FaultError("faults need a stack the run started itself")
+        self.active.append(fault)
+        self._ends.append((fault.at_s + fault.duration_s, fault))
+        try:
+            self.event("fault", await self.controller.apply(fault))
+        except Exception as exc:  # reported; the run goes on
+            self.event("fault", f"{fault.action} could not be applied: {exc}")
+
+    async def _undo(self, fault: FaultSpec) -> None:
+        if fault not in self.active or self.controller is None:
+            return
+        self.active.remove(fault)
+        try:
+            self.event("fault_end", await self.controller.undo(fault))
+        except Exception as exc:  # reported; the run goes on
+            self.event("fault_end", f"{fault.action} could not be undone: {exc}")

@@ -155,8 +155,8 @@ def user_checks(findings: list[Finding], unverified: list[tuple[str, str]], user
     final = [what for stage, what in unverified if stage == "final"]
     for name in CHECKS:
         failures = [f.text() for f in findings if f.check == name]
-        detail = (f"{users} users checked after each of {stages_checked} stage(s) and at the "
-                  f"end: {len(failures)} difference(s)")
+        detail = (f"{users} users checked at the end of {stages_checked} stage(s) and of the "
+                  f"run: {len(failures)} difference(s)")
         if name == "session_continuity":
             failures += final  # a final check never made proves nothing
             if len(unverified) > len(final):

@@ -1,55 +1,41 @@
-"""report.json, the HTML report, the live display, and the closing summary.
+"""report.json, report.html and the closing summary.
 
-The HTML report (``report_html.write_html``) and the live terminal display
-(``live.LiveDisplay``) are their own modules; until they are installed a
-run still works -- no display, and report.json only.
+The document (``build``) is what report_html.py draws and what a CI job
+reads; its keys are a contract: kind, plan, started_at, finished_at,
+duration_s, result, stages, events, timeline, integrity, totals, drill.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from strangler.rehearse.report_html import write_html
 from strangler.rehearse.stats import Recorder, summarize
 
 
-class Display(Protocol):
-    def start(self) -> None: ...
-    def update(self, snapshot: dict[str, Any]) -> None: ...
-    def stop(self) -> None: ...
+def build(kind: str, plan: dict[str, Any], started: datetime, finished: datetime,
+          duration_s: float, stages: list[dict[str, Any]], events: list[dict[str, Any]],
+          timeline: list[dict[str, Any]], users: int, checks: list[dict[str, Any]],
+          totals: dict[str, Any], drill: dict[str, Any] | None) -> dict[str, Any]:
+    """The report document. Passed: every stage held and every integrity check passed."""
+    passed = all(s["outcome"] == "held" for s in stages) and all(c["passed"] for c in checks)
+    return {
+        "kind": kind, "plan": plan, "started_at": _iso(started),
+        "finished_at": _iso(finished), "duration_s": round(duration_s, 3),
+        "result": "passed" if passed else "failed",
+        "stages": [{k: v for k, v in s.items() if not k.startswith("_")} for s in stages],
+        "events": events, "timeline": timeline,
+        "integrity": {"users": users, "checks": checks},
+        "totals": totals, "drill": drill,
+    }
 
 
-class _NoDisplay:
-    def start(self) -> None:
-        pass
-
-    def update(self, snapshot: dict[str, Any]) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
-def live_display(enabled: bool) -> tuple[Display, bool]:
-    """The live display (a panel on a terminal, else a line every few seconds and each
-    event); False as second item when it is not installed (then nothing is shown)."""
-    try:
-        from strangler.rehearse.live import LiveDisplay
-    except ImportError:
-        return _NoDisplay(), False
-    display: Display = LiveDisplay(enabled)
-    return display, True
-
-
-def write_html(report: dict[str, Any], path: Path) -> bool:
-    try:
-        from strangler.rehearse.report_html import write_html as render
-    except ImportError:
-        return False
-    render(report, path)
-    return True
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def timeline(recorder: Recorder, metric_seconds: dict[int, dict[str, Any]],
@@ -87,8 +73,8 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     written = [path]
     html = out_dir / "report.html"
     try:
-        if write_html(report, html):
-            written.append(html)
+        write_html(report, html)
+        written.append(html)
     except Exception as exc:  # the report is written; a drawing problem must not hide it
         print(f"strangler: report.html not written: {exc}", file=sys.stderr)
     return written

@@ -17,19 +17,19 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.routes import Router
 from gateway.settings import Config
-from strangler.rehearse import integrity, promtext, report
+from strangler.rehearse import drill, integrity, promtext, report
 from strangler.rehearse.client import AdminClient, AdminError, ShopClient
-from strangler.rehearse.drill import watch_new
-from strangler.rehearse.faults import FaultController
+from strangler.rehearse.faults import FaultController, FaultSchedule
 from strangler.rehearse.gates import Window, breached, evaluate
+from strangler.rehearse.live import LiveDisplay
 from strangler.rehearse.plan import Plan
+from strangler.rehearse.sampler import MetricsSampler
 from strangler.rehearse.stack import RunningStack
 from strangler.rehearse.stats import Recorder, summarize
 from strangler.rehearse.users import Shared, VirtualUser
@@ -54,32 +54,33 @@ class Target:
 
 
 class Rehearsal:
-    def __init__(self, plan: Plan, target: Target, kind: str, live: bool,
-                 say: Callable[[str], None]) -> None:
+    """One run of a plan against a gateway; ``run()`` returns the report document.
+
+    ``live``: a rich panel on a terminal; otherwise (or on no terminal) the display
+    prints a progress line every few seconds and each event as it happens."""
+
+    def __init__(self, plan: Plan, target: Target, kind: str, live: bool) -> None:
         self.plan, self.target, self.kind = plan, target, kind
         self.admin = AdminClient(target.admin_url, target.token)
         self.router = Router(target.config.routes)
         self.recorder = Recorder()
-        self.display, shown = report.live_display(live)
-        self._say = say if not shown else (lambda _line: None)  # the display shows events
+        self.display = LiveDisplay(live)
         self.events: list[dict[str, Any]] = []
         self.stages: list[dict[str, Any]] = []
-        self.metric_seconds: dict[int, dict[str, Any]] = {}
+        self.metrics = MetricsSampler(self.scrape, self.now)
         self.state: State = {}
         self.drill: dict[str, Any] | None = None
-        self.faults = FaultController(target.stack) if target.stack else None
-        self.active_faults: list[Any] = []
+        self.faults = FaultSchedule(plan.faults, FaultController(target.stack)
+                                    if target.stack else None, self.now, self.event)
         self._t0 = 0.0
+        self._stage_index = 0
         self._stage_start = 0.0
-        self._first: promtext.Scrape | None = None
-        self._last: promtext.Scrape | None = None
 
     def now(self) -> float:
         return time.monotonic() - self._t0
 
     def event(self, kind: str, detail: str) -> None:
         self.events.append({"t": round(self.now(), 3), "kind": kind, "detail": detail})
-        self._say(f"[{self.now():7.1f} s] {kind}: {detail}")
 
     async def scrape(self) -> promtext.Scrape | None:
         try:
@@ -101,9 +102,12 @@ class Rehearsal:
         shared = Shared(secrets.token_hex(4), self.target.password, self.now)
         users = self._users(shared)
         tasks = [asyncio.create_task(u.run(self._delay(u.n))) for u in users]
-        self._first = self._last = await self.scrape()
-        sampler = asyncio.create_task(self._sample(shared, len(users)))
-        faults = asyncio.create_task(self._faults())
+        await self.metrics.start()
+        def show() -> None:
+            self.display.update(self._snapshot(shared, len(users)))
+
+        sampler = asyncio.create_task(self.metrics.run(show))
+        faults = asyncio.create_task(self.faults.run())
         self.display.start()
         try:
             await self._stages(shared, users)
@@ -112,6 +116,7 @@ class Rehearsal:
             await self._stop_users(shared, tasks)
             await self._undo_faults()
             sampler.cancel()
+            show()  # the last events (a fault undone) reach the display too
             self.display.stop()
         checks = await self._final(shared, users, baseline_order)
         for u in users:
@@ -173,6 +178,7 @@ class Rehearsal:
     async def _stage(self, i: int, shared: Shared, users: list[VirtualUser]) -> bool:
         spec, gates = self.plan.stages[i], self.plan.stage_gates(i)
         start, before = self.now(), dict(self.state)
+        self._stage_index = i
         shared.stage, self._stage_start = spec.name, start
         scrape0, found0 = await self.scrape(), len(shared.findings)
         watch: asyncio.Task[float | None] | None = None
@@ -188,7 +194,8 @@ class Rehearsal:
                 results = evaluate(gates, window)
                 if breached(results):
                     break
-        if not breached(results):
+        checked = not breached(results)  # a breach acts first: the users check at the end
+        if checked:
             await self._check_users(shared, users)
             if watch is not None:
                 await watch  # bounded: it gives up (None) after the stage's duration
@@ -200,7 +207,7 @@ class Rehearsal:
         self.stages.append({"name": spec.name, "start_s": round(start, 3),
                             "end_s": round(self.now(), 3), "changes": changes,
                             "gates": [r.to_dict() for r in results], "outcome": outcome,
-                            "_before": before, "_failed": breached(results)})
+                            "_before": before, "_checked": checked})
         return outcome == "held"
 
     async def _window(self, start: float, scrape0: promtext.Scrape | None, shared: Shared,
@@ -278,8 +285,8 @@ class Rehearsal:
                            ) -> tuple[list[dict[str, Any]], asyncio.Task[float | None]]:
         call = self.now()
         baseline = scrape0.backend_total("new") if scrape0 else 0.0
-        watch = asyncio.create_task(watch_new(self.scrape, self.now, call, baseline,
-                                               give_up_s))
+        watch = asyncio.create_task(drill.watch_new(self.scrape, self.now, call, baseline,
+                                                     give_up_s))
         body = await self.admin.kill(True, f"rehearsal '{self.plan.name}': drill '{name}'")
         self.event("kill_switch", f"drill: kill switch on (ledger {_ids(body)})")
         changes, notes = [], []
@@ -306,76 +313,26 @@ class Rehearsal:
                             f"served by new {users_side} s after the call; kill switch "
                             f"released, routes stay on legacy (ledger {_ids(body)})")
 
-    # ------------------------------------------------------------ faults, sampling
-    async def _faults(self) -> None:
-        pending = sorted(self.plan.faults, key=lambda f: f.at_s)
-        ends: list[tuple[float, Any]] = []
-        while pending or ends:
-            nxt = min([f.at_s for f in pending] + [t for t, _ in ends])
-            await asyncio.sleep(max(0.0, nxt - self.now()))
-            if pending and pending[0].at_s <= self.now():
-                fault = pending.pop(0)
-                assert self.faults is not None
-                self.active_faults.append(fault)
-                ends.append((fault.at_s + fault.duration_s, fault))
-                try:
-                    self.event("fault", await self.faults.apply(fault))
-                except Exception as exc:  # a fault that fails is reported, the run goes on
-                    self.event("fault", f"{fault.action} could not be applied: {exc}")
-            for item in [e for e in ends if e[0] <= self.now()]:
-                ends.remove(item)
-                await self._undo(item[1])
-
-    async def _undo(self, fault: Any) -> None:
-        if fault in self.active_faults and self.faults is not None:
-            self.active_faults.remove(fault)
-            try:
-                self.event("fault_end", await self.faults.undo(fault))
-            except Exception as exc:
-                self.event("fault_end", f"{fault.action} could not be undone: {exc}")
-
+    # ------------------------------------------------------------ faults, display
     async def _undo_faults(self) -> None:
-        for fault in list(self.active_faults):
-            await self._undo(fault)
+        await self.faults.undo_all()
         if self.target.stack is not None:
             with contextlib.suppress(AdminError):
                 await self.admin.wait_ready(30)
 
-    async def _sample(self, shared: Shared, users: int) -> None:
-        while True:
-            await asyncio.sleep(1 - (self.now() % 1))
-            now = await self.scrape()
-            if now is not None and self._last is not None:
-                d = promtext.delta(now, self._last)
-                entry = self.metric_seconds.setdefault(int(self.now()) - 1,
-                                                       {"fallbacks": 0, "by_route": {}})
-                entry["fallbacks"] += d.total_fallbacks
-                for route, counts in promtext.by_route(d).items():
-                    mine = entry["by_route"].setdefault(route, {"legacy": 0, "new": 0})
-                    for backend, n in counts.items():
-                        mine[backend] = mine.get(backend, 0) + n
-            self._last = now or self._last
-            self.display.update(self._snapshot(shared, users))
-
     def _snapshot(self, shared: Shared, users: int) -> dict[str, Any]:
         s = summarize(self.recorder.window(self._stage_start, self.now() + 1))
         total = summarize(self.recorder.samples)
-        by_backend = {"legacy": 0, "new": 0}  # this stage's, from the gateway's /metrics
-        for t, entry in self.metric_seconds.items():
-            if t >= int(self._stage_start):
-                for counts in entry["by_route"].values():
-                    for b in by_backend:
-                        by_backend[b] += counts.get(b, 0)
-        gw = promtext.delta(self._last, self._first) if self._last and self._first else None
+        gw = self.metrics.overall()
         return {"title": f"{self.kind}: {self.plan.name}", "stage": shared.stage,
-                "stage_index": min(len(self.stages) + 1, len(self.plan.stages)),
+                "stage_index": self._stage_index + 1,
                 "stages_total": len(self.plan.stages), "elapsed_s": round(self.now(), 1),
                 "duration_s": self.plan.duration_s, "users": users,
                 "requests": total.requests, "errors": total.errors,
                 "error_rate": round(total.error_rate, 5), "p99_ms": round(s.p99_ms, 1),
                 "fallback_rate": round(gw.total_fallbacks / gw.total_requests, 5)
                 if gw and gw.total_requests else 0.0,
-                "by_backend": by_backend,
+                "by_backend": self.metrics.by_backend_since(int(self._stage_start)),
                 "events": [f"{e['t']:.1f}s {e['kind']}: {e['detail']}" for e in self.events[-5:]]}
 
     # ------------------------------------------------------------ the end
@@ -394,7 +351,7 @@ class Rehearsal:
         unanswered = [(u.n, u.username, k) for u in users
                       for k in u.unanswered + ([u.pending.key] if u.pending else [])]
         placed = [integrity.Placed(u.n, u.username, o) for u in users for o in u.orders]
-        checked = sum(1 for s in self.stages if s["outcome"] != "skipped")
+        checked = sum(1 for s in self.stages if s.get("_checked"))
         checks = integrity.user_checks(shared.findings, shared.unverified, len(users), checked)
         try:
             view = await integrity.read_table(self.target.database_url,
@@ -406,47 +363,21 @@ class Rehearsal:
             table = integrity.TableCheck(failures=[str(exc)])
             checks.append(integrity.check("orders_table", table.failures, str(exc)))
         if self.drill is not None:
-            self.drill.update(_drill_counts(shared, table, checks))
+            self.drill.update(drill.counts(shared.findings, table))
         return checks
 
     def _report(self, started: datetime, users: list[VirtualUser],
                 checks: list[dict[str, Any]]) -> dict[str, Any]:
-        end = self.now()
-        fallbacks = promtext.delta(self._last, self._first).total_fallbacks \
-            if self._last and self._first else 0.0
-        passed = all(s["outcome"] == "held" for s in self.stages) and all(
-            c["passed"] for c in checks)
-        drill = None
-        if self.drill is not None:
-            drill = {k: self.drill.get(k) for k in ("rollback_s", "last_new_request_s",
-                                                    "users_logged_out", "carts_changed",
-                                                    "orders_lost", "orders_duplicated")}
-        return {
-            "kind": self.kind, "plan": self.plan.model_dump(mode="json"),
-            "started_at": _iso(started),
-            "finished_at": _iso(datetime.now(UTC)), "duration_s": round(end, 3),
-            "result": "passed" if passed else "failed",
-            "stages": [{k: v for k, v in s.items() if not k.startswith("_")}
-                       for s in self.stages],
-            "events": self.events,
-            "timeline": report.timeline(self.recorder, self.metric_seconds, end),
-            "integrity": {"users": len(users), "checks": checks},
-            "totals": report.totals(self.recorder, fallbacks),
-            "drill": drill,
-        }
-
-
-def _drill_counts(shared: Shared, table: integrity.TableCheck,
-                  checks: list[dict[str, Any]]) -> dict[str, int]:
-    def users(check: str) -> int:
-        return len({f.user for f in shared.findings if f.check == check})
-
-    lost_seen = sum(1 for f in shared.findings
-                    if f.check == "orders_integrity" and "missing" in f.got)
-    return {"users_logged_out": users("session_continuity"),
-            "carts_changed": users("cart_integrity"),
-            "orders_lost": max(table.lost, lost_seen),
-            "orders_duplicated": table.duplicated}
+        end, gw = self.now(), self.metrics.overall()
+        facts = None if self.drill is None else {
+            k: self.drill.get(k) for k in ("rollback_s", "last_new_request_s",
+                                           "users_logged_out", "carts_changed",
+                                           "orders_lost", "orders_duplicated")}
+        return report.build(
+            self.kind, self.plan.model_dump(mode="json"), started, datetime.now(UTC), end,
+            self.stages, self.events, report.timeline(self.recorder, self.metrics.seconds, end),
+            len(users), checks,
+            report.totals(self.recorder, gw.total_fallbacks if gw else 0.0), facts)
 
 
 def _percent(stage: str, percent: int | None) -> int:
@@ -467,7 +398,3 @@ def _gate_text(g: dict[str, Any]) -> str:
     label = f"{g['name']}.{g['route']}" if g.get("route") else g["name"]
     seen = "n/a" if g["observed"] is None else f"{g['observed']:.4g}"
     return f"{label} {seen} > {g['limit']:g}"
-
-
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
