@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +29,8 @@ from flags.unleash_server import UnleashServerProvider
 from flags.view import FlagView
 from gateway import log
 from gateway.admin import AdminState, create_admin_app
+from gateway.admin_reload import RELOADER
+from gateway.admin_reload import add_routes as add_reload_routes
 from gateway.admin_shadow import SHADOWER
 from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
@@ -42,10 +44,11 @@ from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.pipeline import Pipeline, problem
 from gateway.redis_client import RedisClient, make_redis
+from gateway.reload import Reloader
 from gateway.routes import Router
 from gateway.session_bridge import SessionBridge
 from gateway.session_store import SessionStore
-from gateway.settings import Config, ConfigError
+from gateway.settings import Config, ConfigError, Listen
 from gateway.shadow import Shadower
 from gateway.tokens import TokenMinter, load_private_key
 from gateway.upstreams import LegacyPool, Member, NewPool
@@ -112,9 +115,16 @@ def make_provider(cfg: Config, redis: RedisClient) -> Provider:
 
 
 class Gateway:
-    """One gateway process: both listeners and everything behind them."""
+    """One gateway process: both listeners and everything behind them.
 
-    def __init__(self, cfg: Config) -> None:
+    ``load`` re-reads the config (file and command-line overrides) for a reload;
+    without it the admin API refuses to reload. ``reuse_port`` and ``worker_admin``
+    are for ``--workers``: every worker binds the same ports (SO_REUSEPORT), and
+    each may also have an admin port of its own.
+    """
+
+    def __init__(self, cfg: Config, *, load: Callable[[], Config] | None = None,
+                 reuse_port: bool = False, worker_admin: Listen | None = None) -> None:
         if not cfg.redis.configured:
             raise ConfigError("redis: the gateway needs redis.url, redis.sentinel or "
                               "redis.cluster (the demo provides a url)")
@@ -124,6 +134,11 @@ class Gateway:
         self.metrics = Metrics()
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.BaseRunner] = []
+        self._reuse_port = reuse_port
+        self._worker_admin = worker_admin
+        self.draining = False
+        self.in_flight = 0
+        self.reloader = Reloader(lambda: self.cfg, load, self.apply) if load else None
 
     async def start(self) -> None:
         """Connect and listen; on any failure, release what was opened, then re-raise."""
@@ -135,40 +150,24 @@ class Gateway:
 
     async def _start(self) -> None:
         cfg = self.cfg
-        t = cfg.gateway.timeouts
-        limits = ClientLimits(connect_s=t.connect_ms / 1000, read_s=t.request_ms / 1000)
-        self.http = new_client_session(limits)
-
-        def upstream(n_id: str, url: str) -> HttpUpstream:
-            return HttpUpstream(n_id, url, self.http, limits)
-
-        self.legacy = LegacyPool("legacy", [upstream(n.id, n.url) for n in cfg.legacy.nodes],
-                                 cfg.health.path)
-        self.new = NewPool("new", [upstream(n.id, n.url) for n in cfg.new.instances],
-                           cfg.health.path, cfg.new.ejection)
+        self.http = new_client_session(_limits(cfg))
+        legacy, new = self._upstreams(cfg)
+        self.legacy = LegacyPool("legacy", legacy, cfg.health.path)
+        self.new = NewPool("new", new, cfg.health.path, cfg.new.ejection)
         self.redis = make_redis(cfg.redis)
         self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
                                   on_error=self.metrics.redis_errors.inc)
         self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)
         self.provider = make_provider(cfg, self.redis)
         router = Router(cfg.routes)
-        self.breakers = {
-            name: Breaker(name, r.breaker.failures, r.breaker.cooldown_ms / 1000,
-                          self._breaker_changed)
-            for name, r in router.routes.items()
-        }
+        self.breakers, self.budgets = self._route_guards(router)
         hook = LegacyHook(self.secrets.internal_token)
-        self.budgets = {
-            name: RetryBudget(r.retry_budget.ratio, r.retry_budget.min_retries,
-                              r.retry_budget.window_s)
-            for name, r in router.routes.items()
-        }
         minter = TokenMinter(cfg.tokens, self.key)
         self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics)
         await self._first_health_check()
         await self.provider.start()
         self.decider = Decider(router.routes, self.provider.view)
-        pins = Pins(self.redis, cfg.redis.key_prefix)
+        self.pins = pins = Pins(self.redis, cfg.redis.key_prefix)
         self.pin_book = PinBook(pins)
         self.ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
         self.service = FlagService(self.provider, self.ledger, pins)
@@ -193,6 +192,57 @@ class Gateway:
             self._tasks.append(asyncio.create_task(pool.run_checks(interval)))
         await self._listen()
 
+    def _upstreams(self, cfg: Config) -> tuple[list[HttpUpstream], list[HttpUpstream]]:
+        limits = _limits(cfg)
+        return ([HttpUpstream(n.id, n.url, self.http, limits) for n in cfg.legacy.nodes],
+                [HttpUpstream(n.id, n.url, self.http, limits) for n in cfg.new.instances])
+
+    def _route_guards(self, router: Router, running: Router | None = None
+                      ) -> tuple[dict[str, Breaker], dict[str, RetryBudget]]:
+        """A breaker and a retry budget per route; on a reload, a route whose settings
+        did not change keeps its running ones (an open breaker stays open)."""
+        breakers, budgets = {}, {}
+        for name, r in router.routes.items():
+            was = running.routes.get(name) if running is not None else None
+            b, rb = r.breaker, r.retry_budget
+            if was is not None and was.breaker == b:
+                breakers[name] = self.breakers[name]
+            else:
+                breakers[name] = Breaker(name, b.failures, b.cooldown_ms / 1000,
+                                         self._breaker_changed)
+            if was is not None and was.retry_budget == rb:
+                budgets[name] = self.budgets[name]
+            else:
+                budgets[name] = RetryBudget(rb.ratio, rb.min_retries, rb.window_s)
+        return breakers, budgets
+
+    def apply(self, cfg: Config) -> None:
+        """Swap in a reloaded config (checked by ``gateway.reload``) between two requests.
+
+        Everything is built first, then assigned with no ``await`` in between, so no
+        request sees half of it; requests in flight finish on the objects they hold.
+        """
+        router = Router(cfg.routes)
+        breakers, budgets = self._route_guards(router, self.pipeline.router)
+        decider = Decider(router.routes, self.provider.view)
+        pipeline = Pipeline(cfg.gateway, router, decider, self.bridge, self.legacy, self.new,
+                            breakers, budgets, self.shadow, self.metrics, self.pin_book)
+        explainer = Explainer(router, self.provider, breakers, self.store, self.new,
+                              self.pins, self.ledger, cfg.gateway.limits.max_url_bytes)
+        legacy, new = self._upstreams(cfg)
+        # -- no await from here: the swap
+        interval = cfg.health.interval_ms / 1000
+        added = [(self.legacy, self.legacy.configure(legacy, cfg.health.path, None, interval)),
+                 (self.new, self.new.configure(new, cfg.health.path, cfg.new.ejection, interval))]
+        self.shadow.configure(cfg.routes)
+        self.breakers, self.budgets, self.decider = breakers, budgets, decider
+        self.pipeline = pipeline
+        self.admin.routes, self.admin.breakers = router.routes, breakers
+        self.admin.explainer = explainer
+        self.cfg = cfg
+        for pool, members in added:  # a new member gets traffic once a check sees it up
+            self._tasks.extend(asyncio.create_task(pool.check(m)) for m in members)
+
     async def _first_health_check(self) -> None:
         await asyncio.gather(self.legacy.check_all(), self.new.check_all())
         with contextlib.suppress(Exception):
@@ -208,25 +258,40 @@ class Gateway:
                             max_field_size=g.limits.max_header_bytes,
                             max_headers=g.limits.max_headers, auto_decompress=False,
                             access_log=None)
-        proxy = web.ServerRunner(server, handle_signals=False)
+        proxy = web.ServerRunner(server, handle_signals=False,
+                                 shutdown_timeout=g.shutdown.timeout_s)
         admin_app = create_admin_app(self.admin)
         admin_app[SHADOWER] = self.shadow
-        admin = web.AppRunner(admin_app, handle_signals=False, access_log=None)
-        for runner, listen in ((proxy, g.listen), (admin, g.admin_listen)):
+        if self.reloader is not None:
+            admin_app[RELOADER] = self.reloader
+        add_reload_routes(admin_app)
+        admin = web.AppRunner(admin_app, handle_signals=False, access_log=None,
+                              shutdown_timeout=5.0)
+        admin_sites = [g.admin_listen, *([self._worker_admin] if self._worker_admin else [])]
+        for runner, listens in ((proxy, [g.listen]), (admin, admin_sites)):
             await runner.setup()
-            site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True,
-                               backlog=1024)
-            await site.start()
             self._runners.append(runner)
+            for i, listen in enumerate(listens):
+                # SO_REUSEPORT only where workers share a port: a second, stray gateway
+                # on a port must fail to bind, not silently take half the traffic.
+                site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True,
+                                   reuse_port=self._reuse_port and i == 0, backlog=1024)
+                await site.start()
         _log.info("gateway_started", listen=f"{g.listen.host}:{g.listen.port}",
                   admin=f"{g.admin_listen.host}:{g.admin_listen.port}",
-                  flag_version=self.provider.view.state.version)
+                  worker_admin=self._worker_admin and
+                  f"{self._worker_admin.host}:{self._worker_admin.port}",
+                  reuse_port=self._reuse_port, flag_version=self.provider.view.state.version)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request_id(request.headers.get("X-Request-Id"))
         structlog.contextvars.bind_contextvars(request_id=rid)
+        self.in_flight += 1
         try:
-            return await self.pipeline.handle(request, rid)  # type: ignore[arg-type]
+            response = await self.pipeline.handle(request, rid)  # type: ignore[arg-type]
+            if self.draining:
+                response.force_close()  # keep-alive clients reconnect elsewhere
+            return response
         except GatewayError as exc:
             level = _log.warning if exc.status >= 500 else _log.info
             level("request_refused", status=exc.status, code=exc.code, detail=exc.detail)
@@ -242,6 +307,8 @@ class Gateway:
         except Exception:
             _log.exception("unhandled_error")
             return problem(GatewayError("internal error"), rid)
+        finally:
+            self.in_flight -= 1
 
     # ------------------------------------------------------------ callbacks
     def _flags_changed(self, view: FlagView) -> None:
@@ -268,13 +335,22 @@ class Gateway:
 
     # ------------------------------------------------------------ shutdown
     async def stop(self, drain_s: float = 0.0) -> None:
-        """Stop listening, finish in-flight work, close everything (also half-started)."""
-        if hasattr(self, "admin"):
-            self.admin.shutting_down = True
+        """Readiness false, wait ``drain_s``, stop accepting, let in-flight requests finish
+        (up to ``gateway.shutdown.timeout_s``), close everything (also half-started)."""
+        if hasattr(self, "admin") and self._runners:
+            self.admin.shutting_down = self.draining = True
+            _log.info("shutdown_started", drain_s=drain_s, in_flight=self.in_flight,
+                      timeout_s=self.cfg.gateway.shutdown.timeout_s)
             if drain_s:
                 await asyncio.sleep(drain_s)  # let load balancers see readyz go false
-        for runner in self._runners:
+            _log.info("listeners_closing", in_flight=self.in_flight)
+        started = time.monotonic()
+        for runner in self._runners:  # the proxy first: the admin answers readyz meanwhile
             await runner.cleanup()
+        if self._runners:
+            level = _log.warning if self.in_flight else _log.info
+            level("requests_drained", cut=self.in_flight,
+                  waited_s=round(time.monotonic() - started, 3))
         self._runners.clear()
         for task in self._tasks:
             task.cancel()
@@ -291,13 +367,7 @@ class Gateway:
         _log.info("gateway_stopped")
 
 
-async def serve(cfg: Config) -> None:
-    """Run one gateway process until SIGTERM or SIGINT."""
-    gateway = Gateway(cfg)
-    await gateway.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await gateway.stop()
+
+def _limits(cfg: Config) -> ClientLimits:
+    t = cfg.gateway.timeouts
+    return ClientLimits(connect_s=t.connect_ms / 1000, read_s=t.request_ms / 1000)

@@ -49,7 +49,8 @@ def configure(level: str = "info", stream: TextIO | None = None,
     fields = dict(static or {})
 
     def add_static(_: object, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-        event.update(fields)
+        for key, value in fields.items():
+            event.setdefault(key, value)
         return event
 
     structlog.configure(

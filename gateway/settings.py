@@ -85,6 +85,17 @@ class NamedSecret(Secret):
     name: NAME
 
 
+class Shutdown(_Frozen):
+    """SIGTERM: readiness goes false, then listeners close, then in-flight requests finish."""
+
+    drain_s: float = Field(0.0, ge=0, le=600)
+    """How long readyz answers 503 (requests still served, with ``Connection: close``)
+    before the listeners close: at least the load balancer's probe period times its
+    failure threshold. 0 suits a process no load balancer probes."""
+    timeout_s: float = Field(30.0, gt=0, le=3600)
+    """Then requests in flight get this long to finish; any still running are cut."""
+
+
 class GatewaySection(_Frozen):
     listen: Listen = Listen(port=8080)
     admin_listen: Listen = Listen(port=8081)
@@ -98,6 +109,7 @@ class GatewaySection(_Frozen):
     timeouts: Timeouts = Timeouts()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shadow_concurrency: Int = Field(32, ge=1)
+    shutdown: Shutdown = Shutdown()
 
 
 def _host_port(value: str) -> str:

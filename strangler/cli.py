@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gateway.settings import Config, ConfigError, Node, RedisSection, load
-from strangler import shadow_cli
+from strangler import gateway_cli, shadow_cli
 from strangler.rehearse import cli as rehearse_cli
 
 DEFAULT_CONFIG = os.environ.get("STRANGLER_CONFIG", "config.yaml")
@@ -31,10 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("gateway", help="run one gateway process")
+    g = sub.add_parser("gateway", help="run the gateway (one process, or --workers N)")
     g.add_argument("--redis-url")
     g.add_argument("--port", type=int, help="override gateway.listen.port")
     g.add_argument("--admin-port", type=int, help="override gateway.admin_listen.port")
+    gateway_cli.add_options(g)
 
     leg = sub.add_parser("legacy", help="run one node of the demo monolith")
     leg.add_argument("--node-id", required=True)
@@ -130,20 +131,13 @@ def _with_listen(cfg: Config, port: int | None, admin_port: int | None,
 
 
 def _gateway(cfg: Config, args: argparse.Namespace) -> int:
-    from gateway import log
-    from gateway.app import serve
-    from gateway.tokens import SigningKeyError
     from strangler import runtime
 
-    cfg = _with_listen(cfg, args.port, args.admin_port,
-                       runtime.redis_section(cfg.redis, args.redis_url))
-    log.configure(cfg.gateway.log_level)
-    try:
-        _run(serve(cfg))
-    except SigningKeyError as exc:
-        print(f"strangler: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    def overridden(base: Config) -> Config:
+        return _with_listen(base, args.port, args.admin_port,
+                            runtime.redis_section(base.redis, args.redis_url))
+
+    return gateway_cli.run(overridden(cfg), args, lambda: overridden(load(args.config)), _run)
 
 
 def _port(members: tuple[Node, ...], wanted: str, given: int | None, where: str) -> int:
