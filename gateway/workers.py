@@ -100,10 +100,22 @@ class Supervisor:
         self._stopping = asyncio.Event()
 
     async def run(self) -> int:
+        """Start, supervise, stop; the exit code (0, or 1/2 when the start failed)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        try:
+            return await self._run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            for slot in self._slots:
+                if slot.lifeline is not None:
+                    os.close(slot.lifeline[0])
+                    os.close(slot.lifeline[1])
+
+    async def _run(self) -> int:
         failed = [(slot, rc) for slot, rc in zip(
             self._slots, await asyncio.gather(*(self._spawn(s) for s in self._slots)),
             strict=True) if rc is not None]
