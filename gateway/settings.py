@@ -119,14 +119,22 @@ def _host_port(value: str) -> str:
     return value
 
 
+def _some(nodes: tuple[str, ...]) -> tuple[str, ...]:
+    # Not Field(min_length=1): pydantic would add "at least 1 item" to a bad node's error.
+    if not nodes:
+        raise ValueError("give at least one host:port")
+    return nodes
+
+
 HostPort = Annotated[str, AfterValidator(_host_port)]
+Nodes = Annotated[tuple[HostPort, ...], AfterValidator(_some)]
 
 
 class SentinelSection(_Frozen):
     """A master found through Redis Sentinel; clients follow a failover by themselves."""
 
     master_name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    nodes: tuple[HostPort, ...] = Field(min_length=1)
+    nodes: Nodes
     """The sentinels (``host:port``): any one that answers names the current master."""
     password: Secret | None = None
     """The password of the master and its replicas."""
@@ -136,7 +144,7 @@ class SentinelSection(_Frozen):
 class ClusterSection(_Frozen):
     """A Redis Cluster; every multi-key operation of ours stays in one hash slot."""
 
-    nodes: tuple[HostPort, ...] = Field(min_length=1)
+    nodes: Nodes
     """Startup nodes (``host:port``): any reachable one tells the client the rest."""
     password: Secret | None = None
 
