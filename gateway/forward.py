@@ -97,6 +97,20 @@ class ClientLimits:
     read_whole_bytes: int = 256 * 1024
 
 
+class _TransparentRequest(aiohttp.ClientRequest):
+    """A request that sends the headers the gateway built and adds none of aiohttp's
+    defaults (``Accept``, ``Accept-Encoding``, ``User-Agent``, and ``Content-Type``
+    for a body the client sent without one). aiohttp's own way to say so,
+    ``skip_auto_headers``, builds and sorts a fresh multidict and copies every
+    header on each request: 15 % of the gateway's samples under load."""
+
+    _skip_auto_headers = CIMultiDict(
+        (name, None) for name in ("Accept", "Accept-Encoding", "Content-Type", "User-Agent"))
+
+    def update_auto_headers(self, skip_auto_headers: object) -> None:
+        return None
+
+
 def new_client_session(limits: ClientLimits) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=limits.pool_size, limit_per_host=limits.pool_size, keepalive_timeout=30,
@@ -106,7 +120,7 @@ def new_client_session(limits: ClientLimits) -> aiohttp.ClientSession:
         connector=connector,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        request_class=_TransparentRequest,
         timeout=_client_timeout(limits),
     )
 

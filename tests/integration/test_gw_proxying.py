@@ -6,6 +6,7 @@ backend that records what it received and answers with whatever a test asks.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -142,3 +143,31 @@ async def test_expect_100_continue_is_answered_and_the_body_relayed(
         assert resp.status == 200
     assert seen[-1]["body_len"] == 5000
     assert "expect" not in {k.lower() for k in seen[-1]["headers"]}
+
+
+async def _raw(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+
+
+async def test_the_backend_gets_the_clients_headers_and_none_the_gateway_made_up(
+        proxy: tuple[str, list[Any]]) -> None:
+    url, seen = proxy
+    head = await _raw(url, b"GET /plain HTTP/1.1\r\nHost: shop\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    sent = {k.lower() for k in seen[-1]["headers"]}
+    for name in ("accept", "accept-encoding", "user-agent", "content-type"):
+        assert name not in sent, f"{name} was added on the way"
+    head = await _raw(url, b"POST /plain HTTP/1.1\r\nHost: shop\r\nContent-Length: 3\r\n"
+                           b"User-Agent: curl/8\r\nAccept: text/plain\r\n\r\nabc")
+    assert head.startswith(b"HTTP/1.1 200")
+    sent_headers = {k.lower(): v for k, v in seen[-1]["headers"].items()}
+    assert "content-type" not in sent_headers, "a body sent without a type gets none"
+    assert sent_headers["user-agent"] == "curl/8" and sent_headers["accept"] == "text/plain"
+    assert seen[-1]["body_len"] == 3
