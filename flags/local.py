@@ -119,6 +119,10 @@ class LocalProvider:
                 backoff = 0.1
 
     async def _listen(self) -> None:
+        # A cluster client subscribes on the node its slot map names for the channel:
+        # a first command builds that map (or fails as any outage does) -- without it,
+        # redis-py's cluster pub/sub dies on a KeyError instead.
+        await self.store.version()
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.store.channel)

@@ -22,10 +22,35 @@ from typing import Any, TypeAlias
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from gateway.settings import ConfigError, RedisSection, Secret
 
 RedisClient: TypeAlias = Redis | RedisCluster
+
+
+class ClusterRedis(RedisCluster):
+    """``RedisCluster`` whose outages are ``RedisError``s, as every other topology's are.
+
+    redis-py raises ``RedisClusterException``, which is no ``RedisError``, when no
+    startup node answers or a slot has no node; the callers, which degrade on a
+    ``RedisError``, would fail instead. Mapped here, at the boundary.
+    """
+
+    async def initialize(self, additional_startup_nodes_info: list[tuple[str, int]] | None = None,
+                         last_failed_node_name: str | None = None) -> ClusterRedis:
+        try:
+            await super().initialize(additional_startup_nodes_info, last_failed_node_name)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster unavailable: {exc}") from exc
+        return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except SlotNotCoveredError as exc:
+            raise RedisConnectionError(f"Redis Cluster unavailable: {exc}") from exc
 
 
 class SentinelRedis(Redis):
@@ -55,7 +80,7 @@ def make_redis(section: RedisSection, *, timeout_s: float | None = None) -> Redi
         return client
     if section.cluster is not None:
         c = section.cluster
-        return RedisCluster(startup_nodes=[ClusterNode(*host_port(n)) for n in c.nodes],
+        return ClusterRedis(startup_nodes=[ClusterNode(*host_port(n)) for n in c.nodes],
                             password=secret_value(c.password, "redis.cluster.password"), **common)
     if not section.url:
         raise ConfigError("redis: give url, sentinel or cluster")

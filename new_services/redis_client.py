@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -59,6 +61,29 @@ def parse_sentinel(spec: str) -> SentinelSpec:
     return SentinelSpec(name.strip(), parse_nodes(nodes))
 
 
+class ClusterRedis(RedisCluster):
+    """``RedisCluster`` whose outages are ``RedisError``s, as every other topology's are.
+
+    redis-py raises ``RedisClusterException``, which is no ``RedisError``, when no
+    startup node answers or a slot has no node; the callers, which degrade on a
+    ``RedisError``, would fail instead. Mapped here, at the boundary.
+    """
+
+    async def initialize(self, additional_startup_nodes_info: list[tuple[str, int]] | None = None,
+                         last_failed_node_name: str | None = None) -> ClusterRedis:
+        try:
+            await super().initialize(additional_startup_nodes_info, last_failed_node_name)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster unavailable: {exc}") from exc
+        return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except SlotNotCoveredError as exc:
+            raise RedisConnectionError(f"Redis Cluster unavailable: {exc}") from exc
+
+
 class SentinelRedis(Redis):
     """``master_for``'s client that, when closed, also closes its sentinel connections."""
 
@@ -82,6 +107,6 @@ def make_client(settings: Settings) -> RedisClient:
         client: Redis = sentinel.master_for(spec.master_name, redis_class=SentinelRedis)
         return client
     if settings.redis_cluster:
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in settings.redis_cluster],
+        return ClusterRedis(startup_nodes=[ClusterNode(h, p) for h, p in settings.redis_cluster],
                             password=settings.redis_password, **timeouts)
     return Redis.from_url(settings.redis_url, **timeouts)

@@ -31,7 +31,7 @@ import aiohttp
 import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import CrossSlotTransactionError
+from redis.exceptions import CrossSlotTransactionError, RedisError
 
 from adapters.session import SharedSession
 from flags.local import LocalProvider
@@ -159,6 +159,44 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_cluster_that_is_down_is_an_outage_like_any_other(
+        tmp_path: Path, key_prefix: str) -> None:
+    """Clients made before the cluster answers: redis-py's RedisClusterException (no
+    RedisError) would fail requests and kill the flag follower; they degrade instead,
+    and recover by themselves once the cluster is up."""
+    servers = LocalCluster(tmp_path / "late")
+    section = RedisSection.model_validate({"cluster": {"nodes": servers.nodes}})
+    client = make_redis(section)
+    service_client = make_client(Settings(
+        instance_id="n1", database_url="sqlite+aiosqlite://", redis_url="",
+        jwks_path=Path("unused"), redis_cluster=parse_nodes(servers.nodes[0])))
+    store = SessionStore(client, key_prefix, 60)
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5)
+    provider = LocalProvider(client, {"cart": RouteFlag(Stage.LEGACY, 0)}, prefix=key_prefix)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.read("s" * 20)
+        with pytest.raises(RedisError):  # the services' middleware answers 503
+            await services.read("s" * 20)
+        with pytest.raises(RedisError):
+            await Pins(client, key_prefix).count("cart")
+        await provider.start()
+        assert not provider.healthy
+        servers.start()
+        await await_until(lambda: _true(provider.healthy and store.up), timeout=10,
+                          what="flags and sessions back once the cluster is up")
+        sid = await services.create(SharedSession())
+        assert (await store.read(sid)) is not None
+        await provider.set_route("cart", Stage.NEW, None, actor="test")
+        assert provider.view.state.routes["cart"].stage is Stage.NEW
+    finally:
+        await provider.stop()
+        await store.stop()
+        await client.aclose()
+        await service_client.aclose()
+        servers.stop()
 
 
 async def test_a_stack_on_the_cluster_bridges_sessions_flips_and_pins(
