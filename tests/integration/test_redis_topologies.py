@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import CrossSlotTransactionError, RedisError
@@ -37,6 +38,7 @@ from adapters.session import SharedSession
 from flags.local import LocalProvider
 from flags.model import RouteFlag, Stage
 from flags.pins import Pins
+from flags.store import FlagStore
 from gateway.redis_client import make_redis
 from gateway.session_store import SessionStore, StoreUnavailable
 from gateway.settings import RedisSection
@@ -159,6 +161,33 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_flags_kept_under_the_v1_keys_are_adopted_once(
+        redis_client: Redis, key_prefix: str) -> None:
+    """An upgrade on a single server keeps the live stages: the untagged v1 keys
+    are renamed to the tagged ones, atomically, by whichever process comes first."""
+    defaults = {"cart": RouteFlag(Stage.LEGACY, 0), "orders": RouteFlag(Stage.LEGACY, 0)}
+    before = FlagStore(redis_client, defaults, prefix=key_prefix)
+    try:
+        await before.set_route("cart", Stage.CANARY, 30, actor="test")
+        await before.set_kill(True, actor="test")
+        v1 = [f"{key_prefix}:flags:{name}" for name in ("routes", "kill", "version")]
+        for tagged, old in zip((before.routes_key, before.kill_key, before.version_key), v1,
+                               strict=True):
+            await redis_client.rename(tagged, old)  # the layout an older release left
+        first, second = (FlagStore(redis_client, defaults, prefix=key_prefix)
+                         for _ in range(2))
+        states = await asyncio.gather(first.load(), second.load())
+        for state in states:
+            assert state.version == 2 and state.kill_switch
+            cart = state.routes["cart"]
+            assert (cart.stage, cart.percent, cart.updated_by) == (Stage.CANARY, 30, "test")
+        assert await redis_client.exists(*v1) == 0
+        assert (await first.set_route("orders", Stage.NEW, None, actor="test")).version == 3
+    finally:
+        await before.reset()
+        await redis_client.delete(before.routes_key, before.kill_key, before.version_key)
 
 
 async def test_a_cluster_that_is_down_is_an_outage_like_any_other(
