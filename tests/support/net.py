@@ -13,6 +13,7 @@ T = TypeVar("T")
 
 
 _LOW, _HIGH = 20000, 32000
+_issued: set[int] = set()
 
 
 def free_port() -> int:
@@ -20,15 +21,19 @@ def free_port() -> int:
     ephemeral range (32768+): outgoing connections take their local ports from
     that range, so a port we pick there could be taken by any client socket
     between now and the bind. Here, only another test could race us, and the
-    random choice makes that unlikely."""
+    random choice makes that unlikely. Within one process a port is never handed
+    out twice (two picks before either is bound would otherwise collide)."""
     for _ in range(200):
         port = random.randrange(_LOW, _HIGH)
+        if port in _issued:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _issued.add(port)
+        return port
     raise RuntimeError(f"no free port found in {_LOW}..{_HIGH}")
 
 
