@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from UnleashClient import UnleashClient  # type: ignore[attr-defined]
@@ -53,6 +54,10 @@ class FlagView:
     its usage metrics) instead of one bootstrapped here.
     """
 
+    on_evaluation: Callable[[str, bool], None] | None = None
+    """Told of every SDK evaluation the memo could not answer (route, in the canary);
+    the gateway counts them."""
+
     def __init__(self, state: FlagState, app_name: str = "strangler-gateway", *,
                  client: UnleashClient | None = None) -> None:
         self.state = state
@@ -87,6 +92,8 @@ class FlagView:
             if len(memo) >= _CANARY_CACHE_MAX:
                 memo.clear()
             memo[key] = hit
+            if self.on_evaluation is not None:
+                self.on_evaluation(route, hit)
         return hit
 
     def evaluate_uncached(self, route: str, key: str) -> bool:

@@ -166,7 +166,7 @@ class Gateway:
         self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics)
         await self._first_health_check()
         await self.provider.start()
-        self.decider = Decider(router.routes, self.provider.view)
+        self.decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
         self.pins = pins = Pins(self.redis, cfg.redis.key_prefix)
         self.pin_book = PinBook(pins)
         self.ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
@@ -224,7 +224,7 @@ class Gateway:
         """
         router = Router(cfg.routes)
         breakers, budgets = self._route_guards(router, self.pipeline.router)
-        decider = Decider(router.routes, self.provider.view)
+        decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
         pipeline = Pipeline(cfg.gateway, router, decider, self.bridge, self.legacy, self.new,
                             breakers, budgets, self.shadow, self.metrics, self.pin_book)
         explainer = Explainer(router, self.provider, breakers, self.store, self.new,

@@ -10,6 +10,7 @@ otherwise legacy -- or, on a ``complete`` route, a 503.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -59,13 +60,17 @@ def _plan(route: Route, view: FlagView) -> _Plan:
 
 
 class Decider:
-    def __init__(self, routes: dict[str, Route], view: FlagView) -> None:
+    def __init__(self, routes: dict[str, Route], view: FlagView,
+                 on_evaluation: Callable[[str, bool], None] | None = None) -> None:
+        """``on_evaluation(route, in_canary)``: each SDK evaluation (a memo miss)."""
         self._routes = routes
-        self.view = view
-        self._plans = {name: _plan(r, view) for name, r in routes.items()}
+        self._on_evaluation = on_evaluation
+        self.update(view)
 
     def update(self, view: FlagView) -> None:
         """Recompute every plan for a new flag view (on a flip, never per request)."""
+        if self._on_evaluation is not None:
+            view.on_evaluation = self._on_evaluation
         self._plans = {name: _plan(r, view) for name, r in self._routes.items()}
         self.view = view
 

@@ -45,6 +45,11 @@ class Metrics:
         self.session_ops = Counter("strangler_session_operations_total",
                                    "Session bridge operations: pull, push, conflict, rehydrate, "
                                    "drop, token.", ("op", "reason"), registry=r)
+        self.flag_evaluations = Counter(
+            "strangler_flag_evaluations_total",
+            "Flag SDK evaluations: a canary route's first request of a session per flag "
+            "version (later ones are memoised), by result (in or out of the canary).",
+            ("route", "result"), registry=r)
         self.redis_errors = Counter("strangler_redis_errors_total", "Redis failures seen.",
                                     registry=r)
         self.redis_up = Gauge("strangler_session_store_up", "1 when Redis answers.", registry=r)
@@ -98,6 +103,9 @@ class Metrics:
         if child is None:
             child = self._dec[key] = self.decisions.labels(route, backend, reason)
         child.inc()
+
+    def flag_evaluated(self, route: str, in_canary: bool) -> None:
+        self.flag_evaluations.labels(route, "in" if in_canary else "out").inc()
 
     def session(self, op: str, reason: str) -> None:
         self.session_ops.labels(op, reason).inc()

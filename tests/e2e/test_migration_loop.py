@@ -7,6 +7,9 @@ still logged in, same cart, exactly the orders placed.
 
 from __future__ import annotations
 
+import re
+
+import aiohttp
 import pytest
 
 from tests.support.net import await_until
@@ -150,6 +153,14 @@ async def test_e_canary_is_sticky_per_session_and_near_its_percentage(stack: Sta
     assert all(len(s) == 1 for s in results), "a session changed sides at a fixed percentage"
     on_new = sum(1 for s in results if s == {"new"})
     assert 44 <= on_new <= 76, f"{on_new}/200 sessions on new at 30%"
+    # 10,000 cart reads, one SDK evaluation per session: the rest are memoised.
+    async with aiohttp.ClientSession() as http, \
+            http.get(stack.admin_url() + "/metrics") as resp:
+        text = await resp.text()
+    evaluations = {m[0]: float(m[1]) for m in re.findall(
+        r'^strangler_flag_evaluations_total\{result="(in|out)",route="cart"\} (\S+)$', text,
+        re.MULTILINE)}
+    assert evaluations == {"in": on_new, "out": 200 - on_new}, evaluations
 
 
 @pytest.mark.parametrize("stack", [{"gateways": 2}], indirect=True)

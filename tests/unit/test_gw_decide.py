@@ -192,3 +192,17 @@ def test_guard_lets_the_half_open_probe_through_once() -> None:
     second = guard(NEW, store_up=True, breaker=breaker, new_healthy=True)
     assert first == NEW
     assert second == Decision(Backend.LEGACY, "breaker_open")
+
+
+def test_each_sdk_evaluation_is_reported_once_per_session_and_flag_version() -> None:
+    told: list[tuple[str, bool]] = []
+    decider = Decider(ROUTES, view({"cart": RouteFlag(Stage.CANARY, 100)}),
+                      lambda route, hit: told.append((route, hit)))
+    for key in ("s1", "s1", "s2", "s1"):
+        decider.flag_decision(ROUTES["cart"], key)
+    assert told == [("cart", True), ("cart", True)], "the memo answers repeats"
+    decider.update(view({"cart": RouteFlag(Stage.CANARY, 0)}, version=2))
+    decider.flag_decision(ROUTES["cart"], "s1")
+    decider.flag_decision(ROUTES["orders"], "s1")  # no flag: no evaluation
+    assert told[-1] == ("cart", False), "a new flag version asks the SDK again"
+    assert len(told) == 3
