@@ -8,6 +8,10 @@ Values are returned as sent, minus surrounding double quotes.
 
 from __future__ import annotations
 
+import re
+
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
 
 def parse(header: str | None) -> dict[str, str]:
     found: dict[str, str] = {}
@@ -24,3 +28,14 @@ def parse(header: str | None) -> dict[str, str]:
                 value = value[1:-1]
             found[name] = value
     return found
+
+
+def set_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
+    """A ``Set-Cookie`` value for one of the gateway's own cookies (``Path=/``,
+    ``HttpOnly``, ``SameSite=Lax``), formatted directly: aiohttp's ``set_cookie``
+    builds a ``SimpleCookie`` and a ``Morsel`` per call. Names and values are the
+    gateway's own tokens (node ids, URL-safe random strings), never client input."""
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"cookie {name}: value outside the token alphabet")
+    age = f"; Max-Age={max_age}" if max_age is not None else ""
+    return f"{name}={value}{age}; HttpOnly; Path=/; SameSite=Lax{'; Secure' if secure else ''}"

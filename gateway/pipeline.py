@@ -30,6 +30,7 @@ from gateway.breaker import Breaker
 from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
 from gateway.cookies import parse as parse_cookies
+from gateway.cookies import set_cookie
 from gateway.decide import Backend, Decider, Decision, guard
 from gateway.errors import (
     ExpectationFailed,
@@ -349,14 +350,13 @@ class Pipeline:
     def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
         secure = ex.headers.get("X-Forwarded-Proto") == "https"
         if served.legacy_node and served.legacy_node != ex.hint:
-            response.set_cookie(AFFINITY_COOKIE, served.legacy_node, path="/", httponly=True,
-                                samesite="Lax", secure=secure)
+            response.headers.add("Set-Cookie",
+                                 set_cookie(AFFINITY_COOKIE, served.legacy_node, secure=secure))
         if ex.new_sync:
-            response.set_cookie(SYNC_COOKIE, ex.new_sync, path="/", httponly=True,
-                                samesite="Lax", secure=secure)
+            response.headers.add("Set-Cookie", set_cookie(SYNC_COOKIE, ex.new_sync, secure=secure))
         if ex.new_cid:
-            response.set_cookie(CLIENT_COOKIE, ex.new_cid, max_age=30 * 86400, path="/",
-                                httponly=True, samesite="Lax", secure=secure)
+            response.headers.add("Set-Cookie", set_cookie(CLIENT_COOKIE, ex.new_cid,
+                                                          secure=secure, max_age=30 * 86400))
 
 
 async def _expect_continue(request: web.Request) -> None:

@@ -4,7 +4,7 @@ from http.cookies import SimpleCookie
 
 import pytest
 
-from gateway.cookies import parse
+from gateway.cookies import parse, set_cookie
 
 
 @pytest.mark.parametrize("header", [
@@ -26,3 +26,20 @@ def test_the_first_of_two_same_named_cookies_wins() -> None:
 def test_junk_is_ignored_not_fatal() -> None:
     assert parse("garbage; ; =novalue; ok=1;;") == {"ok": "1"}
     assert parse(None) == {} and parse("") == {}
+
+
+def test_the_gateways_own_cookies_read_back_as_a_browser_would() -> None:
+    line = set_cookie("strangler_aff", "a-1", secure=True, max_age=60)
+    jar: SimpleCookie = SimpleCookie()
+    jar.load(line)
+    morsel = jar["strangler_aff"]
+    assert morsel.value == "a-1" and morsel["path"] == "/" and morsel["samesite"] == "Lax"
+    assert morsel["httponly"] and morsel["secure"] and morsel["max-age"] == "60"
+    plain = set_cookie("strangler_sync", "Zx_9-q", secure=False)
+    assert "Secure" not in plain and "Max-Age" not in plain
+
+
+@pytest.mark.parametrize("value", ["", "a;b", "a b", 'a"', "a\r\nSet-Cookie: x=1", "é"])
+def test_a_value_outside_the_token_alphabet_is_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        set_cookie("strangler_aff", value, secure=False)
