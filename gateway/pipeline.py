@@ -138,10 +138,10 @@ class Pipeline:
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed)
         self.metrics.decided(ex.route.name, served.backend.value, served.reason)
-        _log.info("backend_decided", route=ex.route.name, backend=served.backend.value,
-                  reason=served.reason, upstream=served.result.upstream_id,
-                  status=response.status, ms=round(elapsed * 1000, 2),
-                  trace_id=tracing.trace_id(ex.headers["traceparent"]))
+        log.request_line(ex.rid, route=ex.route.name, backend=served.backend.value,
+                         reason=served.reason, upstream=served.result.upstream_id,
+                         status=response.status, ms=round(elapsed * 1000, 2),
+                         trace_id=tracing.trace_id(ex.headers["traceparent"]))
         return response
 
     # ------------------------------------------------------------ stages
