@@ -32,6 +32,34 @@ _COLUMNS = (
 )
 
 
+def median_rounds(rows: list[Row]) -> list[Row]:
+    """One row per (scenario, target): with several rounds, the round whose key figure
+    is the median (requests/s for the workers rows, p50 for the open loop, CPU per
+    request otherwise), whole, so its columns stay consistent; a note lists every
+    round's figure. Rows keep the order of their first round."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.scenario, row.target), []).append(row)
+    out: list[Row] = []
+    for (scenario, _), group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        field_, label = (("rps", "req/s") if scenario.endswith("workers") else
+                         ("p50_ms", "p50 ms") if scenario.endswith("half load") else
+                         ("cpu_us_per_req", "CPU us/req"))
+
+        def key(row: Row, field_: str = field_) -> float:
+            return float(getattr(row, field_))
+
+        ordered = sorted(group, key=key)
+        chosen = ordered[(len(ordered) - 1) // 2]
+        figures = ", ".join(f"{key(r):.4g}" for r in group)
+        chosen.notes.append(f"median of {len(group)} rounds by {label}: {figures}")
+        out.append(chosen)
+    return out
+
+
 def ratios(rows: list[Row]) -> list[dict[str, Any]]:
     """gateway / direct and gateway / plain proxy, per scenario and gateway row."""
     out = []

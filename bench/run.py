@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="scenario H: gateway --workers N against one worker (default: 2)")
     p.add_argument("--profile-seconds", type=float, default=10.0,
                    help="scenario H: py-spy on the gateway for this long (0: no profile)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run scenario H this many times, interleaved, and keep each row's "
+                        "median round (this machine's run-to-run spread is +-30 %%)")
     p.add_argument("--write-results", action="store_true",
                    help="also rewrite scenario H's section of bench/RESULTS.md from this run")
     return p.parse_args(argv)
@@ -279,9 +282,12 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
         if "H" in wanted:  # before B too: needs the route at legacy
             if not nginx.available():
                 raise SystemExit("scenario H needs nginx (apt-get install -y nginx)")
-            opts = hotpath.Options(args.half_rate, args.profile_seconds, args.workers)
-            scenarios.append(lambda: hotpath.run(rig, meter, login, opts, extras,
-                                                 workdir / "hot"))
+            for round_ in range(args.rounds):  # the profile in the last round only
+                last = round_ == args.rounds - 1
+                opts = hotpath.Options(args.half_rate, args.profile_seconds if last else 0,
+                                       args.workers)
+                scenarios.append(lambda opts=opts, round_=round_: hotpath.run(  # type: ignore[misc]
+                    rig, meter, login, opts, extras, workdir / f"hot-{round_}"))
         if "B" in wanted:
             scenarios.append(lambda: scenario_b(rig, meter, login))
         for row in itertools.chain.from_iterable(gen() for gen in scenarios):
@@ -290,6 +296,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
                   f"p50 {row.p50_ms:.2f} ms  CPU {row.cpu_us_per_req:.0f} us/req",
                   file=sys.stderr)
     counter.close()
+    rows = report.median_rounds(rows)
     items = report.ratios(rows)
     print(headline(info) + "\n\n" + report.results_table(rows) + "\n\n"
           + report.ratio_table(items))
