@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.e2e.test_report_browser import CHARTS, Dom, assert_series, chromium, marker_x
 from tests.support.net import await_until
 from tests.support.stack import Stack
 
@@ -88,6 +89,18 @@ def test_the_fault_plan_breaches_its_gate_and_rolls_back_by_itself(tmp_path: Pat
     assert "cart, checkout -> legacy" in rollback["detail"]
     # a gate failed, but nobody lost anything on the way
     assert all(c["passed"] for c in report["integrity"]["checks"]), report["integrity"]
+    # the report this run wrote, opened in headless Chromium: the charts are drawn
+    # from the real timeline, with the fault, the breach and the rollback marked
+    page = out / "report.html"
+    dom = Dom(chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout)
+    assert dom.body.get("data-charts") == "drawn" and dom.render_error_hidden
+    traffic = dom.charts["chart-traffic"]
+    series = assert_series(traffic, len(traffic.all("path", "series")))  # each a real shape
+    assert {("catalog", "new"), ("cart", "new"), ("cart", "legacy"), ("checkout", "new"),
+            ("checkout", "legacy")} <= {(s["data-route"], s["data-backend"]) for s in series}
+    for name in CHARTS:
+        drawn_kinds = [k for k, _ in marker_x(dom.charts[name])]
+        assert drawn_kinds == kinds, (name, drawn_kinds)
     history = strangler("flags", "history", "cart", config=out / "stack" / "config.yaml")
     assert history.returncode == 0, history.stderr
     newest = history.stdout.splitlines()[0]
