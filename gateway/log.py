@@ -122,6 +122,13 @@ def configure(level: str = "info", stream: TextIO | None = None,
     _configured = True
 
 
+def reset() -> None:
+    """Back to stdout and structlog's defaults (for tests that configured a stream)."""
+    global _out, _request_lines, _static
+    _out, _request_lines, _static = _Out(_StdStream("stdout")), True, {}
+    structlog.reset_defaults()
+
+
 def request_line(request_id: str, **fields: Any) -> None:
     """The one ``backend_decided`` line of every proxied request, at info: the same
     JSON object structlog renders (fields, ``request_id``, the static fields,

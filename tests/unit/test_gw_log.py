@@ -20,7 +20,7 @@ def out() -> Iterator[io.TextIOWrapper]:
     stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     yield stream
     structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
+    log.reset()
 
 
 def lines(stream: io.TextIOWrapper) -> list[dict[str, object]]:
