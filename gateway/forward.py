@@ -25,6 +25,7 @@ from typing import Protocol
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.deadlines import deadline_at
 from gateway.errors import (
     GatewayError,
     UpstreamConnectError,
@@ -57,6 +58,8 @@ class UpstreamResult:
     headers: CIMultiDictProxy[str]
     body: bytes | None
     stream: aiohttp.ClientResponse | None = None
+    read_s: float | None = None
+    """Bound on each read of a streamed body, when aiohttp's own ``sock_read`` is off."""
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; raises UpstreamReset if the backend stops mid-body."""
@@ -64,8 +67,16 @@ class UpstreamResult:
             if self.body:
                 yield self.body
             return
+        content = self.stream.content
         try:
-            async for chunk in self.stream.content.iter_any():
+            while True:
+                if self.read_s is None:
+                    chunk = await content.readany()
+                else:
+                    async with deadline_at(asyncio.get_running_loop().time() + self.read_s):
+                        chunk = await content.readany()
+                if not chunk:
+                    break
                 yield chunk
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise UpstreamReset(f"{self.upstream_id}: body cut short: {exc}") from exc
@@ -125,9 +136,10 @@ def new_client_session(limits: ClientLimits) -> aiohttp.ClientSession:
     )
 
 
-def _client_timeout(limits: ClientLimits) -> aiohttp.ClientTimeout:
+def _client_timeout(limits: ClientLimits, per_read: bool = True) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=limits.connect_s,
-                                 sock_connect=limits.connect_s, sock_read=limits.read_s)
+                                 sock_connect=limits.connect_s,
+                                 sock_read=limits.read_s if per_read else None)
 
 
 class HttpUpstream:
@@ -143,6 +155,9 @@ class HttpUpstream:
         # Per upstream, not only per session: a config reload builds new upstreams
         # with new timeouts on the same pooled session.
         self._timeout = _client_timeout(limits)
+        self._timeout_bounded = _client_timeout(limits, per_read=False)
+        """Under a whole-exchange deadline a per-read timer is redundant (aiohttp
+        re-arms one for every chunk received)."""
 
     async def send(self, request: Outgoing) -> UpstreamResult:
         headers = request.headers
@@ -150,18 +165,22 @@ class HttpUpstream:
         if request.length is not None and streamed_in:
             headers = CIMultiDict(headers)
             headers["Content-Length"] = str(request.length)
-        # ``read_s`` bounds each read; a whole exchange (headers, and a body read
-        # whole) gets the same bound in total, so a backend dripping a small
-        # answer cannot hold a request past it. Streamed uploads are exempt:
-        # a slow client is not the backend's fault.
-        deadline = None if streamed_in else asyncio.get_running_loop().time() + self._read_s
+        # A whole exchange (headers, and a body read whole) is bounded by ``read_s``
+        # in total, so a backend dripping a small answer cannot hold a request past
+        # it; each read of a large answer streamed on is bounded by ``read_s`` too.
+        # Streamed uploads are exempt from the total (a slow client is not the
+        # backend's fault): aiohttp's per-read timeout bounds them.
         try:
-            async with asyncio.timeout_at(deadline):
+            if streamed_in:
                 resp = await self._session.request(
                     request.method, self.base_url + request.target, headers=headers,
-                    data=request.body, allow_redirects=False, timeout=self._timeout,
-                )
-                return await self._result(request, resp)
+                    data=request.body, allow_redirects=False, timeout=self._timeout)
+                return await self._result(request, resp, None)
+            async with deadline_at(asyncio.get_running_loop().time() + self._read_s):
+                resp = await self._session.request(
+                    request.method, self.base_url + request.target, headers=headers,
+                    data=request.body, allow_redirects=False, timeout=self._timeout_bounded)
+                return await self._result(request, resp, self._read_s)
         except UpstreamError:
             raise
         except Exception as exc:
@@ -172,7 +191,8 @@ class HttpUpstream:
                 raise exc.__cause__ from None
             raise _translate(self.id, exc) from exc
 
-    async def _result(self, request: Outgoing, resp: aiohttp.ClientResponse) -> UpstreamResult:
+    async def _result(self, request: Outgoing, resp: aiohttp.ClientResponse,
+                      read_s: float | None) -> UpstreamResult:
         try:
             length = resp.content_length
             if request.method == "HEAD" or resp.status in (204, 304):
@@ -180,7 +200,7 @@ class HttpUpstream:
             elif length is not None and length <= self._whole:
                 body = await resp.read()
             else:
-                return UpstreamResult(self.id, resp.status, resp.headers, None, resp)
+                return UpstreamResult(self.id, resp.status, resp.headers, None, resp, read_s)
         except BaseException:
             resp.release()
             raise
