@@ -231,6 +231,8 @@ class Extras:
     profile_skipped: str | None = None
     workers_skipped: str | None = None
     open_rate: float | None = None
+    rounds: list[list[Row]] = field(default_factory=list)
+    """With ``--rounds N``: each round's H rows, for the targets' per-round ratios."""
 
     def as_dict(self) -> dict[str, Any]:
         prof = self.profile

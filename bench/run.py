@@ -296,6 +296,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
                   f"p50 {row.p50_ms:.2f} ms  CPU {row.cpu_us_per_req:.0f} us/req",
                   file=sys.stderr)
     counter.close()
+    extras.rounds = report.split_rounds(rows) if args.rounds > 1 else []
     rows = report.median_rounds(rows)
     items = report.ratios(rows)
     print(headline(info) + "\n\n" + report.results_table(rows) + "\n\n"
