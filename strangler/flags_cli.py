@@ -24,9 +24,9 @@ from flags.service import FlagService, Outcome
 from flags.store import FlagStore
 from flags.unleash_admin import UnleashAdmin
 from flags.unleash_flags import UnleashFlags
-from gateway.app import flag_defaults, flag_groups
 from gateway.redis_client import describe, make_redis
 from gateway.settings import Config, ConfigError, RedisSection
+from gateway.startup import flag_defaults, flag_groups
 from strangler import runtime
 
 
