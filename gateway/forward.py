@@ -18,6 +18,7 @@ aiohttp's errors are translated here, once, into ``gateway.errors``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -170,17 +171,18 @@ class HttpUpstream:
         # it; each read of a large answer streamed on is bounded by ``read_s`` too.
         # Streamed uploads are exempt from the total (a slow client is not the
         # backend's fault): aiohttp's per-read timeout bounds them.
+        if streamed_in:
+            bound: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
+            timeout, read_s = self._timeout, None
+        else:
+            bound = deadline_at(asyncio.get_running_loop().time() + self._read_s)
+            timeout, read_s = self._timeout_bounded, self._read_s
         try:
-            if streamed_in:
+            async with bound:
                 resp = await self._session.request(
                     request.method, self.base_url + request.target, headers=headers,
-                    data=request.body, allow_redirects=False, timeout=self._timeout)
-                return await self._result(request, resp, None)
-            async with deadline_at(asyncio.get_running_loop().time() + self._read_s):
-                resp = await self._session.request(
-                    request.method, self.base_url + request.target, headers=headers,
-                    data=request.body, allow_redirects=False, timeout=self._timeout_bounded)
-                return await self._result(request, resp, self._read_s)
+                    data=request.body, allow_redirects=False, timeout=timeout)
+                return await self._result(request, resp, read_s)
         except UpstreamError:
             raise
         except Exception as exc:

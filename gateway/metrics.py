@@ -81,28 +81,25 @@ class Metrics:
                                       ("pool", "upstream"), registry=r)
         self.live = LiveStats()
         """The last seconds per route, for the dashboard (``gateway.live_stats``)."""
-        self._req: dict[tuple[str, str, int], tuple[Counter, Histogram, Recorder]] = {}
-        self._dec: dict[tuple[str, str, str], Counter] = {}
+        self._req: dict[tuple[str, str, int, str],
+                        tuple[Counter, Histogram, Recorder, Counter]] = {}
 
-    def observe_request(self, route: str, backend: str, status: int, seconds: float) -> None:
-        key = (route, backend, status)
-        pair = self._req.get(key)
-        if pair is None:
-            pair = self._req[key] = (self.requests.labels(route, backend, str(status)),
-                                     self.latency.labels(route, backend),
-                                     self.live.recorder(route, backend, status))
-        pair[0].inc()
-        pair[1].observe(seconds)
-        pair[2](seconds)
-
-    def decided(self, route: str, backend: str, reason: str) -> None:
-        """The backend that finally served, and why (``stage_new``, ``canary_out``,
-        ``fallback:new_5xx``, ``breaker_open``...)."""
-        key = (route, backend, reason)
-        child = self._dec.get(key)
-        if child is None:
-            child = self._dec[key] = self.decisions.labels(route, backend, reason)
-        child.inc()
+    def observe_request(self, route: str, backend: str, status: int, seconds: float,
+                        reason: str) -> None:
+        """One answer: counted by status, timed, recorded for the dashboard, and its
+        decision counted with its reason (``stage_new``, ``canary_out``,
+        ``fallback:new_5xx``, ``breaker_open``...). One cached tuple per combination."""
+        key = (route, backend, status, reason)
+        children = self._req.get(key)
+        if children is None:
+            children = self._req[key] = (self.requests.labels(route, backend, str(status)),
+                                         self.latency.labels(route, backend),
+                                         self.live.recorder(route, backend, status),
+                                         self.decisions.labels(route, backend, reason))
+        children[0].inc()
+        children[1].observe(seconds)
+        children[2](seconds)
+        children[3].inc()
 
     def flag_evaluated(self, route: str, in_canary: bool) -> None:
         self.flag_evaluations.labels(route, "in" if in_canary else "out").inc()

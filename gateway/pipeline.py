@@ -136,8 +136,8 @@ class Pipeline:
                 self.shadow.submit(ex, served.result)
         response = await self._relay(ex, served)
         elapsed = time.perf_counter() - started
-        self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed)
-        self.metrics.decided(ex.route.name, served.backend.value, served.reason)
+        self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed,
+                                     served.reason)
         log.request_line(ex.rid, route=ex.route.name, backend=served.backend.value,
                          reason=served.reason, upstream=served.result.upstream_id,
                          status=response.status, ms=round(elapsed * 1000, 2),
@@ -348,10 +348,12 @@ class Pipeline:
             self.new.outcome(member, failure is None, f"body {failure}")
 
     def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
+        affinity = served.legacy_node if served.legacy_node != ex.hint else None
+        if not (affinity or ex.new_sync or ex.new_cid):
+            return  # the common case: the client already holds them all
         secure = ex.headers.get("X-Forwarded-Proto") == "https"
-        if served.legacy_node and served.legacy_node != ex.hint:
-            response.headers.add("Set-Cookie",
-                                 set_cookie(AFFINITY_COOKIE, served.legacy_node, secure=secure))
+        if affinity:
+            response.headers.add("Set-Cookie", set_cookie(AFFINITY_COOKIE, affinity, secure=secure))
         if ex.new_sync:
             response.headers.add("Set-Cookie", set_cookie(SYNC_COOKIE, ex.new_sync, secure=secure))
         if ex.new_cid:

@@ -171,8 +171,8 @@ def test_an_unknown_backend_is_refused_when_the_recorder_is_made() -> None:
 def test_metrics_observe_request_feeds_the_live_figures() -> None:
     metrics = Metrics()
     for _ in range(3):
-        metrics.observe_request("cart", "new", 200, 0.002)
-    metrics.observe_request("cart", "legacy", 500, 0.002)
+        metrics.observe_request("cart", "new", 200, 0.002, "stage_new")
+    metrics.observe_request("cart", "legacy", 500, 0.002, "stage_legacy")
     [f] = metrics.live.snapshot(["cart"])
     assert f.requests == {"legacy": 1, "new": 3} and f.errors == {"legacy": 1, "new": 0}
     assert b'strangler_requests_total{backend="new",route="cart",status="200"} 3.0' in \
