@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
-.PHONY: install demo test test-unit test-integration test-e2e lint bench clean unleash
+.PHONY: install demo test test-unit test-integration test-e2e stress lint bench clean unleash
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(PYTEST) tests/e2e
+
+STRESS_RUNS ?= 5
+stress: $(STAMP)  # the saturated stress test at full size, STRESS_RUNS times in a row
+	@for i in $$(seq 1 $(STRESS_RUNS)); do \
+	  echo "== stress run $$i of $(STRESS_RUNS)"; \
+	  STRANGLER_STRESS=1 $(PYTEST) -q -s tests/e2e/test_stress_saturated.py || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

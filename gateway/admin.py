@@ -18,6 +18,8 @@ import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.exceptions import RedisError
 
 from flags import FlagError, Stage, UnknownRoute
 from flags.provider import Provider
@@ -54,8 +56,23 @@ class AdminState:
 STATE = web.AppKey("admin_state", AdminState)
 
 
+@web.middleware
+async def _store_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Redis not answering is a 503 the caller can retry, never a 500.
+
+    A change sent just before Redis hung may still be applied when it wakes:
+    the answer says so, and ``GET /api/routes`` tells what holds.
+    """
+    try:
+        return await handler(request)
+    except (RedisError, OSError) as exc:
+        detail = (f"the flag store did not answer ({type(exc).__name__}); a change may or "
+                  "may not have been applied: read GET /api/routes before trying again")
+        raise _error(503, "flag_store_unavailable", detail, {"Retry-After": "1"}) from None
+
+
 def create_admin_app(state: AdminState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[_store_errors])
     app[STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
