@@ -5,6 +5,7 @@ Shared document (JSON, what new services read and write in Redis)::
     {"schema": 1,
      "user": {"id": 7, "username": "alice"} | null,
      "cart": {"12": 2, "3": 1},          # product id -> quantity > 0
+     "settled": [41, 57],                 # orders whose lines already left the cart
      "legacy": {...}}                      # legacy-only keys, carried opaquely
 
 Legacy export (what ``GET /_internal/sessions/{sid}`` on a monolith node
@@ -13,6 +14,7 @@ returns; its own in-memory shape, which we translate but do not change)::
     {"session_id": "...", "revision": 7, "node": "a",
      "data": {"uid": 7, "uname": "alice",
               "basket": [{"sku": 12, "quantity": 2}],
+              "settled_orders": [41, 57],
               ...anything else the monolith keeps...}}
 
 Keys of ``data`` that the shared schema does not model (a CSRF token, the
@@ -30,6 +32,13 @@ is removed unless the new side raised its quantity meanwhile (then only the
 raise survives), and neither side's change is ever overwritten wholesale.
 The user follows legacy only when legacy changed it (log in / log out on the
 monolith); otherwise the current document's user stands.
+
+``settled`` makes a checkout's cart change happen exactly once, whichever
+side places or replays the order: an order takes its lines out of the cart
+only if its id is not settled yet (a replay after the first answer was lost --
+a node that died before its change was pulled, a Redis that did not answer --
+finishes the job; a replay after it was done changes nothing). Merged as a
+union, the newest ``SETTLED_KEPT`` ids kept.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeGuard
 
 SCHEMA_VERSION = 1
+SETTLED_KEPT = 64
 
 
 class SessionFormatError(ValueError):
@@ -62,6 +72,8 @@ class SharedSession:
     user: User | None = None
     cart: Mapping[int, int] = field(default_factory=dict)
     legacy: Mapping[str, Any] = field(default_factory=dict)
+    settled: tuple[int, ...] = ()
+    """Orders whose lines have left this cart, oldest first (at most ``SETTLED_KEPT``)."""
 
     # -- cart operations return new sessions; nothing mutates in place --
     def with_item(self, product_id: int, qty: int) -> SharedSession:
@@ -90,6 +102,12 @@ class SharedSession:
                 cart.pop(pid, None)
         return replace(self, cart=cart)
 
+    def settle(self, order_id: int, lines: Mapping[int, int]) -> SharedSession:
+        """Take an order's lines out of the cart, once per order (see module docstring)."""
+        if order_id in self.settled:
+            return self
+        return replace(self.minus(lines), settled=_settled(self.settled, (order_id,)))
+
     def logged_out(self) -> SharedSession:
         return SharedSession()
 
@@ -100,6 +118,7 @@ class SharedSession:
                 "schema": SCHEMA_VERSION,
                 "user": self.user.to_dict() if self.user else None,
                 "cart": {str(p): q for p, q in sorted(self.cart.items())},
+                "settled": list(self.settled),
                 "legacy": dict(self.legacy),
             },
             separators=(",", ":"),
@@ -117,11 +136,12 @@ class SharedSession:
         user = _user(obj.get("user"), "user")
         cart = _cart({k: v for k, v in _mapping(obj.get("cart", {}), "cart").items()}, "cart")
         legacy = _mapping(obj.get("legacy", {}), "legacy")
-        return cls(user=user, cart=cart, legacy=legacy)
+        settled = _order_ids(obj.get("settled", []), "settled")
+        return cls(user=user, cart=cart, legacy=legacy, settled=settled)
 
 
 # ---------------------------------------------------------------- legacy side
-_LEGACY_MODELLED = frozenset({"uid", "uname", "basket"})
+_LEGACY_MODELLED = frozenset({"uid", "uname", "basket", "settled_orders"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +181,10 @@ def from_legacy(export: Mapping[str, Any]) -> LegacyExport:
             raise SessionFormatError(f"legacy export: data.basket[{i}] malformed")
         if qty:
             cart[sku] = cart.get(sku, 0) + qty
+    settled = _order_ids(data.get("settled_orders", []), "legacy export: data.settled_orders")
     extra = {k: v for k, v in data.items() if k not in _LEGACY_MODELLED}
-    return LegacyExport(sid, rev, str(export.get("node", "")), SharedSession(user, cart, extra))
+    return LegacyExport(sid, rev, str(export.get("node", "")),
+                        SharedSession(user, cart, extra, settled))
 
 
 def to_legacy(session: SharedSession) -> dict[str, Any]:
@@ -171,6 +193,7 @@ def to_legacy(session: SharedSession) -> dict[str, Any]:
     data["uid"] = session.user.id if session.user else None
     data["uname"] = session.user.username if session.user else None
     data["basket"] = [{"sku": p, "quantity": q} for p, q in sorted(session.cart.items())]
+    data["settled_orders"] = list(session.settled)
     return data
 
 
@@ -179,13 +202,20 @@ def merge(base: SharedSession, legacy: SharedSession, current: SharedSession) ->
     """Apply legacy's change (``base`` -> ``legacy``) to ``current``; see module docstring."""
     if legacy.user != base.user and legacy.user is None:
         return SharedSession(legacy=dict(legacy.legacy))  # logged out on legacy: nothing survives
+    settled = _settled(current.settled, legacy.settled)
     user = legacy.user if legacy.user != base.user else current.user
     cart: dict[int, int] = {}
     for pid in set(base.cart) | set(legacy.cart) | set(current.cart):
         qty = current.cart.get(pid, 0) + legacy.cart.get(pid, 0) - base.cart.get(pid, 0)
         if qty > 0:
             cart[pid] = qty
-    return SharedSession(user=user, cart=cart, legacy=dict(legacy.legacy))
+    return SharedSession(user=user, cart=cart, legacy=dict(legacy.legacy), settled=settled)
+
+
+def _settled(ours: tuple[int, ...], theirs: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """A union of settled order ids, the newest ``SETTLED_KEPT`` kept, in order."""
+    merged = sorted(set(ours) | set(theirs))
+    return tuple(merged[-SETTLED_KEPT:])
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -210,6 +240,12 @@ def _user(value: Any, where: str) -> User | None:
     ):
         return User(value["id"], value["username"])
     raise SessionFormatError(f"shared session: {where} malformed")
+
+
+def _order_ids(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(_is_int(i) and i > 0 for i in value):
+        raise SessionFormatError(f"{where} must be a list of order ids")
+    return _settled((), value)
 
 
 def _cart(value: dict[str, Any], where: str) -> dict[int, int]:

@@ -29,6 +29,9 @@ NODE_HEADER: Final = "X-Shop-Node"
 INTERNAL_SESSIONS_PATH: Final = "/_internal/sessions/{sid}"
 """GET exports, PUT imports (compare-and-set on revision), DELETE drops a session."""
 
+FENCE_HEADER: Final = "X-Strangler-Fence"
+"""On an export: the fence of the gateway's sync lock (imports carry it in the body)."""
+
 # --- gateway -> new services ----------------------------------------------
 IDENTITY_HEADER: Final = "X-Strangler-Identity"
 """Carries the gateway-minted JWT to new services; never reaches a client or legacy."""
@@ -58,6 +61,7 @@ INTERNAL_HEADERS: Final = frozenset(
         SESSION_ID_HEADER,
         SESSION_REV_HEADER,
         NODE_HEADER,
+        FENCE_HEADER,
         IDENTITY_HEADER,
         SHADOW_HEADER,
         BACKEND_HEADER,

@@ -89,7 +89,7 @@ class SessionStore:
             raw = await self.redis.hmget(self.key(sid), FIELDS)
         except (RedisError, OSError) as exc:
             raise self._down(exc) from exc
-        doc, v, lv, node, lrev, base, t = cast(list[bytes | None], raw)
+        doc, v, lv, node, lrev, base, t, _pi = cast(list[bytes | None], raw)
         if doc is None or v is None:
             return None
         node_s = (node or b"").decode()

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from legacy_shop import render
-from legacy_shop.checkout import Placed, place_order
+from legacy_shop.checkout import Placed, order_lines, place_order
 from legacy_shop.errors import ApiError
 from legacy_shop.passwords import verify_password
 from legacy_shop.queries import find_user, get_product, list_orders, list_products, render_cart
@@ -145,12 +145,14 @@ async def checkout_session(request: web.Request, session: Session, key: str | No
     """Place (or replay) the order for ``session``'s basket and settle the basket after."""
     uid = session.uid or 0
     placed = await place_order(request.app[ENGINE], uid, session.basket(), key, body_hash)
-    if placed.ordered:
+    if placed.ordered or placed.settle_on_replay:
         # The session may have changed (or gone) while we awaited the database:
-        # take out exactly what was ordered from whatever it holds now.
+        # take out exactly what was ordered from whatever it holds now, once per
+        # order -- a replay finishes what a first attempt whose answer was lost
+        # did not (its node died, say), and changes nothing otherwise.
         live = request.app[SESSIONS].peek(request_session(request).sid)
         if live is not None and live.uid == uid:
-            live.subtract(placed.ordered)
+            live.settle(int(placed.order["id"]), placed.ordered or order_lines(placed.order))
     return placed
 
 

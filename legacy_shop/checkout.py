@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +28,14 @@ from legacy_shop.queries import cart_lines, load_order, products_by_id
 log = structlog.get_logger(__name__)
 
 PLACED_BY = "legacy"
+SETTLE_ON_REPLAY = timedelta(minutes=15)
+"""A replay this soon after the order may still owe the basket its lines (a first
+answer lost with its node); an older one is another session's business."""
+
+
+def order_lines(order: Mapping[str, Any]) -> dict[int, int]:
+    """product id -> qty of an order as the API shows it."""
+    return {int(i["product_id"]): int(i["qty"]) for i in order["items"]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,8 @@ class Placed:
     order: dict[str, Any]
     replayed: bool
     ordered: Mapping[int, int] = field(default_factory=dict)
+    settle_on_replay: bool = False
+    """A replay of a recent order: its lines leave the basket if they have not yet."""
 
 
 class _KeyTaken(Exception):
@@ -76,7 +86,8 @@ async def place_order(
 
 async def _replay(conn: AsyncConnection, user_id: int, key: str, request_hash: str
                   ) -> Placed | None:
-    query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(
+    query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id,
+                   idempotency_keys.c.created_at).where(
         idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
     )
     row = (await conn.execute(query)).first()
@@ -86,7 +97,9 @@ async def _replay(conn: AsyncConnection, user_id: int, key: str, request_hash: s
         log.info("idempotency_key_reused", user_id=user_id, order_id=row.order_id)
         raise ApiError("idempotency_key_reused")
     log.info("checkout_replayed", user_id=user_id, order_id=row.order_id)
-    return Placed(await load_order(conn, row.order_id), replayed=True)
+    recent = row.created_at is not None and \
+        datetime.now(UTC).replace(tzinfo=None) - row.created_at < SETTLE_ON_REPLAY
+    return Placed(await load_order(conn, row.order_id), replayed=True, settle_on_replay=recent)
 
 
 async def _insert(conn: AsyncConnection, user_id: int, basket: Mapping[int, int],

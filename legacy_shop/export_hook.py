@@ -77,16 +77,28 @@ async def export_session(request: web.Request) -> web.Response:
     if (refusal := _refusal(request)) is not None:
         return refusal
     sid = request.match_info["sid"]
-    session = request.app[SESSIONS].peek(sid) if valid_session_id(sid) else None
+    if not valid_session_id(sid):
+        return _problem(404, "not_found", "no such session")
+    fence_raw = request.headers.get(wire.FENCE_HEADER)
+    if fence_raw is not None:
+        fence = int(fence_raw) if fence_raw.isascii() and fence_raw.isdigit() \
+            and len(fence_raw) <= 19 else None
+        if fence is None:
+            return _problem(400, "bad_request", f"{wire.FENCE_HEADER} must be a non-negative int")
+        request.app[SESSIONS].fence(sid, fence)  # a lower one is only noted, never refused
+    session = request.app[SESSIONS].peek(sid)
     if session is None:
         return _problem(404, "not_found", "no such session")
     log.info("session_exported", session=fingerprint(sid), revision=session.revision)
-    return json_response({
+    body: dict[str, Any] = {
         "session_id": sid,
         "revision": session.revision,
         "node": request.app[SETTINGS].node_id,
         "data": session.export(),
-    })
+    }
+    if session.imported is not None:
+        body["imported"] = {"fence": session.imported[0], "revision": session.imported[1]}
+    return json_response(body)
 
 
 async def import_session(request: web.Request) -> web.Response:
@@ -100,14 +112,16 @@ async def import_session(request: web.Request) -> web.Response:
     except ApiError:
         return _problem(400, "bad_request", "the body is not JSON")
     try:
-        data, expected = parse_import(sid, body)
+        data, expected, fence = parse_import(sid, body)
     except SessionFormatError as exc:
         return _problem(400, "bad_request", str(exc))
-    ok, revision = request.app[SESSIONS].put(sid, data, expected)
+    store = request.app[SESSIONS]
+    ok, revision = store.put(sid, data, expected, fence)
     if not ok:
+        fenced = fence is not None and store.fenced(sid, fence)
         log.info("session_import_conflict", session=fingerprint(sid), expected=expected,
-                 revision=revision)
-        return json_response({"revision": revision}, status=409)
+                 revision=revision, fenced=fenced)
+        return json_response({"revision": revision, "fenced": fenced}, status=409)
     log.info("session_imported", session=fingerprint(sid), expected=expected, revision=revision,
              logged_in=data["uid"] is not None, lines=len(data["basket"]))
     return json_response({"revision": revision})
@@ -122,8 +136,9 @@ async def delete_session(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def parse_import(sid: str, body: Any) -> tuple[dict[str, Any], int | None]:
-    """``{"data", "expected_revision"}`` -> normalised session data and the expected revision.
+def parse_import(sid: str, body: Any) -> tuple[dict[str, Any], int | None, int | None]:
+    """``{"data", "expected_revision", "fence"?}`` -> normalised session data, the expected
+    revision and the fence.
 
     Stricter than ``adapters.session.from_legacy`` where JSON allows a bool for
     an int; otherwise exactly what it accepts. Raises ``SessionFormatError``.
@@ -133,13 +148,16 @@ def parse_import(sid: str, body: Any) -> tuple[dict[str, Any], int | None]:
     expected = body["expected_revision"]
     if expected is not None and (strict_int(expected) is None or expected < 0):
         raise SessionFormatError("expected_revision must be a non-negative int or null")
+    fence = body.get("fence")
+    if fence is not None and (strict_int(fence) is None or fence < 0):
+        raise SessionFormatError("fence must be a non-negative int or absent")
     data = body["data"]
     if not isinstance(data, dict):
         raise SessionFormatError("data must be an object")
     _reject_bools(data)
     exported = from_legacy({"session_id": sid, "revision": 0, "data": data})
     normalised = to_legacy(exported.session)
-    return normalised, expected
+    return normalised, expected, fence
 
 
 def _reject_bools(data: dict[str, Any]) -> None:

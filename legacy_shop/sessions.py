@@ -8,9 +8,18 @@ module does not import it; the export hook does the talking)::
             "created_at": "...", "csrf": "...", "last_viewed_product": 3}
 
 ``created_at``, ``csrf`` and ``last_viewed_product`` are the monolith's own;
-the bridge carries them opaquely. Every change bumps ``revision`` (1 when
-created), which is how the gateway notices that a session moved. Sessions
-expire after ``idle_s`` without a request.
+the bridge carries them opaquely; ``settled_orders`` lists the orders whose
+lines already left the basket (a replayed checkout takes them out only once).
+Every change bumps ``revision`` (1 when created), which is how the gateway
+notices that a session moved. Sessions expire after ``idle_s`` without a request.
+
+Fences (docs/protocol.md section 4): the gateway's export and import calls
+carry the fence of the sync lock they hold. The store remembers the highest
+fence seen per session id -- also for ids it holds no session for -- and
+refuses an import with a lower one, so an import from a gateway whose lock
+ran out can never land after a newer holder looked at the session. Each
+session also remembers which fence imported it last, and at which revision,
+so the gateway can tell its own import from a change the monolith made.
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+
+SETTLED_KEPT = 64
 
 
 def new_session_id() -> str:
@@ -38,6 +50,7 @@ def empty_data(*, uid: int | None = None, uname: str | None = None) -> dict[str,
         "uid": uid,
         "uname": uname,
         "basket": [],
+        "settled_orders": [],
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "csrf": new_csrf_token(),
     }
@@ -51,6 +64,8 @@ class Session:
     revision: int
     data: dict[str, Any]
     last_seen: float
+    imported: tuple[int, int] | None = None
+    """(fence, revision) of the last import that carried a fence."""
 
     @property
     def uid(self) -> int | None:
@@ -91,6 +106,20 @@ class Session:
             cart[pid] = cart.get(pid, 0) - qty
         return self.set_basket(cart)
 
+    def settle(self, order_id: int, ordered: Mapping[int, int]) -> bool:
+        """Take an order's lines out of the basket once per order; returns whether it did."""
+        settled = [i for i in self.data.get("settled_orders", ()) if isinstance(i, int)]
+        if order_id in settled:
+            return False
+        cart = self.basket()
+        for pid, qty in ordered.items():
+            cart[pid] = cart.get(pid, 0) - qty
+        lines = [{"sku": p, "quantity": q} for p, q in sorted(cart.items()) if q > 0]
+        self.data["basket"] = lines
+        self.data["settled_orders"] = sorted({*settled, order_id})[-SETTLED_KEPT:]
+        self.revision += 1
+        return True
+
     def set(self, key: str, value: Any) -> bool:
         if key in self.data and self.data[key] == value:
             return False
@@ -110,6 +139,8 @@ class SessionStore:
         self._idle_s = idle_s
         self._clock = clock
         self._sessions: dict[str, Session] = {}
+        self._fences: dict[str, tuple[int, float]] = {}
+        """sid -> (highest fence seen, when): kept for ids without a session too."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -149,26 +180,44 @@ class SessionStore:
     def destroy(self, sid: str | None) -> bool:
         return bool(sid) and self._sessions.pop(sid or "", None) is not None
 
+    def fence(self, sid: str, fence: int) -> bool:
+        """Note a gateway's fence for ``sid``; False if a higher one was seen already."""
+        seen = self._fences.get(sid)
+        if seen is not None and fence < seen[0]:
+            return False
+        self._fences[sid] = (fence, self._clock())
+        return True
+
     def put(
-        self, sid: str, data: dict[str, Any], expected_revision: int | None
+        self, sid: str, data: dict[str, Any], expected_revision: int | None,
+        fence: int | None = None,
     ) -> tuple[bool, int]:
         """Import ``data`` under ``sid``: compare-and-set when ``expected_revision`` is set.
 
         Returns ``(True, new_revision)``, or ``(False, current_revision)`` when
-        the node's revision is not the expected one (0 for an unknown session).
+        the node's revision is not the expected one (0 for an unknown session)
+        or ``fence`` is lower than one already seen (``fenced`` tells which).
         Private keys the import lacks (a session born on the new side has no
         CSRF token) are kept from the node's copy or made fresh.
         """
         current = self.peek(sid)
         revision = current.revision if current else 0
+        if fence is not None and not self.fence(sid, fence):
+            return False, revision
         if expected_revision is not None and expected_revision != revision:
             return False, revision
         own, fresh = (current.data if current else {}), empty_data()
         merged = dict(data)
         for key in ("created_at", "csrf"):
             merged.setdefault(key, own.get(key, fresh[key]))
-        self._sessions[sid] = Session(sid, revision + 1, merged, self._clock())
+        imported = (fence, revision + 1) if fence is not None else None
+        self._sessions[sid] = Session(sid, revision + 1, merged, self._clock(), imported)
         return True, revision + 1
+
+    def fenced(self, sid: str, fence: int) -> bool:
+        """Whether an import with ``fence`` would be refused for a newer one."""
+        seen = self._fences.get(sid)
+        return seen is not None and fence < seen[0]
 
     def sweep(self) -> int:
         """Drop idle sessions; returns how many went."""
@@ -176,4 +225,8 @@ class SessionStore:
         idle = [s.sid for s in self._sessions.values() if now - s.last_seen > self._idle_s]
         for sid in idle:
             del self._sessions[sid]
+        old = [sid for sid, (_, at) in self._fences.items()
+               if now - at > self._idle_s and sid not in self._sessions]
+        for sid in old:
+            del self._fences[sid]
         return len(idle)

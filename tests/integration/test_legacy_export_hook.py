@@ -142,16 +142,16 @@ async def test_import_is_compare_and_set(shop: Client, auth: dict[str, str]) -> 
         return resp.status, await resp.json()
 
     assert await put(1, 1) == (200, {"revision": 2})
-    assert await put(1, 5) == (409, {"revision": 2})
+    assert await put(1, 5) == (409, {"revision": 2, "fenced": False})
     assert await put(2, 3) == (200, {"revision": 3})
     assert await put(None, 7) == (200, {"revision": 4})
     cart = await (await shop.get("/api/cart")).json()
     assert cart["count"] == 7
-    assert await put(3, 1, "q" * 43) == (409, {"revision": 0})
+    assert await put(3, 1, "q" * 43) == (409, {"revision": 0, "fenced": False})
     assert await put(0, 1, "q" * 43) == (200, {"revision": 1})
     # The API's own change is seen by the next compare-and-set.
     await shop.post("/api/cart/items", json={"product_id": 1, "qty": 1})
-    assert await put(4, 1) == (409, {"revision": 5})
+    assert await put(4, 1) == (409, {"revision": 5, "fenced": False})
 
 
 @pytest.mark.parametrize("body", [
@@ -193,3 +193,51 @@ async def test_logged_out_session_is_gone(shop: Client, auth: dict[str, str]) ->
     sid = await log_in(shop, "dave")
     await shop.post("/logout")
     assert (await shop.get(_path(sid), headers=auth)).status == 404
+
+
+async def test_fences_keep_a_late_import_out(shop: Client, auth: dict[str, str]) -> None:
+    """An import from a gateway whose sync lock ran out lands nowhere once a newer fence
+    has looked at the session; the export says which fenced import the node holds."""
+    sid = await log_in(shop, "alice")
+    data = {"uid": 1, "uname": "alice", "basket": [{"sku": 4, "quantity": 2}]}
+
+    async def put(fence: int, expected: int) -> tuple[int, Any]:
+        resp = await shop.put(_path(sid), headers=auth, json={
+            "data": data, "expected_revision": expected, "fence": fence})
+        return resp.status, await resp.json()
+
+    async def export(fence: int | None = None) -> Any:
+        headers = dict(auth) if fence is None else {**auth, "X-Strangler-Fence": str(fence)}
+        resp = await shop.get(_path(sid), headers=headers)
+        assert resp.status == 200
+        return await resp.json()
+
+    assert "imported" not in await export()
+    assert await put(100, 1) == (200, {"revision": 2})
+    assert (await export())["imported"] == {"fence": 100, "revision": 2}
+    assert (await export(fence=200))["revision"] == 2  # a newer holder looks
+    assert await put(150, 2) == (409, {"revision": 2, "fenced": True})
+    assert await put(200, 2) == (200, {"revision": 3})
+    assert (await export(fence=120))["imported"] == {"fence": 200, "revision": 3}
+    assert await put(199, 3) == (409, {"revision": 3, "fenced": True})
+
+
+async def test_a_fence_is_remembered_for_a_session_the_node_does_not_hold(
+        shop: Client, auth: dict[str, str]) -> None:
+    sid = "f" * 43
+    resp = await shop.get(_path(sid), headers={**auth, "X-Strangler-Fence": "500"})
+    assert resp.status == 404
+    resp = await shop.put(_path(sid), headers=auth, json={
+        "data": {"uid": None, "basket": []}, "expected_revision": 0, "fence": 499})
+    assert resp.status == 409 and (await resp.json())["fenced"] is True
+
+
+@pytest.mark.parametrize("fence", ["-1", "1.5", "x", "1" * 20, "١٢"])
+async def test_a_malformed_fence_is_a_400(shop: Client, auth: dict[str, str],
+                                          fence: str) -> None:
+    sid = await log_in(shop, "bob")
+    resp = await shop.get(_path(sid), headers={**auth, "X-Strangler-Fence": fence})
+    assert resp.status == 400
+    resp = await shop.put(_path(sid), headers=auth, json={
+        "data": {"uid": None, "basket": []}, "expected_revision": None, "fence": -1})
+    assert resp.status == 400

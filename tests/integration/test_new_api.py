@@ -81,7 +81,7 @@ async def test_login_creates_the_documented_redis_record(
     assert record["v"] == "1" and record["lv"] == "0"
     assert record["node"] == "" and record["lrev"] == "0"
     assert json.loads(record["doc"]) == {"schema": 1, "user": {"id": 2, "username": "bob"},
-                                         "cart": {}, "legacy": {}}
+                                         "cart": {}, "settled": [], "legacy": {}}
     assert SharedSession.from_json(record["base"]) == SharedSession()
     assert int(record["t"]) > 0
     assert 0 < await redis_client.ttl(key) <= 600

@@ -45,7 +45,7 @@ def test_json_round_trip_of_an_anonymous_empty_session() -> None:
 def test_json_shape_is_the_documented_one() -> None:
     doc = json.loads(s({12: 2, 3: 1}).to_json())
     assert doc == {"schema": 1, "user": {"id": 7, "username": "alice"},
-                   "cart": {"3": 1, "12": 2}, "legacy": {}}
+                   "cart": {"3": 1, "12": 2}, "settled": [], "legacy": {}}
 
 
 def test_json_is_deterministic() -> None:
@@ -128,7 +128,8 @@ def test_legacy_only_keys_survive_a_cart_change_on_new() -> None:
 
 
 def test_to_legacy_of_a_logged_out_session() -> None:
-    assert to_legacy(SharedSession()) == {"uid": None, "uname": None, "basket": []}
+    assert to_legacy(SharedSession()) == {"uid": None, "uname": None, "basket": [],
+                                          "settled_orders": []}
 
 
 def test_anonymous_export_and_basket_lines() -> None:
@@ -322,3 +323,41 @@ def test_merge_property_delta_rule_over_random_carts() -> None:
             want = current.get(pid, 0) + legacy.get(pid, 0) - base.get(pid, 0)
             assert merged.get(pid, 0) == max(want, 0)
         assert all(q > 0 for q in merged.values())
+
+
+# ---------------------------------------------------------------- settled orders
+
+
+def test_an_order_leaves_the_cart_once_whichever_side_settles_it() -> None:
+    cart = s({3: 2, 5: 1})
+    once = cart.settle(41, {3: 2})
+    assert once.cart == {5: 1} and once.settled == (41,)
+    assert once.settle(41, {3: 2}) is once  # a replay after it was done changes nothing
+    again = once.with_item(3, 1).settle(41, {3: 2})
+    assert again.cart == {3: 1, 5: 1}, "an item added after the order stays"
+
+
+def test_settled_orders_survive_the_legacy_round_trip_and_merge_as_a_union() -> None:
+    session = s({5: 1}).settle(7, {}).settle(9, {})
+    data = to_legacy(session)
+    assert data["settled_orders"] == [7, 9]
+    assert from_legacy({**EXPORT, "data": data}).session.settled == (7, 9)
+    base = s({5: 1})
+    legacy = base.settle(11, {5: 1})
+    current = base.settle(12, {})
+    merged = merge(base, legacy, current)
+    assert merged.settled == (11, 12) and merged.cart == {}
+
+
+def test_settled_keeps_the_newest_ids() -> None:
+    session = s({})
+    for order in range(1, 100):
+        session = session.settle(order, {})
+    assert len(session.settled) == 64 and session.settled[-1] == 99 and 1 not in session.settled
+
+
+@pytest.mark.parametrize("bad", [["1"], [0], [True], "7", [1.5]])
+def test_settled_must_be_order_ids(bad: object) -> None:
+    with pytest.raises(SessionFormatError):
+        SharedSession.from_json(json.dumps({"schema": 1, "user": None, "cart": {},
+                                            "settled": bad}))

@@ -121,16 +121,19 @@ def test_parse_import_normalises() -> None:
         {"sku": 5, "quantity": 1}, {"sku": 3, "quantity": 2}, {"sku": 5, "quantity": 1},
         {"sku": 9, "quantity": 0},
     ]}
-    parsed, expected = parse_import(SID, {"data": data, "expected_revision": 4})
-    assert expected == 4
+    parsed, expected, fence = parse_import(SID, {"data": data, "expected_revision": 4,
+                                                 "fence": 17})
+    assert expected == 4 and fence == 17
     assert parsed["basket"] == [{"sku": 3, "quantity": 2}, {"sku": 5, "quantity": 2}]
     assert parsed["csrf"] == "t" and parsed["uid"] == 1 and parsed["uname"] == "alice"
 
 
 def test_parse_import_anonymous() -> None:
-    parsed, expected = parse_import(SID, {"data": {"uid": None, "uname": None, "basket": []},
-                                          "expected_revision": None})
+    parsed, expected, fence = parse_import(SID, {"data": {"uid": None, "uname": None,
+                                                          "basket": []},
+                                                 "expected_revision": None})
     assert parsed["uid"] is None and parsed["uname"] is None and expected is None
+    assert fence is None
 
 
 @pytest.mark.parametrize(
@@ -141,6 +144,9 @@ def test_parse_import_anonymous() -> None:
         {"expected_revision": 1},
         {"data": [], "expected_revision": None},
         {"data": GOOD, "expected_revision": "1"},
+        {"data": GOOD, "expected_revision": 1, "fence": "1"},
+        {"data": GOOD, "expected_revision": 1, "fence": True},
+        {"data": GOOD, "expected_revision": 1, "fence": -3},
         {"data": GOOD, "expected_revision": True},
         {"data": GOOD, "expected_revision": -1},
         {"data": GOOD, "expected_revision": 1.0},
