@@ -91,15 +91,22 @@ class Gateway:
         self.legacy = LegacyPool("legacy", legacy, cfg.health.path)
         self.new = NewPool("new", new, cfg.health.path, cfg.new.ejection)
         self.redis = make_redis(cfg.redis)
+        budget_ms = cfg.gateway.session_sync.budget_ms
         self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
+                                  max_in_flight=max(cfg.redis.max_connections - 16, 4),
+                                  pool_wait_s=cfg.redis.timeout_ms / 1000,
+                                  lease_ms=budget_ms + 1000,
+                                  probe_timeout_s=cfg.redis.timeout_ms / 1000,
                                   on_error=self.metrics.redis_errors.inc)
+        self.store.lock_events = self.metrics.lock
         self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)
         self.provider = make_provider(cfg, self.redis)
         router = Router(cfg.routes)
         self.breakers, self.budgets = self._route_guards(router)
         hook = LegacyHook(self.secrets.internal_token)
         minter = TokenMinter(cfg.tokens, self.key)
-        self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics)
+        self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics,
+                                    budget_s=budget_ms / 1000)
         await self._first_health_check()
         await self.provider.start()
         self.decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)

@@ -36,6 +36,8 @@ class GatewayError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.cookies: list[str] = []
+        """Set-Cookie lines the refusal must still carry (a renewed sync token)."""
 
 
 class BadRequest(GatewayError):

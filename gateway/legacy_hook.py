@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from multidict import CIMultiDict
 
 from adapters.session import LegacyExport, SessionFormatError, SharedSession, from_legacy, to_legacy
-from adapters.wire import INTERNAL_SESSIONS_PATH, INTERNAL_TOKEN_HEADER
+from adapters.wire import FENCE_HEADER, INTERNAL_SESSIONS_PATH, INTERNAL_TOKEN_HEADER
 from gateway.errors import UpstreamProtocolError
 from gateway.forward import Outgoing, Upstream
 
@@ -18,6 +18,15 @@ class ImportResult:
     ok: bool
     revision: int
     """The node's revision now (after the import, or the conflicting one)."""
+    fenced: bool = False
+    """Refused because a newer fence has touched the session on the node."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    export: LegacyExport
+    imported: tuple[int, int] | None
+    """(fence, revision) of the last fenced import the node took."""
 
 
 class LegacyHook:
@@ -28,29 +37,40 @@ class LegacyHook:
         return CIMultiDict({INTERNAL_TOKEN_HEADER: self._token, "X-Request-Id": rid,
                             "Content-Type": "application/json"})
 
-    async def export(self, node: Upstream, sid: str, rid: str) -> LegacyExport | None:
+    async def export(self, node: Upstream, sid: str, rid: str,
+                     fence: int | None = None) -> Exported | None:
+        """The node's copy; with ``fence``, no import with a lower fence lands after it."""
         path = INTERNAL_SESSIONS_PATH.format(sid=sid)
-        result = await node.send(Outgoing("GET", path, self._headers(rid)))
+        headers = self._headers(rid)
+        if fence is not None:
+            headers[FENCE_HEADER] = str(fence)
+        result = await node.send(Outgoing("GET", path, headers))
         if result.status == 404:
             return None
         body = self._json(node.id, result.status, result.body)
         try:
-            return from_legacy(body)
+            export = from_legacy(body)
         except SessionFormatError as exc:
             raise UpstreamProtocolError(f"{node.id}: bad session export: {exc}") from exc
+        return Exported(export, _imported(node.id, body.get("imported")))
 
     async def import_(self, node: Upstream, sid: str, session: SharedSession,
-                      expected_revision: int | None, rid: str) -> ImportResult:
+                      expected_revision: int | None, rid: str,
+                      fence: int | None = None) -> ImportResult:
         path = INTERNAL_SESSIONS_PATH.format(sid=sid)
-        payload = json.dumps({"data": to_legacy(session), "expected_revision": expected_revision})
-        result = await node.send(Outgoing("PUT", path, self._headers(rid), payload.encode()))
+        payload: dict[str, object] = {"data": to_legacy(session),
+                                      "expected_revision": expected_revision}
+        if fence is not None:
+            payload["fence"] = fence
+        result = await node.send(Outgoing("PUT", path, self._headers(rid),
+                                          json.dumps(payload).encode()))
         if result.status not in (200, 409):
             raise UpstreamProtocolError(f"{node.id}: session import answered {result.status}")
         body = self._json(node.id, result.status, result.body)
         revision = body.get("revision")
         if not isinstance(revision, int):
             raise UpstreamProtocolError(f"{node.id}: session import without revision")
-        return ImportResult(result.status == 200, revision)
+        return ImportResult(result.status == 200, revision, body.get("fenced") is True)
 
     async def drop(self, node: Upstream, sid: str, rid: str) -> None:
         path = INTERNAL_SESSIONS_PATH.format(sid=sid)
@@ -67,3 +87,13 @@ class LegacyHook:
         if status not in (200, 409):
             raise UpstreamProtocolError(f"{node_id}: session hook answered {status}")
         return obj
+
+
+def _imported(node_id: str, value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        fence, revision = value.get("fence"), value.get("revision")
+        if type(fence) is int and type(revision) is int:
+            return fence, revision
+    raise UpstreamProtocolError(f"{node_id}: bad 'imported' in a session export")

@@ -45,6 +45,29 @@ class Metrics:
         self.session_ops = Counter("strangler_session_operations_total",
                                    "Session bridge operations: pull, push, conflict, rehydrate, "
                                    "drop, token.", ("op", "reason"), registry=r)
+        self.lock_acquired = Counter(
+            "strangler_session_lock_total",
+            "Session sync lock acquisitions, by outcome: at_once, after_wait, "
+            "orphan_taken_back (a lock this process lost track of), timed_out.",
+            ("outcome",), registry=r)
+        self.lock_wait = Histogram("strangler_session_lock_wait_seconds",
+                                   "Time waited for a session's sync lock.", buckets=_BUCKETS,
+                                   registry=r)
+        self.pushes_skipped = Counter(
+            "strangler_session_push_skipped_total",
+            "Legacy-routed requests sent to their node without a push, by why that is safe: "
+            "in_sync (the record says the node holds the latest), known_in_sync (this "
+            "process saw it in sync under the client's token), served_from_proof (Redis "
+            "unavailable, the node provably holds the latest).", ("reason",), registry=r)
+        self.stale = Counter(
+            "strangler_session_stale_detected_total",
+            "A sync found the record's view of a node out of date and corrected it before "
+            "merging: unrecorded_push (an import of ours that landed unrecorded), "
+            "unknown_import, revision_went_back, unreadable_base.", ("kind",), registry=r)
+        self.refusals = Counter(
+            "strangler_session_refused_total",
+            "Requests refused (503) to keep the session consistent, by why.", ("reason",),
+            registry=r)
         self.flag_evaluations = Counter(
             "strangler_flag_evaluations_total",
             "Flag SDK evaluations: a canary route's first request of a session per flag "
@@ -106,6 +129,19 @@ class Metrics:
 
     def session(self, op: str, reason: str) -> None:
         self.session_ops.labels(op, reason).inc()
+
+    def lock(self, outcome: str, waited_s: float) -> None:
+        self.lock_acquired.labels(outcome).inc()
+        self.lock_wait.observe(waited_s)
+
+    def push_skipped(self, reason: str) -> None:
+        self.pushes_skipped.labels(reason).inc()
+
+    def stale_detected(self, kind: str) -> None:
+        self.stale.labels(kind).inc()
+
+    def refused(self, reason: str) -> None:
+        self.refusals.labels(reason).inc()
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

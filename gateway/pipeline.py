@@ -53,8 +53,8 @@ from gateway.headers import (
 from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
-from gateway.session_bridge import After, LegacyPlan, SessionBridge
-from gateway.session_store import StoreUnavailable
+from gateway.session_bridge import LegacyPlan, SessionBridge
+from gateway.session_store import StoreBusy, StoreUnavailable
 from gateway.settings import GatewaySection
 from gateway.shadow import Shadower
 from gateway.upstreams import LegacyPool, NewPool
@@ -127,13 +127,19 @@ class Pipeline:
     async def handle(self, request: web.Request, rid: str) -> web.StreamResponse:
         started = time.perf_counter()
         ex = await self._prepare(request, rid)
-        decision = await self._decide(ex)
-        if decision.backend is Backend.NEW:
-            served = await self._via_new(ex, decision)
-        else:
-            served = await self._via_legacy(ex, decision.reason)
-            if decision.shadow:
-                self.shadow.submit(ex, served.result)
+        try:
+            decision = await self._decide(ex)
+            if decision.backend is Backend.NEW:
+                served = await self._via_new(ex, decision)
+            else:
+                served = await self._via_legacy(ex, decision.reason)
+                if decision.shadow:
+                    self.shadow.submit(ex, served.result)
+        except GatewayError as exc:
+            # A refusal still hands the client its new sync token: after a request that
+            # may have changed the session on new, an old token must not stay trusted.
+            exc.cookies = self._cookie_lines(ex, None)
+            raise
         response = await self._relay(ex, served)
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed,
@@ -217,12 +223,19 @@ class Pipeline:
                 if attempt or not ex.resendable:
                     raise
                 plan = await self.bridge.before_legacy(ex.sid, None, ex.rid)
+                if plan.sync_cookie is not None:
+                    ex.new_sync = plan.sync_cookie
                 continue
             after = await self.bridge.after_legacy(plan, result.status, ex.request.method,
                                                    result.headers, ex.rid)
-            if after is After.RETRY and not attempt and ex.resendable:
+            if after.sync_cookie is not None:
+                ex.new_sync = after.sync_cookie
+            if after.retry and not attempt and ex.resendable:
                 result.release()
-                plan = await self.bridge.before_legacy(ex.sid, plan.member.id, ex.rid)
+                plan = await self.bridge.before_legacy(ex.sid, plan.member.id, ex.rid,
+                                                       ex.new_sync or ex.sync)
+                if plan.sync_cookie is not None:
+                    ex.new_sync = plan.sync_cookie
                 continue
             return Served(result, Backend.LEGACY, reason, plan.member.id)
         raise ServiceUnavailable("legacy could not serve the request")  # pragma: no cover
@@ -233,9 +246,12 @@ class Pipeline:
         if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
             ex.new_sync = self.bridge.may_change_on_new(ex.sid)
         try:
-            token = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid)
-        except StoreUnavailable:
+            token, fresh = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid,
+                                                          ex.new_sync or ex.sync)
+        except (StoreUnavailable, StoreBusy):
             return await self._fallback(ex, decision, "session_store_down", None)
+        if fresh is not None and ex.new_sync is None:
+            ex.new_sync = fresh
         member = self.new.pick()
         if member is None:
             return await self._fallback(ex, decision, "no_new_instance", None)
@@ -351,14 +367,21 @@ class Pipeline:
         affinity = served.legacy_node if served.legacy_node != ex.hint else None
         if not (affinity or ex.new_sync or ex.new_cid):
             return  # the common case: the client already holds them all
+        for line in self._cookie_lines(ex, affinity):
+            response.headers.add("Set-Cookie", line)
+
+    @staticmethod
+    def _cookie_lines(ex: Exchange, affinity: str | None) -> list[str]:
         secure = ex.headers.get("X-Forwarded-Proto") == "https"
+        lines = []
         if affinity:
-            response.headers.add("Set-Cookie", set_cookie(AFFINITY_COOKIE, affinity, secure=secure))
+            lines.append(set_cookie(AFFINITY_COOKIE, affinity, secure=secure))
         if ex.new_sync:
-            response.headers.add("Set-Cookie", set_cookie(SYNC_COOKIE, ex.new_sync, secure=secure))
+            lines.append(set_cookie(SYNC_COOKIE, ex.new_sync, secure=secure))
         if ex.new_cid:
-            response.headers.add("Set-Cookie", set_cookie(CLIENT_COOKIE, ex.new_cid,
-                                                          secure=secure, max_age=30 * 86400))
+            lines.append(set_cookie(CLIENT_COOKIE, ex.new_cid, secure=secure,
+                                    max_age=30 * 86400))
+        return lines
 
 
 async def _expect_continue(request: web.Request) -> None:
@@ -394,6 +417,8 @@ def problem(exc: GatewayError, rid: str) -> web.Response:
             "detail": detail, "request_id": rid}
     response = web.json_response(body, status=exc.status, content_type="application/problem+json")
     response.headers["X-Request-Id"] = rid
+    for line in exc.cookies:
+        response.headers.add("Set-Cookie", line)
     if isinstance(exc, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(exc.allow)
     if exc.status == 503:

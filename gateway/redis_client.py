@@ -67,12 +67,14 @@ class SentinelRedis(Redis):
 def make_redis(section: RedisSection, *, timeout_s: float | None = None) -> RedisClient:
     """The client for whichever topology ``section`` names (``url`` if none of them)."""
     timeout = section.timeout_ms / 1000 if timeout_s is None else timeout_s
-    common: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    common: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                              "max_connections": section.max_connections}
     if section.sentinel is not None:
         s = section.sentinel
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             [host_port(n) for n in s.nodes],
-            sentinel_kwargs={**common, "password": secret_value(s.sentinel_password,
+            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                             "password": secret_value(s.sentinel_password,
                                                             "redis.sentinel.sentinel_password")},
             password=secret_value(s.password, "redis.sentinel.password"), health_check_interval=0,
             **common)

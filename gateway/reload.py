@@ -42,6 +42,7 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("gateway.shadow_concurrency", "the shadow slot pool is sized at start"),
     ("gateway.log_level", "loggers take their level at start"),
     ("gateway.shutdown.timeout_s", "the listeners take it at start"),
+    ("gateway.session_sync", "the session bridge takes its budget and lock lease at start"),
     ("redis", "the Redis client connects at start"),
     ("database", "the ledger database connects at start"),
     ("tokens", "the signing key and token settings are loaded at start"),

@@ -1,192 +1,297 @@
 """The session bridge: one session, consistent on the monolith and in Redis.
 
-Promises (ARCHITECTURE.md, "The session bridge"):
+Promises (docs/architecture.md, "The session bridge"; the invariants and the
+reasoning behind each are in docs/consistency.md):
 
 - first sight: a session the store does not know is pulled from its legacy
   node (lazy migration);
-- before legacy: if the shared document is newer than what the node holds
-  (``v > lv``), or the node is not the one holding it (failover, restart),
-  the document is pushed first -- a compare-and-set on the node's revision;
-  a conflict means legacy changed meanwhile: pull, merge, push again;
-- after legacy: if the node's revision moved, the change is pulled and
-  merged into the store *before* the response is released, so the user's
-  next request, wherever it goes, sees it;
-- toward new: a cached JWT, minted from the store's user, so a new-routed
-  request usually needs no Redis round trip here at all.
+- before legacy: the node that serves the request holds the session's latest
+  state -- if the store's document is newer (``v > lv``), or the node is not
+  the one holding it (failover, restart), it is pushed there first;
+- after legacy: if the node's revision moved, the change is pulled and merged
+  into the store *before* the response is released;
+- toward new: a cached JWT, so a new-routed request usually needs no Redis
+  round trip here at all;
+- never by corrupting: when the bridge cannot keep both sides consistent
+  within its budget (Redis down or hung, the lock held, a node dying), the
+  request is refused with 503 + Retry-After, or served by the node that
+  provably holds the session's latest state.
 
-The fast path (legacy already current on a healthy node, revision unchanged)
-costs one ``HMGET`` -- or none: each process remembers, per session, the
-record it last saw in sync with legacy together with the client's
-``strangler_sync`` cookie. Only a new service can change a session without
-legacy's revision moving, and every request that may do so (a non-safe
-method routed to new) renews that cookie; so while a client presents the same
-token, the remembered record is still the truth and the request goes straight
-to its node. Legacy's own changes still show in its revision header and are
-pulled as always. Without the cookie (or after a renewal) the record is read.
+Every push and pull runs under the session's fenced sync lock: the node's
+copy is exported with the fence (so no older holder's import can land after),
+``session_sync.assess`` decides what it means, and every Redis write names
+the fence (so no older holder's write can land either).
 
-Push and pull paths hold a short per-session Redis lock, so two gateways
-never interleave a push with a pull for the same session. New services never
-take that lock: their writes are compare-and-set on ``v``
-and meet the gateway's writes through the three-way merge.
+What each process knows: per session, the client's ``strangler_sync`` token
+and what this process last saw in sync with legacy under it (``Known``). A
+non-safe request routed to new renews the token (and forgets the entry), so
+while a client presents the token an entry was made for, the entry is still
+the truth: the request goes to its node with no Redis round trip, and, when
+Redis does not answer, it is the proof that the node holds the latest state.
+A token that starts with ``~`` says a legacy node changed the session while
+the store could not be told: any gateway process resyncs it before use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import TypeVar
 
 from adapters.claims import Identity
-from adapters.session import merge
+from adapters.session import SharedSession
 from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
 from gateway import log
 from gateway.errors import ServiceUnavailable, UpstreamError
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
-from gateway.session_store import Record, SessionStore, StoreUnavailable, node_field
+from gateway.session_store import (
+    Lease,
+    LockLost,
+    Record,
+    SessionStore,
+    StoreBusy,
+    StoreUnavailable,
+    node_field,
+)
+from gateway.session_sync import Assessment, Copy, Held, Intent, assess
 from gateway.tokens import TokenMinter
 from gateway.upstreams import LegacyPool, Member
 
 _log = log.get("session_bridge")
-T = TypeVar("T")
 _NEGATIVE_TTL_S = 5.0
-_SYNCED_MAX = 100_000
+_KNOWN_MAX = 100_000
+DIRTY = "~"
+"""Prefix of a sync token that says: a legacy node is ahead of the store."""
 
 
-class After(Enum):
-    DONE = 0
-    RETRY = 1
-    """The node had lost the session and rejected the request: refilled, send again."""
+class SessionUnavailable(ServiceUnavailable):
+    """The bridge refuses the request rather than serve it from a stale copy."""
+
+    code = "session_unavailable"
+
+
+@dataclass(slots=True)
+class Known:
+    """What this process knows about a session while the client presents ``token``."""
+
+    token: str
+    node: str
+    boot: str
+    lrev: int
+    """The node's revision of the session as last synced (or served, when ``ahead``)."""
+    ahead: bool = False
+    """The node changed the session and the store has not got it yet."""
 
 
 @dataclass(frozen=True, slots=True)
 class LegacyPlan:
     member: Member
     sid: str | None
-    record: Record | None
+    lrev: int | None
+    """The node's revision of the session when it was known in sync; None = unknown."""
     sync_cookie: str | None = None
-    """A fresh ``strangler_sync`` token to hand the client, when it had none."""
+    """A sync token to hand the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    retry: bool = False
+    """The node had lost the session and rejected the request: refilled, send again."""
+    sync_cookie: str | None = None
+
+
+DONE = After()
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    member: Member
+    lrev: int
+    """The node's revision of the session now."""
+    current: bool
+    """The node holds the record's document (a push, or a pull with nothing to merge)."""
 
 
 class SessionBridge:
     def __init__(self, store: SessionStore, pool: LegacyPool, hook: LegacyHook,
-                 minter: TokenMinter, metrics: Metrics) -> None:
+                 minter: TokenMinter, metrics: Metrics, budget_s: float = 3.0) -> None:
         self.store = store
         self.pool = pool
         self.hook = hook
         self.minter = minter
         self.metrics = metrics
+        self.budget_s = budget_s
         self._unknown: OrderedDict[str, float] = OrderedDict()
-        self._synced: OrderedDict[str, tuple[str, Record]] = OrderedDict()
-        """sid -> (client's sync token, record) last seen in sync with legacy."""
-        self.dirty: dict[str, str] = {}
-        """Sessions served by legacy while Redis was down: sid -> node. Resynced on recovery."""
+        self.known: OrderedDict[str, Known] = OrderedDict()
 
     # ------------------------------------------------------------ before legacy
     async def before_legacy(self, sid: str | None, hint: str | None, rid: str,
                             sync: str | None = None) -> LegacyPlan:
-        if sid is None or not self.store.up:
-            return self._degraded_plan(sid, hint)
-        if sync is not None:
-            known = self._synced.get(sid)
-            if known is not None and known[0] == sync:
-                rec = known[1]
-                member = self.pool.members.get(rec.node)
-                if member is not None and member.healthy and _same_boot(member, rec):
-                    return LegacyPlan(member, sid, rec)  # no Redis round trip at all
-        plan = await self._before_legacy(sid, hint, rid)
-        if plan.record is not None and plan.record.legacy_current:
-            token = sync or secrets.token_urlsafe(9)
-            self._remember(sid, token, plan.record)
-            if sync is None:
-                plan = LegacyPlan(plan.member, sid, plan.record, token)
-        return plan
+        if sid is None:
+            return LegacyPlan(self._pick(hint, None), None, None)
+        known = self._proof(sid, sync)
+        dirty = _dirty(sync, known)
+        if known is not None and not dirty:
+            self.metrics.push_skipped("known_in_sync")
+            return LegacyPlan(self.pool.members[known.node], sid, known.lrev)
+        if self.store.up:
+            try:
+                return await self._before(sid, hint, rid, sync, dirty)
+            except (StoreUnavailable, StoreBusy) as exc:
+                why = exc.code
+            except (LockLost, ServiceUnavailable) as exc:
+                if isinstance(exc, SessionUnavailable):
+                    raise
+                why = exc.code
+        else:
+            why = "store_down"
+        if known is not None:
+            self.metrics.push_skipped("served_from_proof")
+            _log.warning("session_served_from_proof", why=why, node=known.node,
+                         ahead=known.ahead)
+            return LegacyPlan(self.pool.members[known.node], sid, known.lrev)
+        raise self._refuse(why, "no reachable legacy node is known to hold this session's "
+                                "latest state")
 
-    def _remember(self, sid: str, token: str, rec: Record) -> None:
-        self._synced[sid] = (token, rec)
-        self._synced.move_to_end(sid)
-        if len(self._synced) > _SYNCED_MAX:
-            self._synced.popitem(last=False)
-
-    def may_change_on_new(self, sid: str) -> str:
-        """A request that may change ``sid`` goes to new: forget it here and return the
-        fresh sync token the client must get, so no process trusts an old record."""
-        self._synced.pop(sid, None)
-        return secrets.token_urlsafe(9)
-
-    async def _before_legacy(self, sid: str, hint: str | None, rid: str) -> LegacyPlan:
-        try:
+    async def _before(self, sid: str, hint: str | None, rid: str, sync: str | None,
+                      dirty: bool) -> LegacyPlan:
+        deadline = self._deadline()
+        if not dirty:
             rec = await self.store.read(sid)
-            if rec is None:
-                rec = await self._first_sight(sid, hint, rid)
-                if rec is None:
-                    return LegacyPlan(self._pick(hint, sid), sid, None)
-            member = self.pool.members.get(rec.node)
-            if member is not None and member.healthy and rec.legacy_current \
-                    and _same_boot(member, rec):
-                return LegacyPlan(member, sid, rec)
-            return await self._locked(sid, rid, lambda r: self._push(r, hint, rid))
-        except StoreUnavailable:
-            return self._degraded_plan(sid, hint)
+            if rec is not None:
+                member = self._holder(rec)
+                if member is not None and rec.legacy_current:
+                    self.metrics.push_skipped("in_sync")
+                    token = self._remember(sid, sync, member, rec.lrev)
+                    return LegacyPlan(member, sid, rec.lrev, token)
+            elif self._recently_unknown(sid):
+                return LegacyPlan(self._pick(hint, sid), sid, None)
+        synced = await self._reconcile(sid, hint, rid, deadline, push=True)
+        if synced is None:
+            return LegacyPlan(self._pick(hint, sid), sid, None)
+        token = self._after_sync(sid, synced)
+        return LegacyPlan(synced.member, sid, synced.lrev, token)
 
-    def _degraded_plan(self, sid: str | None, hint: str | None) -> LegacyPlan:
-        member = self._pick(hint, sid)
-        if sid is not None and not self.store.up:
-            self.dirty[sid] = member.id
-        return LegacyPlan(member, sid, None)
+    # ------------------------------------------------------------ the locked sync
+    async def _reconcile(self, sid: str, hint: str | None, rid: str, deadline: float, *,
+                         push: bool) -> Synced | None:
+        """Under the session's lock: take in what the node changed, and (``push``) make a
+        healthy node hold the current document. Returns the node and its revision, or
+        None when the session exists nowhere."""
+        lease: Lease | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                lease, rec = await self.store.acquire(sid, deadline)
+                return await self._sync_locked(lease, rec, hint, rid, push)
+        except TimeoutError:
+            raise self._refuse("over_budget", "synchronising the session took longer than "
+                                              "its budget") from None
+        finally:
+            if lease is not None and not lease.released:
+                await _quietly(self.store.release(lease))
 
-    def _pick(self, hint: str | None, sid: str | None) -> Member:
-        member = self.pool.pick(hint, sid)
-        if member is None:
-            raise ServiceUnavailable("no healthy legacy node")
-        return member
-
-    async def _push(self, rec: Record | None, hint: str | None, rid: str) -> LegacyPlan:
-        """Under the session lock: make a healthy node hold the current document."""
-        if rec is None:
-            raise ServiceUnavailable("session vanished during sync")
-        current = self.pool.members.get(rec.node)
-        same = current is not None and current.healthy and _same_boot(current, rec)
-        if same and current is not None and rec.legacy_current:
-            return LegacyPlan(current, rec.sid, rec)  # another request synced it meanwhile
-        target = current if same and current else self._pick(hint, rec.sid)
-        reason = "newer_shared" if same else ("rehydrate" if rec.node else "assign")
-        expected: int | None = rec.lrev if same else None
+    async def _sync_locked(self, lease: Lease, rec: Record | None, hint: str | None,
+                           rid: str, push: bool) -> Synced | None:
+        sid = lease.sid
         for _ in range(4):
-            res = await self.hook.import_(target.upstream, rec.sid, rec.doc, expected, rid)
-            if res.ok:
-                rec = await self._record_synced(rec, target, res.revision)
-                self.metrics.session("push", reason)
-                if reason == "rehydrate":
-                    self.metrics.session("rehydrate", "node_lost")
-                _log.info("session_pushed", reason=reason, node=target.id, v=rec.lv,
-                          legacy_rev=res.revision)
-                return LegacyPlan(target, rec.sid, rec)
-            # 409: the node changed the session since we last pulled it.
-            self.metrics.session("conflict", "legacy_moved_before_push")
-            rec = await self._pull(rec, target, "conflict_before_push", rid)
-            expected = rec.lrev
-        raise ServiceUnavailable("session keeps changing under the gateway; try again")
+            target = self._holder(rec) if rec is not None else None
+            same = target is not None
+            if target is None:
+                target = self._pick(hint if rec is None else None, sid)
+            copy = await self._export(target, sid, lease.fence, rid)
+            if rec is None and copy is None:
+                copy, target = await self._find_elsewhere(target, sid, lease.fence, rid)
+            where = node_field(target.id, target.boot_id)
 
-    async def _record_synced(self, pushed: Record, target: Member, revision: int) -> Record:
-        """Note what the node now holds; never moves ``v`` (new may have written since)."""
-        fields: dict[str, str | int] = {
-            "lv": pushed.v, "node": node_field(target.id, target.boot_id), "lrev": revision,
-            "base": pushed.doc_raw.decode(),
-        }
-        expected = pushed.v
+            def judge(r: Record | None, c: Copy | None = copy, w: str = where,
+                      same: bool = same) -> Assessment:
+                return assess(_held(r) if r is not None else None, w, same, c)
+
+            a = judge(rec)
+            if a.gone:
+                self._note_unknown(sid)
+                await self.store.write(lease, None, release=True)
+                return None
+            self._count(a, target)
+            if a.current or not push:
+                await self._write(lease, rec, a, judge, release=True)
+                return Synced(target, a.node_rev, a.current)
+            doc_v, doc = await self._write(lease, rec, a, judge, intent_for=target)
+            result = await self.hook.import_(target.upstream, sid, doc, a.node_rev, rid,
+                                             fence=lease.fence)
+            if result.fenced:
+                raise LockLost("a newer sync holds the session on its node")
+            if result.ok:
+                await self.store.write(lease, None, release=True, fields={
+                    "base": doc.to_json(), "lrev": result.revision,
+                    "node": node_field(target.id, target.boot_id), "lv": doc_v, "pi": ""})
+                self.metrics.session("push", a.reason)
+                if a.reason == "rehydrate":
+                    self.metrics.session("rehydrate", "node_lost")
+                _log.info("session_pushed", reason=a.reason, node=target.id, v=doc_v,
+                          legacy_rev=result.revision)
+                return Synced(target, result.revision, True)
+            # 409: the monolith changed the session since our export: look again
+            self.metrics.session("conflict", "legacy_moved_before_push")
+            rec = await self.store.read(sid)
+        raise self._refuse("node_churn", "the session keeps changing on legacy")
+
+    async def _write(self, lease: Lease, rec: Record | None, a: Assessment,
+                     judge: Callable[[Record | None], Assessment], *,
+                     release: bool = False, intent_for: Member | None = None
+                     ) -> tuple[int, SharedSession]:
+        """Write an assessment (compare-and-set on ``v`` when the document changes,
+        re-assessed on the same copy if new wrote meanwhile). Returns the document
+        now in the record and its ``v``."""
         for _ in range(8):
-            ok, v = await self.store.write(pushed.sid, expected, bump=False, set_lv=False,
-                                           fields=fields)
+            fields = dict(a.fields)
+            v0 = rec.v if rec is not None else 0
+            doc_raw = str(fields.get("doc")) if a.bump else (rec.doc_raw.decode() if rec else "")
+            doc_v = v0 + 1 if a.bump else v0
+            if intent_for is not None:
+                fields["pi"] = Intent(lease.fence, doc_v,
+                                      node_field(intent_for.id, intent_for.boot_id),
+                                      doc_raw).to_json()
+            if not fields and not release:
+                return doc_v, _doc(doc_raw)
+            ok, v = await self.store.write(lease, v0 if a.bump else None, bump=a.bump,
+                                           set_lv=a.set_lv, release=release, fields=fields)
             if ok:
-                return Record(pushed.sid, pushed.doc_raw, v, pushed.v, target.id,
-                              target.boot_id, revision, pushed.doc_raw, int(time.time()))
-            expected = v
-        raise ServiceUnavailable("session record contended; try again")
+                if a.bump:
+                    self.minter.forget(lease.sid)
+                    _log.info("session_pulled", reason=a.reason, v=v,
+                              legacy_rev=a.node_rev, merged=not a.set_lv)
+                return doc_v, _doc(doc_raw)
+            # new wrote meanwhile: re-read, merge the same copy into its document
+            rec = await self.store.read(lease.sid)
+            if rec is None:
+                raise self._refuse("session_ended", "the session ended during sync")
+            a = judge(rec)
+        raise self._refuse("contended", "the session record kept changing")
+
+    async def _export(self, member: Member, sid: str, fence: int, rid: str) -> Copy | None:
+        export = await self.hook.export(member.upstream, sid, rid, fence=fence)
+        if export is None:
+            return None
+        return Copy.of(export.export, export.imported)
+
+    async def _find_elsewhere(self, first: Member, sid: str, fence: int,
+                              rid: str) -> tuple[Copy | None, Member]:
+        """First sight and the hinted node does not know it: ask the other healthy nodes."""
+        for member in self.pool.healthy:
+            if member is first:
+                continue
+            try:
+                copy = await self._export(member, sid, fence, rid)
+            except UpstreamError:
+                continue
+            if copy is not None:
+                return copy, member
+        return None, first
 
     # ------------------------------------------------------------ after legacy
     async def after_legacy(self, plan: LegacyPlan, status: int, method: str,
@@ -194,195 +299,236 @@ class SessionBridge:
         get = headers.get  # type: ignore[attr-defined]
         resp_sid, rev_s = get(SESSION_ID_HEADER), get(SESSION_REV_HEADER)
         if resp_sid is None or rev_s is None or not rev_s.isdigit():
-            return After.DONE
+            return DONE
         rev = int(rev_s)
+        if resp_sid == plan.sid and plan.lrev is not None and rev == plan.lrev:
+            return DONE  # legacy did not change it
+        if plan.sid is not None:
+            self.known.pop(plan.sid, None)
+        if resp_sid != plan.sid:
+            self.known.pop(resp_sid, None)
         if not self.store.up:
-            if rev:
-                self.dirty[resp_sid] = plan.member.id
-            return After.DONE
+            return self._ahead(resp_sid, plan.member, rev)
         try:
             return await self._after(plan, resp_sid, rev, status, method, rid)
-        except StoreUnavailable:
-            if rev:
-                self.dirty[resp_sid] = plan.member.id
-            return After.DONE
+        except (StoreUnavailable, StoreBusy, LockLost, SessionUnavailable) as exc:
+            _log.warning("session_pull_deferred", why=exc.code, node=plan.member.id)
+            return self._ahead(resp_sid, plan.member, rev)
 
     async def _after(self, plan: LegacyPlan, resp_sid: str, rev: int, status: int,
                      method: str, rid: str) -> After:
-        rec = plan.record if resp_sid == plan.sid else None
-        if rec is not None and rec.node == plan.member.id and rec.lrev == rev:
-            return After.DONE  # legacy did not change it: the remembered record stands
-        # Whatever happens below rewrites the record: read it afresh next time.
-        self._synced.pop(resp_sid, None)
-        if plan.sid is not None:
-            self._synced.pop(plan.sid, None)
+        deadline = self._deadline()
         if plan.sid is not None and resp_sid != plan.sid:
-            await self._drop(plan.sid, "replaced_at_login")
+            await self._drop(plan.sid, "replaced_at_login", deadline)
         if rev == 0:
-            if rec is not None and rec.lrev and (status == 401 or method in ("GET", "HEAD")):
-                # The node answered as if it never knew the session: it restarted
-                # or lost it. Nothing was changed; refill it and send again.
-                await self._locked(resp_sid, rid, lambda r: self._refill(r, plan.member, rid))
-                return After.RETRY
-            if rec is not None or plan.sid == resp_sid:
-                await self._drop(resp_sid, "ended_on_legacy")
-            return After.DONE
-        await self._locked(resp_sid, rid,
-                           lambda r: self._pull_or_create(resp_sid, r, plan.member, rev, rid))
-        return After.DONE
+            if plan.lrev and resp_sid == plan.sid and (status == 401 or
+                                                        method in ("GET", "HEAD")):
+                # The node answered as if it never knew the session: it restarted or
+                # lost it. Nothing was changed; refill it and send again.
+                self.metrics.session("rehydrate", "node_forgot")
+                _log.warning("session_node_forgot", node=plan.member.id)
+                synced = await self._reconcile(resp_sid, plan.member.id, rid, deadline,
+                                               push=True)
+                if synced is None:
+                    return DONE
+                return After(retry=True, sync_cookie=self._after_sync(resp_sid, synced))
+            if resp_sid == plan.sid or plan.lrev is not None:
+                await self._drop(resp_sid, "ended_on_legacy", deadline)
+            return DONE
+        synced = await self._reconcile(resp_sid, plan.member.id, rid, deadline, push=False)
+        if synced is None:
+            return DONE
+        return After(sync_cookie=self._after_sync(resp_sid, synced))
 
-    async def _refill(self, rec: Record | None, member: Member, rid: str) -> LegacyPlan:
-        if rec is None:
-            raise ServiceUnavailable("session vanished during refill")
-        res = await self.hook.import_(member.upstream, rec.sid, rec.doc, None, rid)
-        rec = await self._record_synced(rec, member, res.revision)
-        self.metrics.session("rehydrate", "node_forgot")
-        _log.warning("session_pushed", reason="node_forgot", node=member.id, v=rec.lv)
-        return LegacyPlan(member, rec.sid, rec)
+    def _ahead(self, sid: str, member: Member, rev: int) -> After:
+        """The node changed the session and the store could not be told: the node is
+        ahead. Its answer stands (the change is made); every gateway must resync the
+        session before anything else reads it from the store."""
+        if rev == 0:
+            return DONE
+        token = DIRTY + secrets.token_urlsafe(9)
+        self._put(sid, Known(token, member.id, member.boot_id, rev, ahead=True))
+        self.metrics.session("deferred", "legacy_ahead")
+        return After(sync_cookie=token)
 
-    async def _pull_or_create(self, sid: str, rec: Record | None, member: Member, rev: int,
-                              rid: str) -> LegacyPlan:
-        if rec is None:
-            created = await self._create_from(member, sid, "new_on_legacy", rid)
-            return LegacyPlan(member, sid, created)
-        if rec.node == member.id and rec.lrev == rev:
-            return LegacyPlan(member, sid, rec)  # another request pulled this revision already
-        return LegacyPlan(member, sid, await self._pull(rec, member, "legacy_changed", rid))
-
-    async def _pull(self, rec: Record, member: Member, reason: str, rid: str) -> Record:
-        """Under the lock: take the node's session into the store, merging with new's writes."""
-        export = await self.hook.export(member.upstream, rec.sid, rid)
-        if export is None:
-            await self._drop(rec.sid, "gone_on_legacy")
-            raise ServiceUnavailable("session ended on legacy during sync")
-        legacy = export.session
-        for _ in range(8):
-            merged = merge(rec.base, legacy, rec.doc)
-            in_sync = merged == legacy
-            if not rec.legacy_current:
-                self.metrics.session("conflict", "merged")
-            fields: dict[str, str | int] = {
-                "doc": merged.to_json(), "base": legacy.to_json(),
-                "node": node_field(member.id, member.boot_id), "lrev": export.revision,
-            }
-            if not in_sync:
-                fields["lv"] = -1
-            ok, v = await self.store.write(rec.sid, rec.v, bump=True, set_lv=in_sync,
-                                           fields=fields)
-            if ok:
-                self.metrics.session("pull", reason)
-                _log.info("session_pulled", reason=reason, node=member.id, v=v,
-                          legacy_rev=export.revision, merged=not in_sync)
-                self.minter.forget(rec.sid)
-                doc = str(fields["doc"]).encode()
-                return Record(rec.sid, doc, v, v if in_sync else -1, member.id, member.boot_id,
-                              export.revision, str(fields["base"]).encode(), int(time.time()))
-            fresh = await self.store.read(rec.sid)
-            if fresh is None:
-                created = await self._create_from(member, rec.sid, reason, rid)
-                if created is None:
-                    raise ServiceUnavailable("session ended on legacy during sync")
-                return created
-            rec = fresh
-        raise ServiceUnavailable("session record contended; try again")
-
-    # ------------------------------------------------------------ first sight
-    async def _first_sight(self, sid: str, hint: str | None, rid: str) -> Record | None:
-        seen = self._unknown.get(sid)
-        if seen is not None and seen > time.monotonic():
-            return None
-        candidates = [self.pool.members[hint]] if hint in self.pool.members else []
-        candidates = [m for m in candidates if m.healthy] or list(self.pool.healthy)
-        for member in candidates:
-            try:
-                rec = await self._create_from(member, sid, "first_seen", rid)
-            except UpstreamError:
-                continue
-            if rec is not None:
-                return rec
-        self._unknown[sid] = time.monotonic() + _NEGATIVE_TTL_S
-        if len(self._unknown) > 10_000:
-            self._unknown.popitem(last=False)
-        return None
-
-    async def _create_from(self, member: Member, sid: str, reason: str,
-                           rid: str) -> Record | None:
-        export = await self.hook.export(member.upstream, sid, rid)
-        if export is None:
-            return None
-        doc = export.session.to_json()
-        fields: dict[str, str | int] = {"doc": doc, "base": doc, "lrev": export.revision,
-                                        "node": node_field(member.id, member.boot_id)}
-        ok, v = await self.store.write(sid, 0, bump=True, set_lv=True, fields=fields)
-        if not ok:
-            return await self.store.read(sid)  # created concurrently: theirs stands
-        self._unknown.pop(sid, None)
-        self.metrics.session("pull", reason)
-        _log.info("session_pulled", reason=reason, node=member.id, v=v,
-                  legacy_rev=export.revision)
-        return Record(sid, doc.encode(), v, v, member.id, member.boot_id, export.revision,
-                      doc.encode(), int(time.time()))
-
-    # ------------------------------------------------------------ toward new
-    async def token_for_new(self, sid: str | None, hint: str | None, rid: str) -> str | None:
-        """The identity token for a new-routed request; None for an anonymous one."""
-        if sid is None:
-            return None
-        if sid not in self.dirty:
-            token = self.minter.cached(sid)
-            if token is not None:
-                return token
-        if not self.store.up:
-            raise StoreUnavailable("session store unavailable")
-        if sid in self.dirty:
-            await self.resync(sid, rid)
-        rec = await self.store.read(sid)
-        if rec is None:
-            rec = await self._first_sight(sid, hint, rid)
-            if rec is None:
-                return None
-        user = rec.doc.user
-        if user is None:
-            return None
-        self.metrics.session("token", "minted")
-        return self.minter.mint(Identity(sid, user.id, user.username))
-
-    # ------------------------------------------------------------ recovery
-    async def resync(self, sid: str, rid: str) -> None:
-        """Pull a session legacy served while Redis was down (it may be ahead)."""
-        node_id = self.dirty.pop(sid, None)
-        self._synced.pop(sid, None)
-        member = self.pool.members.get(node_id or "")
-        if member is None or not member.healthy:
-            return
-        rec = await self.store.read(sid)
-        if rec is None:
-            await self._create_from(member, sid, "resync", rid)
-            return
-        await self._locked(sid, rid, lambda r: self._pull(r or rec, member, "resync", rid))
-
-
-    async def resync_all(self) -> None:
-        for sid in list(self.dirty):
-            try:
-                await self.resync(sid, "resync")
-            except (StoreUnavailable, UpstreamError, ServiceUnavailable) as exc:
-                _log.warning("session_resync_failed", reason=str(exc))
-                return
-
-    # ------------------------------------------------------------ helpers
-    async def _drop(self, sid: str, reason: str) -> None:
-        await self.store.delete(sid)
+    async def _drop(self, sid: str, reason: str, deadline: float) -> None:
+        lease: Lease | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                lease, rec = await self.store.acquire(sid, deadline)
+                if rec is not None:
+                    await self.store.write(lease, None, drop=True, release=True)
+        except TimeoutError:
+            raise self._refuse("over_budget", "dropping the session took too long") from None
+        finally:
+            if lease is not None and not lease.released:
+                await _quietly(self.store.release(lease))
+        self.known.pop(sid, None)
         self.minter.forget(sid)
         self.metrics.session("drop", reason)
         _log.info("session_dropped", reason=reason)
 
-    async def _locked(self, sid: str, rid: str,
-                      action: Callable[[Record | None], Awaitable[T]]) -> T:
-        async with self.store.locked(sid):
-            return await action(await self.store.read(sid))
+    # ------------------------------------------------------------ toward new
+    def may_change_on_new(self, sid: str) -> str:
+        """A request that may change ``sid`` goes to new: forget it here and return the
+        fresh sync token the client must get, so no process trusts an old entry."""
+        self.known.pop(sid, None)
+        return secrets.token_urlsafe(9)
+
+    async def token_for_new(self, sid: str | None, hint: str | None, rid: str,
+                            sync: str | None = None) -> tuple[str | None, str | None]:
+        """The identity token for a new-routed request (None: anonymous) and a sync
+        token for the client when this request resynced its session."""
+        if sid is None:
+            return None, None
+        known = self.known.get(sid)
+        dirty = _dirty(sync, known) or (known is not None and known.ahead)
+        if not dirty:
+            token = self.minter.cached(sid)
+            if token is not None:
+                return token, None
+        if not self.store.up:
+            raise StoreUnavailable("session store unavailable")
+        fresh: str | None = None
+        deadline = self._deadline()
+        rec = None if dirty else await self.store.read(sid)
+        if rec is None:
+            if not dirty and self._recently_unknown(sid):
+                return None, None
+            synced = await self._reconcile(sid, hint, rid, deadline, push=False)
+            if synced is None:
+                return None, None
+            fresh = self._after_sync(sid, synced)
+            rec = await self.store.read(sid)
+            if rec is None:
+                return None, fresh
+        user = rec.doc.user
+        if user is None:
+            return None, fresh
+        self.metrics.session("token", "minted")
+        return self.minter.mint(Identity(sid, user.id, user.username)), fresh
+
+    # ------------------------------------------------------------ recovery
+    async def resync_all(self) -> None:
+        """After an outage: pull every session a node changed while the store was away."""
+        released = await self.store.release_orphans()
+        if released:
+            _log.info("session_locks_released", count=released)
+        ahead = [(sid, k) for sid, k in list(self.known.items()) if k.ahead]
+        for sid, known in ahead:
+            try:
+                synced = await self._reconcile(sid, known.node, "resync", self._deadline(),
+                                               push=False)
+            except (StoreUnavailable, StoreBusy, UpstreamError, ServiceUnavailable) as exc:
+                _log.warning("session_resync_failed", reason=str(exc))
+                return
+            if synced is not None and self.known.get(sid) is known:
+                self.metrics.session("pull", "resync")
+                if synced.current:
+                    known.ahead, known.lrev = False, synced.lrev
+                else:
+                    del self.known[sid]
+
+    # ------------------------------------------------------------ helpers
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self.budget_s
+
+    def _proof(self, sid: str, sync: str | None) -> Known | None:
+        """This process's entry for ``sid`` if the client's token is the one it was made
+        for and its node still serves the same boot."""
+        known = self.known.get(sid)
+        if known is None or sync is None or known.token != sync:
+            return None
+        member = self.pool.members.get(known.node)
+        if member is None or not member.healthy or \
+                (known.boot and member.boot_id and member.boot_id != known.boot):
+            return None
+        return known
+
+    def _remember(self, sid: str, sync: str | None, member: Member, lrev: int) -> str | None:
+        """Note ``sid`` in sync on ``member``; returns a token to set if the client's is
+        missing or says dirty."""
+        fresh = sync is None or sync.startswith(DIRTY)
+        token = secrets.token_urlsafe(9) if fresh else sync
+        assert token is not None
+        self._put(sid, Known(token, member.id, member.boot_id, lrev))
+        return token if fresh else None
+
+    def _after_sync(self, sid: str, synced: Synced) -> str:
+        """A fresh token after a sync (no process may trust an entry made before it);
+        remembered here when the node now holds the current document."""
+        token = secrets.token_urlsafe(9)
+        if synced.current:
+            self._put(sid, Known(token, synced.member.id, synced.member.boot_id, synced.lrev))
+        else:
+            self.known.pop(sid, None)
+        return token
+
+    def _put(self, sid: str, known: Known) -> None:
+        self.known[sid] = known
+        self.known.move_to_end(sid)
+        if len(self.known) > _KNOWN_MAX:
+            self.known.popitem(last=False)
+
+    def _holder(self, rec: Record) -> Member | None:
+        """The record's node, if it is healthy and the same boot."""
+        member = self.pool.members.get(rec.node)
+        if member is None or not member.healthy or not _same_boot(member, rec):
+            return None
+        return member
+
+    def _pick(self, hint: str | None, sid: str | None) -> Member:
+        member = self.pool.pick(hint, sid)
+        if member is None:
+            raise ServiceUnavailable("no healthy legacy node")
+        return member
+
+    def _recently_unknown(self, sid: str) -> bool:
+        seen = self._unknown.get(sid)
+        return seen is not None and seen > time.monotonic()
+
+    def _note_unknown(self, sid: str) -> None:
+        self._unknown[sid] = time.monotonic() + _NEGATIVE_TTL_S
+        if len(self._unknown) > 10_000:
+            self._unknown.popitem(last=False)
+
+    def _count(self, a: Assessment, target: Member) -> None:
+        for kind, detail in a.events:
+            if kind == "stale":
+                self.metrics.stale_detected(detail)
+                _log.warning("session_stale_base_detected", kind=detail, node=target.id)
+            else:
+                self.metrics.session(kind, detail)
+
+    def _refuse(self, why: str, detail: str) -> SessionUnavailable:
+        self.metrics.refused(why)
+        _log.warning("session_refused", why=why)
+        return SessionUnavailable(f"session unavailable: {detail}; try again")
+
+
+def _doc(raw: str) -> SharedSession:
+    return SharedSession.from_json(raw)
+
+
+def _held(rec: Record) -> Held:
+    return Held(rec.doc_raw.decode(), rec.v, rec.node_field, rec.lrev,
+                (rec.base_raw or b"").decode(), rec.lv, rec.intent)
+
+
+def _dirty(sync: str | None, known: Known | None) -> bool:
+    """The client's token says a node is ahead, and this process has not resynced it."""
+    if sync is None or not sync.startswith(DIRTY):
+        return False
+    return known is None or known.token != sync or known.ahead
 
 
 def _same_boot(member: Member, rec: Record) -> bool:
     return not rec.boot or not member.boot_id or rec.boot == member.boot_id
+
+
+async def _quietly(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except (ServiceUnavailable, OSError):
+        pass
 

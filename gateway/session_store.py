@@ -1,35 +1,80 @@
 """The gateway's side of the shared session record in Redis.
 
-Wraps ``adapters.store`` (key names, fields, the compare-and-set script) with
-this process's Redis client, and tracks whether Redis answers: any Redis
-failure marks the store down (the gateway degrades to legacy-only sticky
-routing) and a background ping brings it back by itself.
+Wraps ``adapters.store`` (key names, fields, scripts) with this process's
+Redis client. Three kinds of trouble are kept apart, because each calls for
+something else (docs/consistency.md):
+
+- ``StoreBusy``: no connection free within the wait -- this process is
+  overloaded. The request is refused; it is never taken for an outage.
+- ``StoreUnavailable``: Redis refused the connection or did not answer in
+  time. A probe (PING) decides whether Redis is down for everyone; until it
+  answers again the bridge serves only sessions whose latest state it can
+  prove is on a legacy node.
+- ``LockLost``: a fenced write found the sync lock no longer ours (its lease
+  ran out, or another holder took it): nothing of ours landed.
+
+The sync lock lives in the record itself (``lk``/``le``/``f``) and is fenced:
+see ``adapters.store``. A lock whose acquire or release got no answer is
+remembered with its owner token and taken back by the next acquire for that
+session in this process (and released when Redis answers again), so a client
+is never made to wait on a lock its own earlier request left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, TypeVar, cast
 
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.session import SessionFormatError, SharedSession
-from adapters.store import FIELDS, WRITE_SCRIPT, session_key, write_args
+from adapters.store import (
+    FIELDS,
+    SYNC_ACQUIRE,
+    SYNC_RELEASE,
+    SYNC_WRITE,
+    session_key,
+    sync_write_args,
+)
 from gateway import log
 from gateway.errors import ServiceUnavailable
 from gateway.redis_client import RedisClient
+from gateway.session_sync import Intent
 
 _log = log.get("session_store")
+T = TypeVar("T")
+_ORPHANS_MAX = 10_000
 
 
 class StoreUnavailable(ServiceUnavailable):
     """Redis did not answer; callers degrade instead of failing the request."""
 
     code = "session_store_unavailable"
+
+
+class StoreBusy(ServiceUnavailable):
+    """No Redis connection came free in time: this process is overloaded (not an outage)."""
+
+    code = "session_store_busy"
+
+
+class LockLost(ServiceUnavailable):
+    """A fenced write found the sync lock held by someone else, or expired."""
+
+    code = "session_sync_lost"
+
+
+class LockTimeout(ServiceUnavailable):
+    """The sync lock stayed taken past the request's budget."""
+
+    code = "session_sync_timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +90,7 @@ class Record:
     lrev: int
     base_raw: bytes | None
     t: int
+    intent_raw: bytes | None = None
 
     @property
     def doc(self) -> SharedSession:
@@ -60,112 +106,210 @@ class Record:
             return SharedSession()
 
     @property
+    def intent(self) -> Intent | None:
+        return Intent.from_json(self.intent_raw)
+
+    @property
+    def node_field(self) -> str:
+        return node_field(self.node, self.boot)
+
+    @property
     def legacy_current(self) -> bool:
         """Legacy holds the current document (no push needed on its node)."""
         return self.lv == self.v
+
+
+@dataclass(slots=True)
+class Lease:
+    sid: str
+    fence: int
+    owner: str
+    released: bool = False
 
 
 def node_field(node: str, boot: str) -> str:
     return f"{node}@{boot}" if boot else node
 
 
+def parse_record(sid: str, raw: list[Any]) -> Record | None:
+    doc, v, lv, node, lrev, base, t, pi = cast(list[bytes | None], raw)
+    if doc is None or v is None:
+        return None
+    name, _, boot = (node or b"").decode().partition("@")
+    return Record(sid, doc, int(v), int(lv or 0), name, boot, int(lrev or 0), base,
+                  int(t or 0), pi)
+
+
 class SessionStore:
-    def __init__(self, redis: RedisClient, prefix: str, ttl_s: int,
+    def __init__(self, redis: RedisClient, prefix: str, ttl_s: int, *,
+                 max_in_flight: int = 64, pool_wait_s: float = 0.5, lease_ms: int = 4000,
+                 probe_timeout_s: float = 0.5,
                  on_error: Callable[[], None] = lambda: None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
-        self._write = redis.register_script(WRITE_SCRIPT)
+        self.lease_ms = lease_ms
+        self._acquire = redis.register_script(SYNC_ACQUIRE)
+        self._sync = redis.register_script(SYNC_WRITE)
+        self._release = redis.register_script(SYNC_RELEASE)
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._pool_wait = pool_wait_s
+        self._probe_timeout = probe_timeout_s
         self.up = True
-        self._recovering: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
         self.on_recover: list[Callable[[], None]] = []
         self._on_error = on_error
+        self._orphans: OrderedDict[str, str] = OrderedDict()
+        """sid -> owner token of a lock of ours whose acquire or release got no answer."""
+        self.lock_events: Callable[[str, float], None] = lambda outcome, waited: None
+        """(outcome, seconds waited) of every acquire: for metrics."""
 
     def key(self, sid: str) -> str:
         return session_key(self.prefix, sid)
 
+    # ---------------------------------------------------------------- reads
     async def read(self, sid: str) -> Record | None:
-        try:
-            raw = await self.redis.hmget(self.key(sid), FIELDS)
-        except (RedisError, OSError) as exc:
-            raise self._down(exc) from exc
-        doc, v, lv, node, lrev, base, t, _pi = cast(list[bytes | None], raw)
-        if doc is None or v is None:
-            return None
-        node_s = (node or b"").decode()
-        name, _, boot = node_s.partition("@")
-        return Record(sid, doc, int(v), int(lv or 0), name, boot, int(lrev or 0), base,
-                      int(t or 0))
+        raw = await self._call(lambda: self.redis.hmget(self.key(sid), FIELDS))
+        return parse_record(sid, raw)
 
-    async def write(self, sid: str, expected_v: int, *, bump: bool, set_lv: bool,
-                    fields: dict[str, str | int]) -> tuple[bool, int]:
-        """Compare-and-set on ``v``; returns (written, v now)."""
-        fields = {**fields, "t": int(time.time())}
-        args = write_args(expected_v, self.ttl_s, bump=bump, set_lv=set_lv, fields=fields)
-        try:
-            ok, v = await self._write(keys=[self.key(sid)], args=args)
-        except (RedisError, OSError) as exc:
-            raise self._down(exc) from exc
-        return bool(ok), int(v)
+    # ---------------------------------------------------------------- the lock
+    async def acquire(self, sid: str, deadline: float) -> tuple[Lease, Record | None]:
+        """Take the sync lock of ``sid`` (waiting, at most until ``deadline`` on the loop's
+        clock) and read the record in the same step."""
+        loop = asyncio.get_running_loop()
+        started, pause = loop.time(), 0.005
+        while True:
+            owner = secrets.token_hex(8)
+            orphan = self._orphans.get(sid, "")
+            self._orphans[sid] = owner  # until we know how the acquire went
+            self._trim()
+            args = [self.lease_ms, self.ttl_s, owner, orphan]
+            answer = await self._call(
+                lambda a=args: self._acquire(keys=[self.key(sid)], args=a))  # type: ignore[misc]
+            fence, left_ms = int(answer[0]), int(answer[1])
+            if fence:
+                self._orphans.pop(sid, None)
+                waited = loop.time() - started
+                outcome = "orphan_taken_back" if orphan and waited < 0.001 else (
+                    "at_once" if waited < 0.001 else "after_wait")
+                self.lock_events(outcome, waited)
+                return Lease(sid, fence, owner), parse_record(sid, answer[2:])
+            if orphan:
+                self._orphans[sid] = orphan  # not ours after all: keep the older token
+            else:
+                self._orphans.pop(sid, None)
+            now = loop.time()
+            if now >= deadline:
+                self.lock_events("timed_out", now - started)
+                raise LockTimeout("the session is being synchronised by another request")
+            await asyncio.sleep(min(pause, left_ms / 1000, deadline - now))
+            pause = min(pause * 2, 0.1)
 
-    async def delete(self, sid: str) -> None:
-        try:
-            await self.redis.delete(self.key(sid))
-        except (RedisError, OSError) as exc:
-            raise self._down(exc) from exc
+    async def write(self, lease: Lease, expected_v: int | None, *, bump: bool = False,
+                    set_lv: bool = False, release: bool = False, drop: bool = False,
+                    fields: dict[str, str | int] | None = None) -> tuple[bool, int]:
+        """A fenced write; (written, v now). ``LockLost`` if the fence no longer holds."""
+        stamped = dict(fields or {})
+        if not drop:
+            stamped["t"] = int(time.time())
+        args = sync_write_args(lease.fence, expected_v, self.ttl_s, bump=bump, set_lv=set_lv,
+                               release=release, drop=drop, fields=stamped)
+        if release:
+            self._orphans[lease.sid] = lease.owner  # until the answer says it is released
+        answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args))
+        code, v = int(answer[0]), int(answer[1])
+        if code < 0:
+            self._orphans.pop(lease.sid, None)
+            lease.released = True
+            raise LockLost("the session's sync lock was lost (lease over or taken over)")
+        if release and code == 1:
+            self._orphans.pop(lease.sid, None)
+            lease.released = True
+        return code == 1, v
 
-    @contextlib.asynccontextmanager
-    async def locked(self, sid: str, timeout_s: float = 5.0,
-                     wait_s: float = 3.0) -> AsyncIterator[None]:
-        """A short cross-process lock for the (rare) push/pull paths of one session.
+    async def release(self, lease: Lease) -> None:
+        """Best effort: a lock we could not release is remembered and taken back later."""
+        if lease.released:
+            return
+        self._orphans[lease.sid] = lease.owner
+        try:
+            await self._call(lambda: self._release(keys=[self.key(lease.sid)],
+                                                   args=[lease.fence, lease.owner]))
+        except ServiceUnavailable:
+            return
+        self._orphans.pop(lease.sid, None)
+        lease.released = True
 
-        Hash-tagged like the record, so it lives in the same cluster slot.
-        """
-        lock = self.redis.lock(f"{self.key(sid)}:lock", timeout=timeout_s,
-                               blocking_timeout=wait_s, sleep=0.005, thread_local=False)
-        try:
-            acquired = await lock.acquire()
-        except LockError as exc:
-            raise ServiceUnavailable("session busy") from exc
-        except (RedisError, OSError) as exc:
-            raise self._down(exc) from exc
-        if not acquired:
-            raise ServiceUnavailable("session busy: another request is syncing it")
-        try:
-            yield
-        finally:
+    def _trim(self) -> None:
+        while len(self._orphans) > _ORPHANS_MAX:
+            self._orphans.popitem(last=False)
+
+    async def release_orphans(self) -> int:
+        """After Redis answers again: release every lock whose release got no answer."""
+        released = 0
+        for sid, owner in list(self._orphans.items()):
             try:
-                await lock.release()
-            except LockError:
-                _log.warning("session_lock_expired")
-            except (RedisError, OSError) as exc:
-                self._down(exc)
+                await self._call(lambda s=sid, o=owner: self._release(  # type: ignore[misc]
+                    keys=[self.key(s)], args=[0, o]))
+            except ServiceUnavailable:
+                return released
+            if self._orphans.get(sid) == owner:
+                del self._orphans[sid]
+            released += 1
+        return released
 
-    # ---------------------------------------------------------------- health
-    def _down(self, exc: BaseException) -> StoreUnavailable:
+    # ---------------------------------------------------------------- calls and health
+    async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(self._pool_wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise StoreBusy("no Redis connection free in time: the gateway is overloaded") \
+                from None
+        try:
+            return await command()
+        except MaxConnectionsError as exc:
+            raise StoreBusy(f"Redis connection pool exhausted: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise self._failed(exc) from exc
+        finally:
+            self._slots.release()
+
+    def _failed(self, exc: BaseException) -> StoreUnavailable:
+        """One command failed: refuse it, and let a probe decide whether Redis is down."""
         self._on_error()
-        if self.up:
-            self.up = False
-            _log.error("session_store_down", reason=f"{type(exc).__name__}: {exc}")
-            if self._recovering is None or self._recovering.done():
-                self._recovering = asyncio.create_task(self._recover())
+        refused = isinstance(exc, RedisConnectionError) and \
+            not isinstance(exc, RedisTimeoutError) and "Timeout" not in str(exc)
+        if refused and self.up:
+            self._mark_down(exc)  # nothing listens: no need to wait for a probe
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.create_task(self._probe_until_up(exc))
         return StoreUnavailable(f"session store unavailable: {type(exc).__name__}")
 
-    async def _recover(self) -> None:
-        delay = 0.1
+    def _mark_down(self, exc: BaseException) -> None:
+        self.up = False
+        _log.error("session_store_down", reason=f"{type(exc).__name__}: {exc}")
+
+    async def _probe_until_up(self, first: BaseException) -> None:
+        delay, failed = 0.05, False
         while True:
-            await asyncio.sleep(delay)
             try:
-                await self.redis.ping()
-            except (RedisError, OSError):
-                delay = min(delay * 2, 1.0)
+                async with asyncio.timeout(self._probe_timeout):
+                    await self.redis.ping()
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self.up:
+                    self._mark_down(exc if failed else first)
+                failed = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
                 continue
-            self.up = True
-            _log.info("session_store_recovered")
-            for callback in self.on_recover:
-                callback()
+            if not self.up:
+                self.up = True
+                _log.info("session_store_recovered")
+                for callback in self.on_recover:
+                    callback()
             return
 
     async def stop(self) -> None:
-        if self._recovering is not None:
-            self._recovering.cancel()
+        if self._probe is not None:
+            self._probe.cancel()

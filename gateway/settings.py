@@ -96,6 +96,16 @@ class Shutdown(_Frozen):
     """Then requests in flight get this long to finish; any still running are cut."""
 
 
+class SessionSync(_Frozen):
+    """How far the session bridge may go to keep a session consistent for one request."""
+
+    budget_ms: Int = Field(3000, gt=0, le=60_000)
+    """The most one request may spend synchronising its session: Redis round trips,
+    the monolith's session hook, waiting for the session's sync lock. Past it the
+    request is refused with 503 + Retry-After, never served from a stale copy. The
+    sync lock's lease is this plus a second."""
+
+
 class GatewaySection(_Frozen):
     listen: Listen = Listen(port=8080)
     admin_listen: Listen = Listen(port=8081)
@@ -110,6 +120,7 @@ class GatewaySection(_Frozen):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shadow_concurrency: Int = Field(32, ge=1)
     shutdown: Shutdown = Shutdown()
+    session_sync: SessionSync = SessionSync()
 
 
 def _host_port(value: str) -> str:
@@ -158,6 +169,9 @@ class RedisSection(_Frozen):
     key_prefix: str = Field("strangler", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     session_ttl_s: Int = Field(86400, ge=60)
     timeout_ms: Int = Field(500, gt=0)
+    max_connections: Int = Field(128, ge=8, le=10_000)
+    """Connections per process (per node for a cluster). Session work waits up to
+    ``timeout_ms`` for a free one; a full pool is overload (503), never an outage."""
 
     @model_validator(mode="after")
     def _one_topology(self) -> RedisSection:

@@ -34,7 +34,6 @@ from gateway.compare import Answer, Rules
 from gateway.errors import GatewayError, UpstreamError
 from gateway.forward import UpstreamResult
 from gateway.metrics import Metrics
-from gateway.session_bridge import After
 from gateway.session_store import StoreUnavailable
 from gateway.settings import RouteSection, ShadowSection
 from gateway.shadow_stats import DiffEntry, RouteStats
@@ -163,7 +162,7 @@ class Shadower:
 
     async def _to_new(self, ex: Exchange) -> Answer:
         try:
-            token = await self._bridge.token_for_new(ex.sid, ex.hint, ex.rid)
+            token, _ = await self._bridge.token_for_new(ex.sid, ex.hint, ex.rid)
             member = self._new.pick()
             if member is None:
                 raise _Failed("no_new_instance", "no healthy new instance")
@@ -185,7 +184,7 @@ class Shadower:
             body = await _whole(result)
             after = await self._bridge.after_legacy(plan, result.status, ex.request.method,
                                                     result.headers, ex.rid)
-            if after is After.RETRY:
+            if after.retry:
                 return None  # the node had lost the session: not a fair second answer
             return Answer(result.status, result.headers, body)
         except GatewayError as exc:

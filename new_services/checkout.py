@@ -5,14 +5,15 @@ canonical body; in one transaction replay (same hash), refuse (other hash,
 422) or place the order with its items and the key row; a unique violation on
 the key row means a concurrent request with the same key won, so we roll back
 and replay its order. After commit, exactly the ordered quantities leave the
-session cart (``SharedSession.minus``), so items added meanwhile survive.
+session cart, once per order (``SharedSession.settle``), so items added
+meanwhile survive and a replay finishes what a lost first answer did not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -27,7 +28,7 @@ from adapters import contracts
 from .appkeys import ENGINE, SESSIONS
 from .catalog import fetch_products, priced_lines
 from .db import MAX_DB_ID, idempotency_keys, order_items, orders, write_transaction
-from .errors import ApiError, SessionBusy
+from .errors import ApiError, OutcomeUnknown, SessionBusy
 from .identity import LoggedIn, require_login
 from .orders import one_order
 from .validation import idempotency_key, request_hash
@@ -39,12 +40,19 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 PLACED_BY = "new"
 
 
+SETTLE_ON_REPLAY = timedelta(minutes=15)
+"""A replay this soon after the order may still owe the cart its lines (the first
+answer was lost with a node, or the session store did not answer)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     order: dict[str, Any]
     replayed: bool
     taken: Mapping[int, int] = field(default_factory=dict)
-    """Product id -> quantity the order took from the cart (empty for a replay)."""
+    """Product id -> quantity the order took from the cart."""
+    settle: bool = True
+    """The order's lines leave the cart if they have not yet (false: an old replay)."""
 
 
 async def checkout(request: web.Request) -> web.Response:
@@ -54,9 +62,10 @@ async def checkout(request: web.Request) -> web.Response:
     outcome = await place_order(request.app[ENGINE], login, key, digest)
     log.info("checkout", order_id=outcome.order["id"], replayed=outcome.replayed,
              user_id=login.identity.user_id, keyed=key is not None)
+    if outcome.settle:
+        await _settle(request, login, outcome, keyed=key is not None)
     if outcome.replayed:
         return web.json_response({"order": outcome.order}, headers={REPLAYED_HEADER: "true"})
-    await _take_from_cart(request, login, outcome.taken)
     return web.json_response({"order": outcome.order}, status=201)
 
 
@@ -81,14 +90,19 @@ async def place_order(engine: AsyncEngine, login: LoggedIn, key: str | None,
 
 
 async def _replay(conn: AsyncConnection, user_id: int, key: str, digest: str) -> Outcome | None:
-    query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(
+    query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id,
+                   idempotency_keys.c.created_at).where(
         idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
     row = (await conn.execute(query)).first()
     if row is None:
         return None
     if row.request_hash != digest:
         raise ApiError("idempotency_key_reused")
-    return Outcome(await one_order(conn, row.order_id), replayed=True)
+    order = await one_order(conn, row.order_id)
+    recent = row.created_at is not None and \
+        datetime.now(UTC).replace(tzinfo=None) - row.created_at < SETTLE_ON_REPLAY
+    taken = {int(i["product_id"]): int(i["qty"]) for i in order["items"]}
+    return Outcome(order, replayed=True, taken=taken, settle=recent)
 
 
 async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, int],
@@ -114,15 +128,27 @@ async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, 
     return Outcome(contracts.order(order_id, now, lines), replayed=False, taken=taken)
 
 
-async def _take_from_cart(request: web.Request, login: LoggedIn, taken: Mapping[int, int]) -> None:
-    # The order is committed whatever happens here: a failure to update the cart
-    # is logged, never turned into an error answer that would invite a retry.
+async def _settle(request: web.Request, login: LoggedIn, outcome: Outcome, *,
+                  keyed: bool) -> None:
+    """Take the order's lines out of the cart, once per order (``SharedSession.settle``).
+
+    The order is committed whatever happens here. With an idempotency key, a
+    cart that could not be settled is a 500: the client's retry with the same
+    key replays the order and settles the cart then. Without one a retry would
+    place a second order, so the order is answered and the failure logged.
+    """
+    order_id = int(outcome.order["id"])
     try:
-        await request.app[SESSIONS].update(login.identity, lambda s: s.minus(taken),
-                                           first=login.snapshot)
-    except (ApiError, SessionBusy, RedisError) as exc:
-        log.warning("checkout_cart_not_updated", reason=type(exc).__name__,
-                    user_id=login.identity.user_id)
+        await request.app[SESSIONS].update(
+            login.identity, lambda s: s.settle(order_id, outcome.taken),
+            first=login.snapshot, op=f"settle-{order_id}")
+    except ApiError:
+        return  # the session ended meanwhile: nothing to settle
+    except (SessionBusy, OutcomeUnknown, RedisError, OSError) as exc:
+        log.warning("checkout_cart_not_settled", reason=type(exc).__name__,
+                    order_id=order_id, user_id=login.identity.user_id, keyed=keyed)
+        if keyed:
+            raise OutcomeUnknown() from exc
 
 
 def register(app: web.Application) -> None:

@@ -4,8 +4,11 @@
 
     ApiError                  a documented shop API error (adapters.contracts.ERRORS)
     ServiceError              our own failure, not part of the shop contract
-     +-- Unavailable          Redis or the database did not answer (503)
-     +-- SessionBusy          compare-and-set kept losing (503)
+     +-- Unavailable          Redis or the database did not answer; nothing was
+     |                        written (503 + Retry-After)
+     +-- SessionBusy          compare-and-set kept losing; nothing written (503)
+     +-- OutcomeUnknown       a write got no answer within its budget: it may yet
+     |                        apply (500, never 503)
      +-- ShadowWriteRefused   a shadow copy tried to change state (409)
 
 Lower-level errors (redis, SQLAlchemy) are translated at the boundary, in the
@@ -40,6 +43,8 @@ class ServiceError(Exception):
     status = 500
     code = "internal_error"
     detail = "the service failed to answer"
+    retry_after: str | None = None
+    """A 503 says when to try again: nothing was done, the same request is safe."""
 
     @property
     def body(self) -> dict[str, Any]:
@@ -49,13 +54,22 @@ class ServiceError(Exception):
 class Unavailable(ServiceError):
     status = 503
     code = "unavailable"
-    detail = "a backing store did not answer; try again"
+    detail = "a backing store did not answer; nothing was changed; try again"
+    retry_after = "1"
 
 
 class SessionBusy(ServiceError):
     status = 503
     code = "session_busy"
-    detail = "the session kept changing while we wrote it; try again"
+    detail = "the session kept changing while we wrote it; nothing was changed; try again"
+    retry_after = "1"
+
+
+class OutcomeUnknown(ServiceError):
+    status = 500
+    code = "outcome_unknown"
+    detail = ("the session store did not answer in time; the change may or may not have "
+              "been made: read it back before trying again")
 
 
 class ShadowWriteRefused(ServiceError):

@@ -68,7 +68,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _service_error(exc: ServiceError) -> web.Response:
-    return json_error(exc.status, exc.body)
+    response = json_error(exc.status, exc.body)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = exc.retry_after
+    return response
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -3,7 +3,15 @@
 Per docs/protocol.md section 5 and ``adapters.store``: one ``HMGET key doc v`` to
 read; every write through ``WRITE_SCRIPT``, a compare-and-set on ``v`` that
 refreshes the TTL. A change is a function of the current document, so on a
-conflict we re-read and re-apply it (bounded), and no concurrent update is lost.
+conflict we re-read and re-apply it, and no concurrent update is lost.
+
+Exactly once, even when Redis hangs: every change carries an op id. A write
+whose answer never came (a timeout: the command may sit in a hung Redis and
+run when it wakes) is sent again with the same id until Redis says what
+happened -- applied now, or applied before (``WRITE_SCRIPT`` remembers the
+ids), never twice. Only when Redis stays silent past ``write_budget_s`` is the
+outcome unknown (``OutcomeUnknown``, a 500 that invites no blind retry); a 503
+always means nothing was written (docs/consistency.md).
 """
 
 from __future__ import annotations
@@ -18,12 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from adapters.claims import Identity
 from adapters.session import SessionFormatError, SharedSession
 from adapters.store import WRITE_SCRIPT, session_key, valid_session_id, write_args
 
-from .errors import ApiError, SessionBusy, not_logged_in
+from .errors import ApiError, OutcomeUnknown, SessionBusy, not_logged_in
 from .redis_client import RedisClient
 
 log = structlog.get_logger("new_services.sessions")
@@ -47,11 +56,13 @@ def fingerprint(sid: str) -> str:
 class SessionStore:
     """Reads and compare-and-set writes of session records under one key prefix."""
 
-    def __init__(self, redis: RedisClient, *, prefix: str, ttl_s: int, attempts: int) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str, ttl_s: int, attempts: int,
+                 write_budget_s: float = 5.0) -> None:
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_s
         self._attempts = attempts
+        self._budget = write_budget_s
         self._write = redis.register_script(WRITE_SCRIPT)
 
     async def read(self, sid: str) -> Snapshot | None:
@@ -88,24 +99,50 @@ class SessionStore:
                 return sid
 
     async def update(
-        self, identity: Identity, change: Change, first: Snapshot | None = None
+        self, identity: Identity, change: Change, first: Snapshot | None = None,
+        op: str | None = None,
     ) -> SharedSession:
-        """Apply ``change`` to the token's session; 401 if it is not (or no longer) theirs."""
-        snap = first
-        for attempt in range(self._attempts):
-            if snap is None:
-                snap = await self.read_owned(identity)
-            if snap is None:
-                raise not_logged_in()
-            new = change(snap.session)
-            if new == snap.session or await self._write_doc(identity.session_id, snap.v, new):
+        """Apply ``change`` to the token's session, exactly once; 401 if it is not (or no
+        longer) theirs. ``op`` names the change (a fresh id when not given)."""
+        op = op or secrets.token_hex(8)
+        deadline = time.monotonic() + self._budget
+        snap, sent, conflicts = first, False, 0
+        while True:
+            try:
+                if snap is None:
+                    snap = await self.read_owned(identity)
+                if snap is None:
+                    raise not_logged_in()
+                new = change(snap.session)
+                if new == snap.session and not sent:
+                    return new
+                sent = True
+                done, _ = await self._apply(identity.session_id, snap.v, new, op)
+            except _UNANSWERED as exc:
+                if not sent:
+                    raise  # nothing was written: the caller may say so (503)
+                if time.monotonic() >= deadline:
+                    log.error("session_write_outcome_unknown", op=op, error=type(exc).__name__,
+                              session=fingerprint(identity.session_id))
+                    raise OutcomeUnknown() from exc
+                log.warning("session_write_unanswered", op=op, error=type(exc).__name__)
+                snap = None
+                await asyncio.sleep(0.05)
+                continue
+            if done == 1:
                 return new
+            if done == 2:  # an earlier attempt of this op landed; its answer was lost
+                log.info("session_write_already_applied", op=op)
+                after = await self.read_owned(identity)
+                return after.session if after is not None else new
+            conflicts += 1
+            if conflicts >= self._attempts and time.monotonic() >= deadline:
+                log.warning("session_cas_gave_up", session=fingerprint(identity.session_id))
+                raise SessionBusy()
             log.info("session_cas_conflict", session=fingerprint(identity.session_id),
-                     attempt=attempt + 1)
+                     attempt=conflicts)
             snap = None
-            await _backoff(attempt)
-        log.warning("session_cas_gave_up", session=fingerprint(identity.session_id))
-        raise SessionBusy()
+            await _backoff(conflicts)
 
     async def log_out(self, identity: Identity) -> bool:
         """Write the empty session if the token's session is still theirs; False otherwise."""
@@ -115,13 +152,23 @@ class SessionStore:
             return False
         return True
 
-    async def _write_doc(self, sid: str, expected_v: int, session: SharedSession) -> bool:
-        return await self._cas(sid, expected_v, {"doc": session.to_json(), "t": int(time.time())})
+    async def _apply(self, sid: str, expected_v: int, session: SharedSession,
+                     op: str) -> tuple[int, int]:
+        """(1 written | 0 conflict | 2 applied before, v)."""
+        args = write_args(expected_v, self._ttl, bump=True, set_lv=False, op=op,
+                          fields={"doc": session.to_json(), "t": int(time.time())})
+        result: Any = await self._write(keys=[session_key(self._prefix, sid)], args=args)
+        return int(result[0]), int(result[1])
 
     async def _cas(self, sid: str, expected_v: int, fields: dict[str, str | int]) -> bool:
         args = write_args(expected_v, self._ttl, bump=True, set_lv=False, fields=fields)
         result: Any = await self._write(keys=[session_key(self._prefix, sid)], args=args)
         return int(result[0]) == 1
+
+
+# A Redis that did not answer: the command may still run. (A refused connection is a
+# ConnectionError too, but then nothing was sent; retrying the same op is harmless.)
+_UNANSWERED = (RedisError, OSError, asyncio.TimeoutError)
 
 
 async def _backoff(attempt: int) -> None:

@@ -25,7 +25,7 @@ from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
-from gateway.session_bridge import After, SessionBridge
+from gateway.session_bridge import SessionBridge, SessionUnavailable
 from gateway.session_store import SessionStore
 from gateway.settings import TokensSection
 from gateway.tokens import TokenMinter
@@ -142,10 +142,11 @@ async def test_a_change_on_legacy_is_pulled_before_the_response(world: World) ->
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
                                              {"product_id": 2, "qty": 1})
     assert status == 200
-    assert await world.bridge.after_legacy(plan, status, "POST", headers, "t") is After.DONE
+    after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    assert not after.retry and after.sync_cookie is not None
     doc = SharedSession.from_json((await world.record(sid))["doc"])
     assert dict(doc.cart) == {2: 1}
-    token = await world.bridge.token_for_new(sid, "a", "t")
+    token, _ = await world.bridge.token_for_new(sid, "a", "t")
     assert token is not None
 
 
@@ -186,7 +187,7 @@ async def test_a_node_that_forgot_the_session_is_refilled_and_asked_again(world:
                             headers={"X-Internal-Token": world.token})
     status, _, headers = await world.on_node("a", "GET", "/api/cart", sid)
     assert status == 401 and headers[SESSION_REV_HEADER] == "0"
-    assert await world.bridge.after_legacy(plan, status, "GET", headers, "t") is After.RETRY
+    assert (await world.bridge.after_legacy(plan, status, "GET", headers, "t")).retry
     status, body, _ = await world.on_node("a", "GET", "/api/me", sid)
     assert status == 200 and body["user"]["username"] == "carol"  # type: ignore[index]
 
@@ -194,12 +195,12 @@ async def test_a_node_that_forgot_the_session_is_refilled_and_asked_again(world:
 async def test_logout_on_legacy_ends_the_shared_session(world: World) -> None:
     sid = await world.login_on("a")
     plan = await world.bridge.before_legacy(sid, "a", "t")
-    assert await world.bridge.token_for_new(sid, "a", "t") is not None
+    assert (await world.bridge.token_for_new(sid, "a", "t"))[0] is not None
     status, _, headers = await world.on_node("a", "POST", "/logout", sid)
     assert headers[SESSION_ID_HEADER] == sid and headers[SESSION_REV_HEADER] == "0"
     await world.bridge.after_legacy(plan, status, "POST", headers, "t")
-    assert await world.record(sid) == {}
-    assert await world.bridge.token_for_new(sid, "a", "t") is None
+    assert "doc" not in await world.record(sid)
+    assert (await world.bridge.token_for_new(sid, "a", "t"))[0] is None
 
 
 async def test_login_on_legacy_replaces_the_old_shared_session(world: World) -> None:
@@ -211,23 +212,41 @@ async def test_login_on_legacy_replaces_the_old_shared_session(world: World) -> 
         new = r.cookies["shop_session"].value
     assert new != old and headers[SESSION_ID_HEADER] == new
     await world.bridge.after_legacy(plan, 200, "POST", headers, "t")
-    assert await world.record(old) == {}
+    assert "doc" not in await world.record(old)
     doc = json.loads((await world.record(new))["doc"])
     assert doc["user"]["username"] == "dave"
 
 
-async def test_redis_down_degrades_to_sticky_legacy_and_recovers(world: World,
-                                                                 key_prefix: str) -> None:
-    sid = await world.login_on("b")
+async def test_redis_down_serves_a_session_only_where_its_latest_state_provably_is(
+        world: World, key_prefix: str) -> None:
+    known_sid = await world.login_on("b")
+    token = (await world.bridge.before_legacy(known_sid, "b", "t")).sync_cookie
+    other_sid = await world.login_on("b", "bob")
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     bridge = SessionBridge(SessionStore(dead, key_prefix, 3600), world.pool, world.bridge.hook,
                            world.bridge.minter, Metrics())
-    plan = await bridge.before_legacy(sid, "b", "t")
-    assert plan.member.id == "b" and plan.record is None
+    bridge.known = world.bridge.known  # what this process learnt before Redis went away
+    with pytest.raises(SessionUnavailable):
+        await bridge.before_legacy(other_sid, "b", "t")  # nothing proves b holds the latest
     assert not bridge.store.up
-    assert bridge.dirty == {sid: "b"}
+    plan = await bridge.before_legacy(known_sid, "b", "t", token)
+    assert plan.member.id == "b"
+    with pytest.raises(SessionUnavailable):
+        await bridge.before_legacy(known_sid, "b", "t", "a-token-from-elsewhere")
+    # legacy changes it meanwhile: the node is now ahead, and says so in a dirty token
+    status, _, headers = await world.on_node("b", "POST", "/api/cart/items", known_sid,
+                                             {"product_id": 3, "qty": 1})
+    after = await bridge.after_legacy(plan, status, "POST", headers, "t")
+    assert after.sync_cookie is not None and after.sync_cookie.startswith("~")
+    again = await bridge.before_legacy(known_sid, "b", "t", after.sync_cookie)
+    assert again.member.id == "b", "the node that is ahead keeps serving it"
     await bridge.store.stop()
     await dead.aclose()
+    # Redis answers again: any process that sees the dirty token resyncs first
+    token_new, fresh = await world.bridge.token_for_new(known_sid, "b", "t", after.sync_cookie)
+    assert token_new is not None and fresh is not None and not fresh.startswith("~")
+    doc = SharedSession.from_json((await world.record(known_sid))["doc"])
+    assert dict(doc.cart) == {3: 1}, "what legacy did during the outage reached the store"
 
 
 class CountingReads:

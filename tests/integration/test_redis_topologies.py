@@ -35,6 +35,7 @@ from redis.crc import key_slot
 from redis.exceptions import CrossSlotTransactionError, RedisError
 
 from adapters.session import SharedSession
+from adapters.store import WRITE_SCRIPT, write_args
 from flags.local import LocalProvider
 from flags.model import RouteFlag, Stage
 from flags.pins import Pins
@@ -147,13 +148,14 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
     services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5)
     gateway = SessionStore(cluster_client, key_prefix, 60)
     sid = await services.create(SharedSession())
-    assert key_slot(gateway.key(sid).encode()) == key_slot(f"{gateway.key(sid)}:lock".encode())
     record = await gateway.read(sid)
     assert record is not None and record.v == 1
-    async with gateway.locked(sid):
-        assert await gateway.write(sid, 1, bump=True, set_lv=True,
-                                   fields={"node": "a", "lrev": 1}) == (True, 2)
-    assert await gateway.write(sid, 1, bump=True, set_lv=False, fields={}) == (False, 2)
+    lease, locked = await gateway.acquire(sid, asyncio.get_running_loop().time() + 5)
+    assert locked == record
+    assert await gateway.write(lease, 1, bump=True, set_lv=True,
+                               fields={"node": "a", "lrev": 1}) == (True, 2)
+    assert await gateway.write(lease, 1, bump=True, release=True, fields={}) == (False, 2)
+    await gateway.release(lease)
     snap = await services.read(sid)
     assert snap is not None and snap.v == 2
     await service_client.aclose()
@@ -339,7 +341,7 @@ class Shopper:
 
 @dataclass
 class Writer:
-    """Compare-and-set writes to one session record, back to back, as the bridge makes them.
+    """Compare-and-set writes to one session record, back to back, as new services make them.
 
     Every write expects the ``v`` the last one left, so a write acknowledged by
     the old master and lost in the failover would turn the next write into a
@@ -366,8 +368,7 @@ class Writer:
                     assert record is not None, f"{self.name}: the record is gone"
                     self.applied_after_error += record.v - self.v
                     self.v, unsettled = record.v, False
-                ok, v = await self.store.write(self.sid, self.v, bump=True, set_lv=False,
-                                               fields={"lrev": self.v + 1})
+                ok, v = await self._write(self.v, {"lrev": self.v + 1})
             except StoreUnavailable:
                 self.errors.append(time.monotonic())
                 unsettled = True
@@ -380,6 +381,15 @@ class Writer:
                 self.conflicts += 1
             self.v = v
             await asyncio.sleep(0.005)
+
+    async def _write(self, v: int, fields: dict[str, str | int]) -> tuple[bool, int]:
+        script = self.store.redis.register_script(WRITE_SCRIPT)
+        try:
+            answer = await script(keys=[self.store.key(self.sid)],
+                                  args=write_args(v, 300, bump=True, set_lv=False, fields=fields))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+        return int(answer[0]) == 1, int(answer[1])
 
     def ok_since(self, t: float) -> bool:
         return bool(self.oks) and self.oks[-1] > t
