@@ -130,6 +130,7 @@ class Gateway:
                                          self.new, pins, self.ledger,
                                          cfg.gateway.limits.max_url_bytes)
         interval = cfg.health.interval_ms / 1000
+        self._tasks.append(asyncio.create_task(self.store.watch()))
         for pool in (self.legacy, self.new):
             pool.on_change(self._upstream_listener(pool.kind))
             self._tasks.append(asyncio.create_task(pool.run_checks(interval)))

@@ -28,7 +28,7 @@ non-safe request routed to new renews the token (and forgets the entry), so
 while a client presents the token an entry was made for, the entry is still
 the truth: the request goes to its node with no Redis round trip, and, when
 Redis does not answer, it is the proof that the node holds the latest state.
-A token that starts with ``~`` says a legacy node changed the session while
+A token that starts with ``.`` says a legacy node changed the session while
 the store could not be told: any gateway process resyncs it before use.
 """
 
@@ -64,7 +64,7 @@ from gateway.upstreams import LegacyPool, Member
 _log = log.get("session_bridge")
 _NEGATIVE_TTL_S = 5.0
 _KNOWN_MAX = 100_000
-DIRTY = "~"
+DIRTY = "."
 """Prefix of a sync token that says: a legacy node is ahead of the store."""
 
 
@@ -218,9 +218,9 @@ class SessionBridge:
                 return None
             self._count(a, target)
             if a.current or not push:
-                await self._write(lease, rec, a, judge, release=True)
+                _, _, a = await self._write(lease, rec, a, judge, release=True)
                 return Synced(target, a.node_rev, a.current)
-            doc_v, doc = await self._write(lease, rec, a, judge, intent_for=target)
+            doc_v, doc, a = await self._write(lease, rec, a, judge, intent_for=target)
             result = await self.hook.import_(target.upstream, sid, doc, a.node_rev, rid,
                                              fence=lease.fence)
             if result.fenced:
@@ -243,10 +243,11 @@ class SessionBridge:
     async def _write(self, lease: Lease, rec: Record | None, a: Assessment,
                      judge: Callable[[Record | None], Assessment], *,
                      release: bool = False, intent_for: Member | None = None
-                     ) -> tuple[int, SharedSession]:
+                     ) -> tuple[int, SharedSession, Assessment]:
         """Write an assessment (compare-and-set on ``v`` when the document changes,
         re-assessed on the same copy if new wrote meanwhile). Returns the document
-        now in the record and its ``v``."""
+        now in the record, its ``v`` and the assessment that was written: when new
+        wrote meanwhile, it is not the one given."""
         for _ in range(8):
             fields = dict(a.fields)
             v0 = rec.v if rec is not None else 0
@@ -257,7 +258,7 @@ class SessionBridge:
                                       node_field(intent_for.id, intent_for.boot_id),
                                       doc_raw).to_json()
             if not fields and not release:
-                return doc_v, _doc(doc_raw)
+                return doc_v, _doc(doc_raw), a
             ok, v = await self.store.write(lease, v0 if a.bump else None, bump=a.bump,
                                            set_lv=a.set_lv, release=release, fields=fields)
             if ok:
@@ -265,7 +266,7 @@ class SessionBridge:
                     self.minter.forget(lease.sid)
                     _log.info("session_pulled", reason=a.reason, v=v,
                               legacy_rev=a.node_rev, merged=not a.set_lv)
-                return doc_v, _doc(doc_raw)
+                return doc_v, _doc(doc_raw), a
             # new wrote meanwhile: re-read, merge the same copy into its document
             rec = await self.store.read(lease.sid)
             if rec is None:

@@ -181,23 +181,22 @@ class SessionStore:
         while True:
             owner = secrets.token_hex(8)
             orphan = self._orphans.get(sid, "")
-            self._orphans[sid] = owner  # until we know how the acquire went
-            self._trim()
             args = [self.lease_ms, self.ttl_s, owner, orphan]
-            answer = await self._call(
-                lambda a=args: self._acquire(keys=[self.key(sid)], args=a))  # type: ignore[misc]
+            try:
+                answer = await self._call(
+                    lambda a=args: self._acquire(keys=[self.key(sid)], args=a))  # type: ignore[misc]
+            except StoreUnavailable:
+                self._orphan(sid, owner)  # it may yet run in Redis, and take the lock
+                raise
             fence, left_ms = int(answer[0]), int(answer[1])
             if fence:
-                self._orphans.pop(sid, None)
                 waited = loop.time() - started
+                if orphan:
+                    self._orphans.pop(sid, None)
                 outcome = "orphan_taken_back" if orphan and waited < 0.001 else (
                     "at_once" if waited < 0.001 else "after_wait")
                 self.lock_events(outcome, waited)
                 return Lease(sid, fence, owner), parse_record(sid, answer[2:])
-            if orphan:
-                self._orphans[sid] = orphan  # not ours after all: keep the older token
-            else:
-                self._orphans.pop(sid, None)
             now = loop.time()
             if now >= deadline:
                 self.lock_events("timed_out", now - started)
@@ -214,16 +213,17 @@ class SessionStore:
             stamped["t"] = int(time.time())
         args = sync_write_args(lease.fence, expected_v, self.ttl_s, bump=bump, set_lv=set_lv,
                                release=release, drop=drop, fields=stamped)
-        if release:
-            self._orphans[lease.sid] = lease.owner  # until the answer says it is released
-        answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args))
+        try:
+            answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args))
+        except StoreUnavailable:
+            self._orphan(lease.sid, lease.owner)
+            lease.released = True  # not ours to release any more: taken back later
+            raise
         code, v = int(answer[0]), int(answer[1])
         if code < 0:
-            self._orphans.pop(lease.sid, None)
             lease.released = True
             raise LockLost("the session's sync lock was lost (lease over or taken over)")
         if release and code == 1:
-            self._orphans.pop(lease.sid, None)
             lease.released = True
         return code == 1, v
 
@@ -231,16 +231,19 @@ class SessionStore:
         """Best effort: a lock we could not release is remembered and taken back later."""
         if lease.released:
             return
-        self._orphans[lease.sid] = lease.owner
+        lease.released = True
         try:
             await self._call(lambda: self._release(keys=[self.key(lease.sid)],
                                                    args=[lease.fence, lease.owner]))
+        except StoreUnavailable:
+            self._orphan(lease.sid, lease.owner)
         except ServiceUnavailable:
-            return
-        self._orphans.pop(lease.sid, None)
-        lease.released = True
+            pass  # busy: the lease runs out by itself
 
-    def _trim(self) -> None:
+    def _orphan(self, sid: str, owner: str) -> None:
+        """A lock of ours whose acquire or release got no answer: its holder is gone."""
+        self._orphans[sid] = owner
+        self._orphans.move_to_end(sid)
         while len(self._orphans) > _ORPHANS_MAX:
             self._orphans.popitem(last=False)
 
@@ -309,6 +312,21 @@ class SessionStore:
                 for callback in self.on_recover:
                     callback()
             return
+
+    async def watch(self, interval_s: float = 0.25) -> None:
+        """PING every ``interval_s`` while Redis is up, so a hang is noticed (and readiness
+        says so) within about a second even when no session traffic is asking."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.up:
+                continue
+            try:
+                async with asyncio.timeout(self._probe_timeout):
+                    await self._call(self.redis.ping)
+            except TimeoutError as exc:
+                self._failed(exc)
+            except ServiceUnavailable:
+                pass  # StoreUnavailable started the probe; StoreBusy is no outage
 
     async def stop(self) -> None:
         if self._probe is not None:

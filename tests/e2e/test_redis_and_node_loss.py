@@ -1,9 +1,10 @@
 """Redis goes away, comes back, comes back empty; a legacy node loses its memory.
 
 Each test runs a whole stack against a private redis-server it can hang, kill
-and restart. Expected: legacy keeps serving with sticky routing, new routes
-fall back (never anonymously), readiness says degraded, and everything
-recovers by itself with nothing lost.
+and restart. Expected: sessions legacy provably holds keep being served there
+(sticky), the others are refused with 503 + Retry-After rather than served
+stale, new routes fall back (never anonymously), readiness says degraded, and
+everything recovers by itself with nothing lost.
 """
 
 from __future__ import annotations
@@ -37,34 +38,46 @@ async def _status(admin: Admin) -> str:
     return str((await admin.ready()).body["status"])
 
 
-async def test_redis_hangs_legacy_keeps_serving_and_nothing_is_lost_on_recovery(
+async def test_redis_hangs_sessions_legacy_holds_keep_working_the_rest_wait(
         stack: Stack, admin: Admin, private_redis: PrivateRedis) -> None:
-    await admin.set_route("cart", "new")
-    async with ShopUser(stack.url()) as user:
-        assert (await user.login("alice")).status == 200
-        assert (await user.add(3, 1)).backend == "new"  # only in Redis so far
+    """While Redis hangs, a session is served only where its latest state provably is:
+    a user whose cart legacy holds keeps shopping there; a user whose cart is only in
+    Redis (written on new) is refused with 503 + Retry-After, never shown a stale cart.
+    Both find everything when Redis is back."""
+    async with ShopUser(stack.url()) as on_legacy, ShopUser(stack.url()) as on_new:
+        assert (await on_legacy.login("alice")).status == 200
+        assert (await on_new.login("bob")).status == 200
+        added = await on_legacy.add(5, 1)
+        assert added.status == 200 and added.backend == "legacy"
+        assert (await admin.set_route("cart", "new")).status == 200
+        assert (await on_new.add(3, 1)).backend == "new"  # only in Redis so far
 
         private_redis.pause()
-        await await_until(lambda: _eq(_status(admin), "degraded"), timeout=10,
-                          what="readyz to report degraded")
-        ready = (await admin.ready()).body
-        assert ready["status"] == "degraded" and (await admin.ready()).status == 200
+        await await_until(lambda: _eq(_store(admin), "down"), timeout=10,
+                          what="readyz to report the session store down")
+        ready = await admin.ready()
+        assert ready.status == 200 and ready.body["status"] == "degraded"
 
-        seen = await user.cart()  # new cannot read sessions: falls back, still logged in
-        assert seen.status == 200 and seen.backend == "legacy"
-        added = await user.add(5, 2)  # decided to legacy while the store is down
-        assert added.status == 200 and added.backend == "legacy"
-        me = await user.me()
+        refused = await on_new.cart()
+        assert refused.status == 503 and refused.headers.get("Retry-After"), refused.body
+        assert (await on_new.add(7, 1)).status == 503
+        seen = await on_legacy.cart()  # new cannot read sessions: legacy, which holds it
+        assert seen.status == 200 and seen.backend == "legacy" and cart_lines(seen) == {5: 1}
+        added = await on_legacy.add(6, 2)  # the node is now ahead of the store
+        assert added.status == 200 and cart_lines(added) == {5: 1, 6: 2}
+        me = await on_legacy.me()
         assert me.status == 200 and me.body["user"]["username"] == "alice"
 
         private_redis.resume()
         await await_until(lambda: _eq(_status(admin), "ready"), timeout=15,
                           what="readyz to recover by itself")
-        on_new = await user.cart()
-        assert on_new.backend == "new"
-        assert cart_lines(on_new) == {3: 1, 5: 2}, "both sides' items survive the outage"
+        back = await on_legacy.cart()
+        assert back.backend == "new" and cart_lines(back) == {5: 1, 6: 2}, \
+            "what legacy did during the outage reached the store before new read it"
+        assert cart_lines(await on_new.cart()) == {3: 1}
         await admin.set_route("cart", "legacy")
-        assert cart_lines(await user.cart()) == {3: 1, 5: 2}
+        assert cart_lines(await on_legacy.cart()) == {5: 1, 6: 2}
+        assert cart_lines(await on_new.cart()) == {3: 1}
 
 
 async def test_redis_restarted_empty_users_are_re_migrated_from_their_nodes(
@@ -95,6 +108,10 @@ async def test_a_restarted_legacy_node_gets_its_sessions_back_from_redis(stack: 
         me = await user.me()
         assert me.status == 200 and me.body["user"]["username"] == "carol"
         assert cart_lines(await user.add(12, 1)) == {11: 1, 12: 1}
+
+
+async def _store(admin: Admin) -> str:
+    return str((await admin.ready()).body["session_store"])
 
 
 async def _eq(value: object, expected: object) -> bool:

@@ -39,6 +39,7 @@ class Shopper:
     orders: list[dict[int, int]] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    last_pair: str = ""
 
     def check(self, what: str, reply: Reply, status: int | tuple[int, ...] = 200) -> bool:
         self.seen[reply.backend or "?"] += 1
@@ -50,7 +51,8 @@ class Shopper:
     def expect_cart(self, what: str, reply: Reply) -> None:
         if self.check(what, reply) and cart_lines(reply) != dict(+self.cart):
             self.problems.append(f"{what} on {reply.backend}: cart {cart_lines(reply)} "
-                                 f"!= model {dict(+self.cart)}")
+                                 f"!= model {dict(+self.cart)} "
+                                 f"(request {reply.headers.get('X-Request-Id')})")
 
     async def step(self) -> None:
         roll = self.rng.random()
@@ -94,6 +96,9 @@ class Shopper:
         key = f"{self.username}-{uuid.uuid4().hex}"
         pid, qty = self.rng.randint(1, 12), self.rng.randint(1, 3)
         order, added = await asyncio.gather(self.user.checkout(key), self.user.add(pid, qty))
+        self.last_pair = (f"checkout {order.status} {order.backend} "
+                          f"{order.headers.get('X-Request-Id')}, add {added.status} "
+                          f"{added.backend} {added.headers.get('X-Request-Id')}")
         self.check("add beside checkout", added)
         if not self.check("checkout beside add", order, 201):
             return
@@ -105,7 +110,8 @@ class Shopper:
                                  f"nor the cart plus {pid}x{qty}")
         self.orders.append(dict(took))
         self.cart = with_add - took
-        self.expect_cart("look after checkout beside add", await self.user.cart())
+        self.expect_cart(f"look after checkout beside add ({self.last_pair})",
+                         await self.user.cart())
 
     async def checkout(self) -> None:
         key = f"{self.username}-{uuid.uuid4().hex}"

@@ -8,9 +8,11 @@ compare-and-set through ``adapters.store.WRITE_SCRIPT``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import aiohttp
@@ -25,14 +27,16 @@ from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
-from gateway.session_bridge import SessionBridge, SessionUnavailable
-from gateway.session_store import SessionStore
+from gateway.session_bridge import LegacyPlan, SessionBridge, SessionUnavailable
+from gateway.session_store import LockLost, SessionStore
+from gateway.session_sync import Intent
 from gateway.settings import TokensSection
 from gateway.tokens import TokenMinter
 from gateway.upstreams import LegacyPool
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from tests.support.keys import KeyPair
+from tests.support.net import await_until
 
 
 @dataclass
@@ -237,14 +241,14 @@ async def test_redis_down_serves_a_session_only_where_its_latest_state_provably_
     status, _, headers = await world.on_node("b", "POST", "/api/cart/items", known_sid,
                                              {"product_id": 3, "qty": 1})
     after = await bridge.after_legacy(plan, status, "POST", headers, "t")
-    assert after.sync_cookie is not None and after.sync_cookie.startswith("~")
+    assert after.sync_cookie is not None and after.sync_cookie.startswith(".")
     again = await bridge.before_legacy(known_sid, "b", "t", after.sync_cookie)
     assert again.member.id == "b", "the node that is ahead keeps serving it"
     await bridge.store.stop()
     await dead.aclose()
     # Redis answers again: any process that sees the dirty token resyncs first
     token_new, fresh = await world.bridge.token_for_new(known_sid, "b", "t", after.sync_cookie)
-    assert token_new is not None and fresh is not None and not fresh.startswith("~")
+    assert token_new is not None and fresh is not None and not fresh.startswith(".")
     doc = SharedSession.from_json((await world.record(known_sid))["doc"])
     assert dict(doc.cart) == {3: 1}, "what legacy did during the outage reached the store"
 
@@ -304,3 +308,108 @@ async def test_a_change_on_legacy_makes_the_next_request_read_the_record(world: 
     assert reads.count == 1
     doc = SharedSession.from_json((await world.record(sid))["doc"])
     assert dict(doc.cart) == {2: 1}
+
+
+async def test_a_stalled_holders_push_that_landed_unrecorded_is_never_merged_twice(
+        world: World, key_prefix: str) -> None:
+    """A holder pushed new's write into node a and stalled before recording it; its
+    lease ran out. Legacy then changed the session. The next pull must see the push
+    for what it was (the node reports its fence, the record kept the intent)."""
+    sid = await world.login_on("a")
+    await world.bridge.before_legacy(sid, "a", "t")
+    await world.new_writes(sid, lambda d: d.with_item(5, 1))
+    stalled = SessionStore(world.redis, key_prefix, 3600, lease_ms=150)
+    loop = asyncio.get_running_loop()
+    lease, rec = await stalled.acquire(sid, loop.time() + 5)
+    assert rec is not None and rec.v == 2 and rec.lv == 1
+    intent = Intent(lease.fence, rec.v, rec.node_field, rec.doc_raw.decode())
+    await stalled.write(lease, None, fields={"pi": intent.to_json()})
+    member = world.pool.members["a"]
+    landed = await world.bridge.hook.import_(member.upstream, sid, rec.doc, rec.lrev, "t",
+                                             fence=lease.fence)
+    assert landed.ok  # ... and here the holder stalls: nothing recorded
+    await await_until(lambda: _lease_over(world, key_prefix, sid), timeout=5,
+                      what="the stalled holder's lease to run out")
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 2, "qty": 1})
+    plan = LegacyPlan(member, sid, rec.lrev)
+    await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    assert dict(doc.cart) == {5: 1, 2: 1}, "new's item once, legacy's item kept"
+    with pytest.raises(LockLost):  # the stalled holder wakes up: its write lands nowhere
+        await stalled.write(lease, None, release=True, fields={"lrev": 1})
+    assert dict(SharedSession.from_json((await world.record(sid))["doc"]).cart) == {5: 1, 2: 1}
+
+
+async def test_an_import_from_a_holder_whose_lease_ran_out_never_lands(
+        world: World, key_prefix: str) -> None:
+    sid = await world.login_on("a")
+    await world.bridge.before_legacy(sid, "a", "t")
+    member = world.pool.members["a"]
+    loop = asyncio.get_running_loop()
+    slow = SessionStore(world.redis, key_prefix, 3600, lease_ms=100)
+    old, rec = await slow.acquire(sid, loop.time() + 5)
+    assert rec is not None
+    await await_until(lambda: _lease_over(world, key_prefix, sid), timeout=5,
+                      what="the old holder's lease to run out")
+    # a newer holder looks at the session on its node ...
+    fresh, _ = await world.store.acquire(sid, loop.time() + 5)
+    assert fresh.fence > old.fence
+    await world.bridge.hook.export(member.upstream, sid, "t", fence=fresh.fence)
+    # ... so the old holder's import, arriving late, is refused by the node itself
+    late = await world.bridge.hook.import_(member.upstream, sid, rec.doc.with_item(9, 9),
+                                           rec.lrev, "t", fence=old.fence)
+    assert not late.ok and late.fenced
+    assert await world.node_cart("a", sid) == {}
+    await world.store.release(fresh)
+
+
+async def _lease_over(world: World, prefix: str, sid: str) -> bool:
+    raw = await world.redis.hmget(session_key(prefix, sid), ["le"])
+    now_s, now_us = await world.redis.time()
+    return int(raw[0] or 0) <= now_s * 1000 + now_us // 1000
+
+
+async def test_a_checkout_on_new_beside_an_add_on_legacy_reaches_legacy(world: World) -> None:
+    """Two tabs: an add served by legacy, a checkout on new that settles the cart in
+    Redis between legacy's answer and the pull. The merge keeps both, and the node
+    gets the merged cart before it serves the session again."""
+    sid = await world.login_on("a")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 6})
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 9, "qty": 2})
+    await world.new_writes(sid, lambda d: d.settle(200, {4: 6}))
+    after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    record = await world.record(sid)
+    assert dict(SharedSession.from_json(record["doc"]).cart) == {9: 2}
+    assert record["lv"] == "-1", "legacy does not hold the merged cart"
+    again = await world.bridge.before_legacy(sid, "a", "t", after.sync_cookie)
+    assert again.member.id == "a"
+    assert await world.node_cart("a", sid) == {9: 2}
+
+
+async def test_a_write_on_new_between_export_and_record_is_merged_and_pushed_later(
+        world: World) -> None:
+    """New settles a checkout while the pull of a legacy add is under way (after the
+    export, before the record write): the pull's first write loses its compare-and-set,
+    merges again, and must not leave this process believing legacy holds the result."""
+    sid = await world.login_on("a")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 6})
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 9, "qty": 2})
+    real_export = world.bridge.hook.export
+
+    async def export_then_new_writes(*args: Any, **kwargs: Any) -> Any:
+        copy = await real_export(*args, **kwargs)
+        await world.new_writes(sid, lambda d: d.settle(200, {4: 6}))
+        return copy
+
+    world.bridge.hook.export = export_then_new_writes  # type: ignore[method-assign]
+    after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    world.bridge.hook.export = real_export  # type: ignore[method-assign]
+    record = await world.record(sid)
+    assert dict(SharedSession.from_json(record["doc"]).cart) == {9: 2} and record["lv"] == "-1"
+    await world.bridge.before_legacy(sid, "a", "t", after.sync_cookie)
+    assert await world.node_cart("a", sid) == {9: 2}, "the merged cart reached legacy first"
