@@ -230,6 +230,9 @@ class Pipeline:
                                                    result.headers, ex.rid)
             if after.sync_cookie is not None:
                 ex.new_sync = after.sync_cookie
+            if after.error is not None:
+                result.release()
+                raise after.error
             if after.retry and not attempt and ex.resendable:
                 result.release()
                 plan = await self.bridge.before_legacy(ex.sid, plan.member.id, ex.rid,
@@ -243,15 +246,16 @@ class Pipeline:
     async def _via_new(self, ex: Exchange, decision: Decision) -> Served:
         breaker = self.breakers[ex.route.name]
         self.budgets[ex.route.name].request()
-        if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
-            ex.new_sync = self.bridge.may_change_on_new(ex.sid)
         try:
-            token, fresh = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid,
-                                                          ex.new_sync or ex.sync)
+            # With the client's own token: a dirty one makes the bridge resync first.
+            token, fresh = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid, ex.sync)
         except (StoreUnavailable, StoreBusy):
             return await self._fallback(ex, decision, "session_store_down", None)
-        if fresh is not None and ex.new_sync is None:
-            ex.new_sync = fresh
+        except ServiceUnavailable:  # a resync that could not finish: legacy may hold it
+            return await self._fallback(ex, decision, "session_sync", None)
+        ex.new_sync = fresh
+        if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
+            ex.new_sync = self.bridge.may_change_on_new(ex.sid)
         member = self.new.pick()
         if member is None:
             return await self._fallback(ex, decision, "no_new_instance", None)

@@ -39,7 +39,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adapters.claims import Identity
 from adapters.session import SharedSession
@@ -73,6 +73,10 @@ class SessionUnavailable(ServiceUnavailable):
 
     code = "session_unavailable"
 
+    def __init__(self, detail: str, reason: str = "session_unavailable") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
 
 @dataclass(slots=True)
 class Known:
@@ -102,6 +106,8 @@ class After:
     retry: bool = False
     """The node had lost the session and rejected the request: refilled, send again."""
     sync_cookie: str | None = None
+    error: UpstreamError | None = None
+    """The node could not be asked what it changed: answer this, not its response."""
 
 
 DONE = After()
@@ -143,10 +149,8 @@ class SessionBridge:
                 return await self._before(sid, hint, rid, sync, dirty)
             except (StoreUnavailable, StoreBusy) as exc:
                 why = exc.code
-            except (LockLost, ServiceUnavailable) as exc:
-                if isinstance(exc, SessionUnavailable):
-                    raise
-                why = exc.code
+            except ServiceUnavailable as exc:
+                why = exc.reason if isinstance(exc, SessionUnavailable) else exc.code
         else:
             why = "store_down"
         if known is not None:
@@ -154,8 +158,10 @@ class SessionBridge:
             _log.warning("session_served_from_proof", why=why, node=known.node,
                          ahead=known.ahead)
             return LegacyPlan(self.pool.members[known.node], sid, known.lrev)
-        raise self._refuse(why, "no reachable legacy node is known to hold this session's "
-                                "latest state")
+        self.metrics.refused(why)
+        _log.warning("session_refused", why=why)
+        raise SessionUnavailable("session unavailable: no reachable legacy node is known to "
+                                 "hold this session's latest state; try again")
 
     async def _before(self, sid: str, hint: str | None, rid: str, sync: str | None,
                       dirty: bool) -> LegacyPlan:
@@ -312,7 +318,15 @@ class SessionBridge:
             return self._ahead(resp_sid, plan.member, rev)
         try:
             return await self._after(plan, resp_sid, rev, status, method, rid)
-        except (StoreUnavailable, StoreBusy, LockLost, SessionUnavailable) as exc:
+        except UpstreamError as exc:
+            # The node changed the session and cannot be asked what: it may have died
+            # with the change. The client learns the outcome is unknown (the error),
+            # and every gateway that the node is to be asked first (the dirty token).
+            _log.warning("session_pull_failed", why=exc.kind, node=plan.member.id)
+            return replace(self._ahead(resp_sid, plan.member, rev), error=exc)
+        except ServiceUnavailable as exc:
+            # Redis, the lock or the budget: the change is made and stays on the node,
+            # which every gateway will ask before trusting the store.
             _log.warning("session_pull_deferred", why=exc.code, node=plan.member.id)
             return self._ahead(resp_sid, plan.member, rev)
 
@@ -501,10 +515,10 @@ class SessionBridge:
             else:
                 self.metrics.session(kind, detail)
 
-    def _refuse(self, why: str, detail: str) -> SessionUnavailable:
-        self.metrics.refused(why)
-        _log.warning("session_refused", why=why)
-        return SessionUnavailable(f"session unavailable: {detail}; try again")
+    @staticmethod
+    def _refuse(why: str, detail: str) -> SessionUnavailable:
+        """The sync cannot finish; the caller decides whether that refuses the request."""
+        return SessionUnavailable(f"session unavailable: {detail}; try again", why)
 
 
 def _doc(raw: str) -> SharedSession:

@@ -177,7 +177,7 @@ class SessionStore:
         """Take the sync lock of ``sid`` (waiting, at most until ``deadline`` on the loop's
         clock) and read the record in the same step."""
         loop = asyncio.get_running_loop()
-        started, pause = loop.time(), 0.005
+        started, pause, busy = loop.time(), 0.005, False
         while True:
             owner = secrets.token_hex(8)
             orphan = self._orphans.get(sid, "")
@@ -193,10 +193,11 @@ class SessionStore:
                 waited = loop.time() - started
                 if orphan:
                     self._orphans.pop(sid, None)
-                outcome = "orphan_taken_back" if orphan and waited < 0.001 else (
-                    "at_once" if waited < 0.001 else "after_wait")
+                outcome = "after_wait" if busy else (
+                    "orphan_taken_back" if orphan else "at_once")
                 self.lock_events(outcome, waited)
                 return Lease(sid, fence, owner), parse_record(sid, answer[2:])
+            busy = True
             now = loop.time()
             if now >= deadline:
                 self.lock_events("timed_out", now - started)

@@ -162,7 +162,7 @@ class Shadower:
 
     async def _to_new(self, ex: Exchange) -> Answer:
         try:
-            token, _ = await self._bridge.token_for_new(ex.sid, ex.hint, ex.rid)
+            token, _ = await self._bridge.token_for_new(ex.sid, ex.hint, ex.rid, ex.sync)
             member = self._new.pick()
             if member is None:
                 raise _Failed("no_new_instance", "no healthy new instance")

@@ -71,12 +71,12 @@ async def test_redis_hangs_sessions_legacy_holds_keep_working_the_rest_wait(
         private_redis.resume()
         await await_until(lambda: _eq(_status(admin), "ready"), timeout=15,
                           what="readyz to recover by itself")
-        back = await on_legacy.cart()
-        assert back.backend == "new" and cart_lines(back) == {5: 1, 6: 2}, \
+        back = await on_legacy.add(8, 1)  # a write on new, first thing after the outage
+        assert back.backend == "new" and cart_lines(back) == {5: 1, 6: 2, 8: 1}, \
             "what legacy did during the outage reached the store before new read it"
         assert cart_lines(await on_new.cart()) == {3: 1}
         await admin.set_route("cart", "legacy")
-        assert cart_lines(await on_legacy.cart()) == {5: 1, 6: 2}
+        assert cart_lines(await on_legacy.cart()) == {5: 1, 6: 2, 8: 1}
         assert cart_lines(await on_new.cart()) == {3: 1}
 
 
@@ -116,3 +116,38 @@ async def _store(admin: Admin) -> str:
 
 async def _eq(value: object, expected: object) -> bool:
     return (await value) == expected  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("stack", [{"gateways": 2}], indirect=True)
+async def test_what_legacy_did_during_an_outage_reaches_new_through_another_gateway(
+        stack: Stack, admin: Admin, private_redis: PrivateRedis) -> None:
+    """Gateway 0 serves a session from the node that holds it while Redis hangs; the
+    node changes it; gateway 0 dies before Redis is back, so it can resync nothing.
+    The client's next request, a write routed to new, lands on gateway 1, which never
+    saw the session: the dirty sync token makes it resync from the node first."""
+    admin1 = Admin(stack.admin_url(1), stack.admin_token)
+    async with ShopUser(stack.url(0)) as user:
+        assert (await user.login("carol")).status == 200
+        assert cart_lines(await user.add(5, 1)) == {5: 1}
+        assert cart_lines(await user.cart()) == {5: 1}  # gateway 0 now knows it in sync
+        private_redis.pause()
+        await await_until(lambda: _eq(_store(admin), "down"), timeout=10,
+                          what="gateway 0 to see the session store down")
+        during = await user.add(6, 2)
+        assert during.status == 200 and cart_lines(during) == {5: 1, 6: 2}
+        stack.gateways[0].kill()
+        private_redis.resume()
+        await await_until(lambda: _eq(_store(admin1), "up"), timeout=15,
+                          what="gateway 1 to see Redis again")
+        assert (await admin1.set_route("cart", "new")).status == 200
+        await await_until(lambda: _eq(_stage(admin1, "cart"), "new"), timeout=10,
+                          what="gateway 1 to route cart to new")
+        user.base = stack.url(1)
+        after = await user.add(7, 1)
+        assert after.backend == "new", after.headers
+        assert cart_lines(after) == {5: 1, 6: 2, 7: 1}
+
+
+async def _stage(admin: Admin, route: str) -> str:
+    routes = (await admin.routes()).body["routes"]
+    return str(next(r["effective"] for r in routes if r["name"] == route))

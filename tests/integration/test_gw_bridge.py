@@ -413,3 +413,27 @@ async def test_a_write_on_new_between_export_and_record_is_merged_and_pushed_lat
     assert dict(SharedSession.from_json(record["doc"]).cart) == {9: 2} and record["lv"] == "-1"
     await world.bridge.before_legacy(sid, "a", "t", after.sync_cookie)
     assert await world.node_cart("a", sid) == {9: 2}, "the merged cart reached legacy first"
+
+
+async def test_a_legacy_change_whose_pull_cannot_run_in_time_stands_and_is_marked_ahead(
+        world: World, key_prefix: str) -> None:
+    """Legacy made the change: the answer stands. The pull could not take the lock
+    within the budget, so the client's token says the node is ahead, and the next
+    request anywhere resyncs before trusting the store."""
+    sid = await world.login_on("a")
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    loop = asyncio.get_running_loop()
+    other = SessionStore(world.redis, key_prefix, 3600, lease_ms=60_000)
+    holder, _ = await other.acquire(sid, loop.time() + 5)  # another request's long sync
+    hurried = SessionBridge(world.store, world.pool, world.bridge.hook, world.bridge.minter,
+                            Metrics(), budget_s=0.3)
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 8, "qty": 1})
+    after = await hurried.after_legacy(plan, status, "POST", headers, "t")
+    assert after.error is None and after.sync_cookie is not None
+    assert after.sync_cookie.startswith(".")
+    await other.release(holder)
+    token, fresh = await world.bridge.token_for_new(sid, "a", "t", after.sync_cookie)
+    assert token is not None and fresh is not None
+    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    assert dict(doc.cart) == {8: 1}, "the change made while the lock was held reached Redis"
