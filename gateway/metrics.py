@@ -104,6 +104,7 @@ class Metrics:
                                       ("pool", "upstream"), registry=r)
         self.live = LiveStats()
         """The last seconds per route, for the dashboard (``gateway.live_stats``)."""
+        self._skipped: dict[str, Counter] = {}
         self._req: dict[tuple[str, str, int, str],
                         tuple[Counter, Histogram, Recorder, Counter]] = {}
 
@@ -135,7 +136,10 @@ class Metrics:
         self.lock_wait.observe(waited_s)
 
     def push_skipped(self, reason: str) -> None:
-        self.pushes_skipped.labels(reason).inc()
+        child = self._skipped.get(reason)
+        if child is None:  # on the hot path: one label child per reason, made once
+            child = self._skipped[reason] = self.pushes_skipped.labels(reason)
+        child.inc()
 
     def stale_detected(self, kind: str) -> None:
         self.stale.labels(kind).inc()

@@ -22,10 +22,6 @@ import redis.asyncio as aioredis
 from tests.support.keys import KeyPair, make_keypair
 from tests.support.unleash import unleash_server  # noqa: F401 (a session fixture)
 
-# The saturated stress test (issue 10) joins ``make test`` once it passes; until then
-# it runs only through ``make stress``.
-collect_ignore = [] if os.environ.get("STRANGLER_STRESS") else ["e2e/test_stress_saturated.py"]
-
 REDIS_URL = os.environ.get("STRANGLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 PG_DSN = os.environ.get("STRANGLER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 
