@@ -212,7 +212,9 @@ class Pipeline:
         return decision
 
     async def _via_legacy(self, ex: Exchange, reason: str) -> Served:
-        plan = await self.bridge.before_legacy(ex.sid, ex.hint, ex.rid, ex.new_sync or ex.sync)
+        safe = ex.request.method in _SAFE_METHODS
+        plan = await self.bridge.before_legacy(ex.sid, ex.hint, ex.rid, ex.new_sync or ex.sync,
+                                               safe)
         if plan.sync_cookie is not None:
             ex.new_sync = plan.sync_cookie
         for attempt in (0, 1):
@@ -222,7 +224,7 @@ class Pipeline:
                 self.legacy.mark_down(plan.member.id, "connect")
                 if attempt or not ex.resendable:
                     raise
-                plan = await self.bridge.before_legacy(ex.sid, None, ex.rid)
+                plan = await self.bridge.before_legacy(ex.sid, None, ex.rid, None, safe)
                 if plan.sync_cookie is not None:
                     ex.new_sync = plan.sync_cookie
                 continue
@@ -236,7 +238,7 @@ class Pipeline:
             if after.retry and not attempt and ex.resendable:
                 result.release()
                 plan = await self.bridge.before_legacy(ex.sid, plan.member.id, ex.rid,
-                                                       ex.new_sync or ex.sync)
+                                                       ex.new_sync or ex.sync, safe)
                 if plan.sync_cookie is not None:
                     ex.new_sync = plan.sync_cookie
                 continue
@@ -263,12 +265,16 @@ class Pipeline:
             result = await member.upstream.send(
                 ex.outgoing({IDENTITY_HEADER: token} if token else None))
         except UpstreamError as exc:
+            if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
+                self.bridge.changed_on_new(ex.sid)
             self.metrics.upstream_errors.labels("new", exc.kind).inc()
             if isinstance(exc, UpstreamConnectError):
                 self.new.mark_down(member.id, "connect")
             self.new.outcome(member, False, exc.kind)
             breaker.failure(exc.kind)
             return await self._fallback_after(ex, decision, exc.kind, exc)
+        if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
+            self.bridge.changed_on_new(ex.sid)  # new has answered: its write is done
         if result.status >= 500 or result.stream is None:
             # A streamed body's outcome is known only at its end (see _relay).
             self.new.outcome(member, result.status < 500, f"status {result.status}")

@@ -87,6 +87,8 @@ class Known:
     boot: str
     lrev: int
     """The node's revision of the session as last synced (or served, when ``ahead``)."""
+    seen_at: float
+    """Loop time when the knowledge was gathered (the sync or read began)."""
     ahead: bool = False
     """The node changed the session and the store has not got it yet."""
 
@@ -133,15 +135,19 @@ class SessionBridge:
         self.budget_s = budget_s
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self.known: OrderedDict[str, Known] = OrderedDict()
+        self._touched: OrderedDict[str, float] = OrderedDict()
+        """sid -> loop time a non-safe request to new last started or ended here."""
 
     # ------------------------------------------------------------ before legacy
     async def before_legacy(self, sid: str | None, hint: str | None, rid: str,
-                            sync: str | None = None) -> LegacyPlan:
+                            sync: str | None = None, safe: bool = True) -> LegacyPlan:
+        """``safe``: the request only reads. A write always reads the record (one round
+        trip), so it never acts on a copy a concurrent write on new left behind."""
         if sid is None:
             return LegacyPlan(self._pick(hint, None), None, None)
         known = self._proof(sid, sync)
         dirty = _dirty(sync, known)
-        if known is not None and not dirty:
+        if known is not None and not dirty and safe:
             self.metrics.push_skipped("known_in_sync")
             return LegacyPlan(self.pool.members[known.node], sid, known.lrev)
         if self.store.up:
@@ -166,20 +172,21 @@ class SessionBridge:
     async def _before(self, sid: str, hint: str | None, rid: str, sync: str | None,
                       dirty: bool) -> LegacyPlan:
         deadline = self._deadline()
+        began = self._now()
         if not dirty:
             rec = await self.store.read(sid)
             if rec is not None:
                 member = self._holder(rec)
                 if member is not None and rec.legacy_current:
                     self.metrics.push_skipped("in_sync")
-                    token = self._remember(sid, sync, member, rec.lrev)
+                    token = self._remember(sid, sync, member, rec.lrev, began)
                     return LegacyPlan(member, sid, rec.lrev, token)
             elif self._recently_unknown(sid):
                 return LegacyPlan(self._pick(hint, sid), sid, None)
         synced = await self._reconcile(sid, hint, rid, deadline, push=True)
         if synced is None:
             return LegacyPlan(self._pick(hint, sid), sid, None)
-        token = self._after_sync(sid, synced)
+        token = self._after_sync(sid, synced, began)
         return LegacyPlan(synced.member, sid, synced.lrev, token)
 
     # ------------------------------------------------------------ the locked sync
@@ -333,6 +340,7 @@ class SessionBridge:
     async def _after(self, plan: LegacyPlan, resp_sid: str, rev: int, status: int,
                      method: str, rid: str) -> After:
         deadline = self._deadline()
+        began = self._now()
         if plan.sid is not None and resp_sid != plan.sid:
             await self._drop(plan.sid, "replaced_at_login", deadline)
         if rev == 0:
@@ -346,14 +354,14 @@ class SessionBridge:
                                                push=True)
                 if synced is None:
                     return DONE
-                return After(retry=True, sync_cookie=self._after_sync(resp_sid, synced))
+                return After(retry=True, sync_cookie=self._after_sync(resp_sid, synced, began))
             if resp_sid == plan.sid or plan.lrev is not None:
                 await self._drop(resp_sid, "ended_on_legacy", deadline)
             return DONE
         synced = await self._reconcile(resp_sid, plan.member.id, rid, deadline, push=False)
         if synced is None:
             return DONE
-        return After(sync_cookie=self._after_sync(resp_sid, synced))
+        return After(sync_cookie=self._after_sync(resp_sid, synced, began))
 
     def _ahead(self, sid: str, member: Member, rev: int) -> After:
         """The node changed the session and the store could not be told: the node is
@@ -362,7 +370,7 @@ class SessionBridge:
         if rev == 0:
             return DONE
         token = DIRTY + secrets.token_urlsafe(9)
-        self._put(sid, Known(token, member.id, member.boot_id, rev, ahead=True))
+        self._put(sid, Known(token, member.id, member.boot_id, rev, self._now(), ahead=True))
         self.metrics.session("deferred", "legacy_ahead")
         return After(sync_cookie=token)
 
@@ -387,8 +395,18 @@ class SessionBridge:
     def may_change_on_new(self, sid: str) -> str:
         """A request that may change ``sid`` goes to new: forget it here and return the
         fresh sync token the client must get, so no process trusts an old entry."""
-        self.known.pop(sid, None)
+        self.changed_on_new(sid)
         return secrets.token_urlsafe(9)
+
+    def changed_on_new(self, sid: str) -> None:
+        """Such a request started or ended: nothing this process learnt about ``sid``
+        before now may be trusted (a legacy request of another tab may have been syncing
+        it meanwhile; its answer can reach the client after new's)."""
+        self.known.pop(sid, None)
+        self._touched[sid] = self._now()
+        self._touched.move_to_end(sid)
+        if len(self._touched) > _KNOWN_MAX:
+            self._touched.popitem(last=False)
 
     async def token_for_new(self, sid: str | None, hint: str | None, rid: str,
                             sync: str | None = None) -> tuple[str | None, str | None]:
@@ -406,6 +424,7 @@ class SessionBridge:
             raise StoreUnavailable("session store unavailable")
         fresh: str | None = None
         deadline = self._deadline()
+        began = self._now()
         rec = None if dirty else await self.store.read(sid)
         if rec is None:
             if not dirty and self._recently_unknown(sid):
@@ -413,7 +432,7 @@ class SessionBridge:
             synced = await self._reconcile(sid, hint, rid, deadline, push=False)
             if synced is None:
                 return None, None
-            fresh = self._after_sync(sid, synced)
+            fresh = self._after_sync(sid, synced, began)
             rec = await self.store.read(sid)
             if rec is None:
                 return None, fresh
@@ -448,6 +467,10 @@ class SessionBridge:
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self.budget_s
 
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
     def _proof(self, sid: str, sync: str | None) -> Known | None:
         """This process's entry for ``sid`` if the client's token is the one it was made
         for and its node still serves the same boot."""
@@ -460,26 +483,32 @@ class SessionBridge:
             return None
         return known
 
-    def _remember(self, sid: str, sync: str | None, member: Member, lrev: int) -> str | None:
+    def _remember(self, sid: str, sync: str | None, member: Member, lrev: int,
+                  began: float) -> str | None:
         """Note ``sid`` in sync on ``member``; returns a token to set if the client's is
         missing or says dirty."""
         fresh = sync is None or sync.startswith(DIRTY)
         token = secrets.token_urlsafe(9) if fresh else sync
         assert token is not None
-        self._put(sid, Known(token, member.id, member.boot_id, lrev))
+        self._put(sid, Known(token, member.id, member.boot_id, lrev, began))
         return token if fresh else None
 
-    def _after_sync(self, sid: str, synced: Synced) -> str:
+    def _after_sync(self, sid: str, synced: Synced, began: float) -> str:
         """A fresh token after a sync (no process may trust an entry made before it);
         remembered here when the node now holds the current document."""
         token = secrets.token_urlsafe(9)
         if synced.current:
-            self._put(sid, Known(token, synced.member.id, synced.member.boot_id, synced.lrev))
+            self._put(sid, Known(token, synced.member.id, synced.member.boot_id, synced.lrev,
+                                 began))
         else:
             self.known.pop(sid, None)
         return token
 
     def _put(self, sid: str, known: Known) -> None:
+        touched = self._touched.get(sid)
+        if touched is not None and known.seen_at <= touched:
+            self.known.pop(sid, None)  # learnt before a write on new ended: maybe stale
+            return
         self.known[sid] = known
         self.known.move_to_end(sid)
         if len(self.known) > _KNOWN_MAX:

@@ -437,3 +437,43 @@ async def test_a_legacy_change_whose_pull_cannot_run_in_time_stands_and_is_marke
     assert token is not None and fresh is not None
     doc = SharedSession.from_json((await world.record(sid))["doc"])
     assert dict(doc.cart) == {8: 1}, "the change made while the lock was held reached Redis"
+
+
+async def test_two_tabs_a_write_on_new_during_a_legacy_pull_is_never_hidden(
+        world: World) -> None:
+    """Tab 1 checks out on new while tab 2's add is pulled from legacy; new's answer
+    reaches the client before legacy's, so the client keeps legacy's sync token. What
+    the pull learnt began before new's write ended: it must not make the next read skip
+    the record (it would show the ordered items still in the cart)."""
+    sid = await world.login_on("a")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 6})
+    first = await world.bridge.before_legacy(sid, "a", "t")
+    plan = await world.bridge.before_legacy(sid, "a", "t", first.sync_cookie)
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 9, "qty": 2})
+    world.bridge.may_change_on_new(sid)  # tab 1: the checkout is routed to new
+    real_write = world.store.write
+
+    async def pull_then_new_settles(*args: Any, **kwargs: Any) -> Any:
+        done = await real_write(*args, **kwargs)  # the pull's record write: in sync ...
+        await world.new_writes(sid, lambda d: d.settle(19, {4: 6}))  # ... then new writes
+        world.bridge.changed_on_new(sid)  # and answers, before the pull has finished
+        return done
+
+    world.store.write = pull_then_new_settles  # type: ignore[method-assign]
+    after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    world.store.write = real_write  # type: ignore[method-assign]
+    reads = CountingReads(world)
+    await world.bridge.before_legacy(sid, "a", "t", after.sync_cookie)  # tab 2 looks
+    assert reads.count >= 1, "knowledge older than new's write is not trusted"
+    assert await world.node_cart("a", sid) == {9: 2}
+
+
+async def test_a_write_on_legacy_always_reads_the_record(world: World) -> None:
+    sid = await world.login_on("a")
+    token = (await world.bridge.before_legacy(sid, "a", "t")).sync_cookie
+    reads = CountingReads(world)
+    await world.bridge.before_legacy(sid, "a", "t", token, safe=True)
+    assert reads.count == 0
+    await world.bridge.before_legacy(sid, "a", "t", token, safe=False)
+    assert reads.count == 1
