@@ -191,7 +191,7 @@ class SessionBridge:
 
     # ------------------------------------------------------------ the locked sync
     async def _reconcile(self, sid: str, hint: str | None, rid: str, deadline: float, *,
-                         push: bool) -> Synced | None:
+                         push: bool, serving: Member | None = None) -> Synced | None:
         """Under the session's lock: take in what the node changed, and (``push``) make a
         healthy node hold the current document. Returns the node and its revision, or
         None when the session exists nowhere."""
@@ -199,7 +199,7 @@ class SessionBridge:
         try:
             async with asyncio.timeout_at(deadline):
                 lease, rec = await self.store.acquire(sid, deadline)
-                return await self._sync_locked(lease, rec, hint, rid, push)
+                return await self._sync_locked(lease, rec, hint, rid, push, serving)
         except TimeoutError:
             raise self._refuse("over_budget", "synchronising the session took longer than "
                                               "its budget") from None
@@ -208,13 +208,23 @@ class SessionBridge:
                 await _quietly(self.store.release(lease))
 
     async def _sync_locked(self, lease: Lease, rec: Record | None, hint: str | None,
-                           rid: str, push: bool) -> Synced | None:
+                           rid: str, push: bool, serving: Member | None) -> Synced | None:
+        """``serving``: the node that just answered with a change -- asked, whatever its
+        health now: if it cannot be asked, the change may be lost, and the caller must
+        not say it was made (an ``UpstreamError``)."""
         sid = lease.sid
         for _ in range(4):
-            target = self._holder(rec) if rec is not None else None
-            same = target is not None
-            if target is None:
-                target = self._pick(hint if rec is None else None, sid)
+            if serving is not None:
+                target = serving
+                same = rec is not None and rec.node == serving.id and _same_boot(serving, rec)
+                if rec is not None and not same:
+                    self.metrics.stale_detected("served_by_other_node")
+                    _log.warning("session_stale_base_detected", kind="served_by_other_node",
+                                 node=serving.id)
+            else:
+                holder = self._holder(rec) if rec is not None else None
+                same = holder is not None
+                target = holder or self._pick(hint if rec is None else None, sid)
             copy = await self._export(target, sid, lease.fence, rid)
             if rec is None and copy is None:
                 copy, target = await self._find_elsewhere(target, sid, lease.fence, rid)
@@ -351,14 +361,15 @@ class SessionBridge:
                 self.metrics.session("rehydrate", "node_forgot")
                 _log.warning("session_node_forgot", node=plan.member.id)
                 synced = await self._reconcile(resp_sid, plan.member.id, rid, deadline,
-                                               push=True)
+                                               push=True, serving=plan.member)
                 if synced is None:
                     return DONE
                 return After(retry=True, sync_cookie=self._after_sync(resp_sid, synced, began))
             if resp_sid == plan.sid or plan.lrev is not None:
                 await self._drop(resp_sid, "ended_on_legacy", deadline)
             return DONE
-        synced = await self._reconcile(resp_sid, plan.member.id, rid, deadline, push=False)
+        synced = await self._reconcile(resp_sid, plan.member.id, rid, deadline, push=False,
+                                       serving=plan.member)
         if synced is None:
             return DONE
         return After(sync_cookie=self._after_sync(resp_sid, synced, began))

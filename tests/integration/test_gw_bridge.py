@@ -477,3 +477,23 @@ async def test_a_write_on_legacy_always_reads_the_record(world: World) -> None:
     assert reads.count == 0
     await world.bridge.before_legacy(sid, "a", "t", token, safe=False)
     assert reads.count == 1
+
+
+async def test_a_node_that_dies_between_its_answer_and_the_pull_is_an_unknown_outcome(
+        world: World) -> None:
+    """The node made the change and died before the gateway could pull it: the change
+    is gone with it, so the client must not be told it was made."""
+    sid = await world.login_on("a")
+    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 1, "qty": 1})
+    plan = await world.bridge.before_legacy(sid, "a", "t")
+    status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
+                                             {"product_id": 2, "qty": 1})
+    assert status == 200
+    await world.servers["a"].close()
+    world.pool.mark_down("a", "test")  # its health check noticed first
+    after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    assert after.error is not None, "an answer whose change may be lost is not a 200"
+    assert after.sync_cookie is not None and after.sync_cookie.startswith(".")
+    again = await world.bridge.before_legacy(sid, "b", "t", after.sync_cookie)
+    assert again.member.id == "b"
+    assert await world.node_cart("b", sid) == {1: 1}, "b gets the state the store holds"
