@@ -3,19 +3,24 @@
 The gateway mints one short-lived token per session (EdDSA, ``kid`` header)
 and reuses it until shortly before it expires; a new service verifies it
 with an algorithm allow-list and requires ``exp``, ``iat``, ``aud``, ``iss``,
-``sub`` and ``sid``. Signing and verifying are I/O-free but need keys, so they
-live with each side; this module only decides what the claims say.
+``sub`` and ``sid``. ``sub`` is the user id as a string, whatever its form in
+the monolith (digits, a UUID, an e-mail address); ``name`` is the display
+name when the profile declares one; the profile's further identity claims
+travel under their own names. Signing and verifying are I/O-free but need
+keys, so they live with each side; this module only decides what the claims say.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 ALGORITHMS: Final = ("EdDSA",)
 """The only algorithms a service accepts. Never ``none``, never HS* with a public key."""
 
 REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub", "sid")
+_OWN: Final = frozenset({"iss", "aud", "sub", "sid", "name", "iat", "nbf", "exp", "jti"})
 
 
 class ClaimsError(ValueError):
@@ -25,31 +30,38 @@ class ClaimsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Identity:
     session_id: str
-    user_id: int
-    username: str
+    user_id: str
+    """The monolith's user id as text (``"7"``, ``"u-1001"``)."""
+    name: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    """The profile's further identity claims."""
 
 
 def session_claims(
     identity: Identity, *, issuer: str, audience: str, now: int, ttl_s: int
 ) -> dict[str, Any]:
-    return {
+    claims: dict[str, Any] = {k: v for k, v in identity.claims.items() if k not in _OWN}
+    claims.update({
         "iss": issuer,
         "aud": audience,
-        "sub": str(identity.user_id),
-        "name": identity.username,
+        "sub": identity.user_id,
         "sid": identity.session_id,
         "iat": now,
         "nbf": now - 5,
         "exp": now + ttl_s,
-    }
+    })
+    if identity.name is not None:
+        claims["name"] = identity.name
+    return claims
 
 
 def identity_from_claims(claims: dict[str, Any]) -> Identity:
     sub, sid, name = claims.get("sub"), claims.get("sid"), claims.get("name")
-    if not isinstance(sub, str) or not sub.isdigit():
+    if not isinstance(sub, str) or not sub:
         raise ClaimsError("sub must be a user id")
     if not isinstance(sid, str) or not sid:
         raise ClaimsError("sid missing")
-    if not isinstance(name, str):
-        raise ClaimsError("name missing")
-    return Identity(session_id=sid, user_id=int(sub), username=name)
+    if name is not None and not isinstance(name, str):
+        raise ClaimsError("name must be a string")
+    extra = {k: v for k, v in claims.items() if k not in _OWN}
+    return Identity(session_id=sid, user_id=sub, name=name, claims=extra)

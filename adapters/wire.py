@@ -10,21 +10,9 @@ from __future__ import annotations
 
 from typing import Final
 
-SESSION_COOKIE: Final = "shop_session"
-"""The monolith's session cookie; new services set the same one at login."""
-
 # --- legacy session-export hook -------------------------------------------
 INTERNAL_TOKEN_HEADER: Final = "X-Internal-Token"  # noqa: S105 (a header name)
 """Shared secret guarding the monolith's internal endpoints."""
-
-SESSION_ID_HEADER: Final = "X-Shop-Session-Id"
-"""On a legacy response: the session the request ended with (new one after login)."""
-
-SESSION_REV_HEADER: Final = "X-Shop-Session-Rev"
-"""On a legacy response: that session's revision; ``0`` when it was destroyed."""
-
-NODE_HEADER: Final = "X-Shop-Node"
-"""On a legacy response: the node that served it."""
 
 INTERNAL_SESSIONS_PATH: Final = "/_internal/sessions/{sid}"
 """GET exports, PUT imports (compare-and-set on revision), DELETE drops a session."""
@@ -58,13 +46,20 @@ INTERNAL_HEADERS: Final = frozenset(
     h.lower()
     for h in (
         INTERNAL_TOKEN_HEADER,
-        SESSION_ID_HEADER,
-        SESSION_REV_HEADER,
-        NODE_HEADER,
         FENCE_HEADER,
         IDENTITY_HEADER,
         SHADOW_HEADER,
         BACKEND_HEADER,
     )
 )
-"""Lower-cased names stripped in both directions (plus any ``_`` alias of them)."""
+"""Lower-cased names stripped in both directions (plus any ``_`` alias of them). The
+monolith's own session headers (session id, revision, node) are named by the session
+profile (``adapters.profile``) and stripped alike."""
+
+# --- the demo shop's own names ---------------------------------------------
+# Used by legacy_shop and new_services only: the gateway knows a monolith's cookie and
+# session headers from the session profile (config.yaml ``session:``), never from here.
+SESSION_COOKIE: Final = "shop_session"
+SESSION_ID_HEADER: Final = "X-Shop-Session-Id"
+SESSION_REV_HEADER: Final = "X-Shop-Session-Rev"
+NODE_HEADER: Final = "X-Shop-Node"

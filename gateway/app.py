@@ -16,6 +16,7 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
+from adapters.profile import build as build_profile
 from flags.ledger import Ledger
 from flags.pins import Pins
 from flags.service import FlagService
@@ -103,9 +104,10 @@ class Gateway:
         self.provider = make_provider(cfg, self.redis)
         router = Router(cfg.routes)
         self.breakers, self.budgets = self._route_guards(router)
-        hook = LegacyHook(self.secrets.internal_token)
+        profile = build_profile(cfg.session)
+        hook = LegacyHook(self.secrets.internal_token, profile)
         minter = TokenMinter(cfg.tokens, self.key)
-        self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics,
+        self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics, profile,
                                     budget_s=budget_ms / 1000)
         await self._first_health_check()
         await self.provider.start()

@@ -1,8 +1,11 @@
 """The few cookies the gateway reads, parsed without building ``Morsel`` objects.
 
 aiohttp's ``request.cookies`` builds a full ``SimpleCookie`` for every
-request; the gateway needs four plain tokens out of the header. The first
-occurrence of a name wins (RFC 6265 5.4: the more specific cookie comes first).
+request; the gateway needs a few plain tokens out of the header. For its own
+cookies the first occurrence of a name wins (RFC 6265 5.4: the more specific
+cookie comes first). The monolith's session cookie is resolved as the
+monolith's framework resolves it (``session_cookie``): two requests that name
+two users must never be one user to the gateway and another to the monolith.
 Values are returned as sent, minus surrounding double quotes.
 """
 
@@ -13,7 +16,15 @@ import re
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
-def parse(header: str | None) -> dict[str, str]:
+class DuplicateCookie(Exception):
+    """The session cookie came more than once and the profile says ``reject``."""
+
+
+def parse(header: str | None, session: str | None = None,
+          rule: str = "first") -> dict[str, str]:
+    """Cookies by name, the first of each; ``session`` (a name) resolved by ``rule``:
+    ``first``, ``last``, or ``reject`` (``DuplicateCookie`` when it comes twice, even
+    with the same value: a browser that holds two will not keep them equal)."""
     found: dict[str, str] = {}
     if not header:
         return found
@@ -22,12 +33,36 @@ def parse(header: str | None) -> dict[str, str]:
         if not sep:
             continue
         name = name.strip()
-        if name and name not in found:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            found[name] = value
+        if not name:
+            continue
+        if name in found:
+            if name != session or rule == "first":
+                continue
+            if rule == "reject":
+                raise DuplicateCookie(name)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        found[name] = value
     return found
+
+
+def expire_lines(name: str, path: str, host: str, *, secure: bool) -> list[str]:
+    """``Set-Cookie`` lines that expire every copy of ``name`` a browser may send to
+    ``path``: host-only and for the host's domain, at ``/`` and each parent of ``path``."""
+    paths = ["/"]
+    at = ""
+    for part in [p for p in path.split("/") if p][:8]:
+        if not _TOKEN.fullmatch(part):
+            break  # never echo what could end the attribute (``;``) or smuggle one in
+        at += "/" + part
+        paths.append(at)
+    domain = host.rsplit(":", 1)[0] if not host.startswith("[") else ""
+    domains = [""]
+    if domain and not domain.replace(".", "").isdigit() and _TOKEN.fullmatch(domain):
+        domains.append(f"; Domain={domain}")
+    tail = "; Secure" if secure else ""
+    return [f"{name}=; Max-Age=0; Path={p}{d}{tail}" for p in paths for d in domains]
 
 
 def set_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:

@@ -3,7 +3,8 @@
     GatewayError                      -> problem+json with ``status``
     ├── BadRequest (400)              malformed or hostile request; nothing forwarded
     │   ├── BadPath                   path that cannot be made canonical
-    │   └── BadHeader                 smuggling shapes, bad internal syntax
+    │   ├── BadHeader                 smuggling shapes, bad internal syntax
+    │   └── DuplicateSessionCookie    two session cookies, profile says ``reject``
     ├── PayloadTooLarge (413)
     ├── UriTooLong (414)
     ├── ExpectationFailed (417)       an ``Expect`` other than 100-continue
@@ -51,6 +52,12 @@ class BadPath(BadRequest):
 
 class BadHeader(BadRequest):
     code = "bad_header"
+
+
+class DuplicateSessionCookie(BadRequest):
+    """Two session cookies and a profile that says ``reject``: the answer expires them."""
+
+    code = "duplicate_session_cookie"
 
 
 class PayloadTooLarge(GatewayError):

@@ -2,8 +2,8 @@
 
 Toward a backend: hop-by-hop headers go (RFC 9110 7.6.1), including any a
 client names in ``Connection``; every internal header goes. Whatever is dropped
-is dropped under any underscore alias too (``X_Shop_Session_Id``,
-``X-Shop_Session-Id``, ``X_Forwarded_For``, ``Transfer_Encoding``): WSGI and CGI
+is dropped under any underscore alias too (``X_Strangler_Identity``,
+``X-Strangler_Identity``, ``X_Forwarded_For``, ``Transfer_Encoding``): WSGI and CGI
 servers fold ``-`` and ``_`` into one environ key, so an alias that passed would
 forge the real header behind the gateway. ``X-Forwarded-*`` are set from what
 the gateway saw, not what the client claimed; forwarding headers it does not
@@ -79,6 +79,32 @@ def _connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     return frozenset(named)
 
 
+def internal_names(monolith: tuple[str, ...] | frozenset[str] = ()) -> frozenset[str]:
+    """Lower-cased names private to Strangler and the systems behind it: its own, and
+    the monolith's session headers the profile names."""
+    return INTERNAL_HEADERS | {n.lower() for n in monolith}
+
+
+class Hygiene:
+    """What is dropped in each direction, computed once: Strangler's internal headers
+    plus the monolith's own session headers (``X-Shop-Session-Id`` in the demo)."""
+
+    def __init__(self, monolith: tuple[str, ...] | frozenset[str] = ()) -> None:
+        extra = internal_names(monolith)
+        self.internal = extra
+        self.drop_request = _DROP_REQUEST | extra
+        self.drop_response = _DROP_RESPONSE | extra
+
+    def to_upstream(self, headers: CIMultiDictProxy[str], *, peer: str, trusted_proxy: bool,
+                    proto: str, host: str, rid: str) -> CIMultiDict[str]:
+        return upstream_request_headers(headers, peer=peer, trusted_proxy=trusted_proxy,
+                                        proto=proto, host=host, rid=rid,
+                                        drop=self.drop_request)
+
+    def to_client(self, headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+        return _filtered(headers, self.drop_response)
+
+
 def upstream_request_headers(
     headers: CIMultiDictProxy[str],
     *,
@@ -87,9 +113,10 @@ def upstream_request_headers(
     proto: str,
     host: str,
     rid: str,
+    drop: frozenset[str] = _DROP_REQUEST,
 ) -> CIMultiDict[str]:
     """Headers to send to a backend for this client request."""
-    out = _filtered(headers, _DROP_REQUEST)
+    out = _filtered(headers, drop)
     prior = ", ".join(headers.getall("X-Forwarded-For", ())) if trusted_proxy else None
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     out["X-Forwarded-Proto"] = _proto(headers, proto) if trusted_proxy else proto
@@ -109,9 +136,10 @@ def _proto(headers: CIMultiDictProxy[str], fallback: str) -> str:
     return value if value in _PROTOS else fallback
 
 
-def client_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+def client_response_headers(headers: CIMultiDictProxy[str],
+                            drop: frozenset[str] = _DROP_RESPONSE) -> CIMultiDict[str]:
     """Headers of a backend response that may reach the client."""
-    return _filtered(headers, _DROP_RESPONSE)
+    return _filtered(headers, drop)
 
 
 def _filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:

@@ -1,4 +1,10 @@
-"""Client for the monolith's session-export hook (docs/protocol.md section 4)."""
+"""Client for the monolith's session-export hook (docs/protocol.md section 4).
+
+The envelope (session id, revision, node, the fenced import it holds) is the
+protocol's and is checked here; what is inside ``data`` is the monolith's own
+and is the session profile's business: a ``data`` that does not fit raises
+``SessionUnfit``, which leaves that one session to legacy.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
-from adapters.session import LegacyExport, SessionFormatError, SharedSession, from_legacy, to_legacy
+from adapters.document import Document, SessionFormatError, loads
+from adapters.profile import SessionProfile, SessionUnfit
 from adapters.wire import FENCE_HEADER, INTERNAL_SESSIONS_PATH, INTERNAL_TOKEN_HEADER
 from gateway.errors import UpstreamProtocolError
 from gateway.forward import Outgoing, Upstream
@@ -24,14 +31,16 @@ class ImportResult:
 
 @dataclass(frozen=True, slots=True)
 class Exported:
-    export: LegacyExport
+    revision: int
+    doc: Document
     imported: tuple[int, int] | None
     """(fence, revision) of the last fenced import the node took."""
 
 
 class LegacyHook:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, profile: SessionProfile) -> None:
         self._token = token
+        self._profile = profile
 
     def _headers(self, rid: str) -> CIMultiDict[str]:
         return CIMultiDict({INTERNAL_TOKEN_HEADER: self._token, "X-Request-Id": rid,
@@ -47,18 +56,22 @@ class LegacyHook:
         result = await node.send(Outgoing("GET", path, headers))
         if result.status == 404:
             return None
+        size = len(result.body or b"")
+        if result.status == 200 and size > self._profile.max_export_bytes:
+            raise SessionUnfit("oversize", f"the export is {size} bytes, more than "
+                                           f"session.max_export_bytes")
         body = self._json(node.id, result.status, result.body)
-        try:
-            export = from_legacy(body)
-        except SessionFormatError as exc:
-            raise UpstreamProtocolError(f"{node.id}: bad session export: {exc}") from exc
-        return Exported(export, _imported(node.id, body.get("imported")))
+        revision, data = body.get("revision"), body.get("data")
+        if type(revision) is not int or revision < 0 or "data" not in body:
+            raise UpstreamProtocolError(f"{node.id}: session export without revision or data")
+        doc = self._profile.from_export(data)
+        return Exported(revision, doc, _imported(node.id, body.get("imported")))
 
-    async def import_(self, node: Upstream, sid: str, session: SharedSession,
+    async def import_(self, node: Upstream, sid: str, doc: Document,
                       expected_revision: int | None, rid: str,
                       fence: int | None = None) -> ImportResult:
         path = INTERNAL_SESSIONS_PATH.format(sid=sid)
-        payload: dict[str, object] = {"data": to_legacy(session),
+        payload: dict[str, object] = {"data": self._profile.to_import(doc),
                                       "expected_revision": expected_revision}
         if fence is not None:
             payload["fence"] = fence
@@ -79,8 +92,11 @@ class LegacyHook:
     @staticmethod
     def _json(node_id: str, status: int, body: bytes | None) -> dict[str, object]:
         try:
-            obj = json.loads(body or b"")
-        except ValueError:
+            obj = loads(body or b"", "the export")
+        except SessionFormatError:
+            if status == 200:
+                raise SessionUnfit("not_json", f"{node_id}: the session export is not JSON "
+                                               "(the hook must export JSON)") from None
             obj = None
         if not isinstance(obj, dict):
             raise UpstreamProtocolError(f"{node_id}: session hook answered {status} without JSON")

@@ -63,11 +63,22 @@ class Metrics:
             "strangler_session_stale_detected_total",
             "A sync found the record's view of a node out of date and corrected it before "
             "merging: unrecorded_push (an import of ours that landed unrecorded), "
-            "unknown_import, revision_went_back, unreadable_base.", ("kind",), registry=r)
+            "unknown_import, revision_went_back, unreadable_base, unreadable_document.",
+            ("kind",), registry=r)
         self.refusals = Counter(
             "strangler_session_refused_total",
             "Requests refused (503) to keep the session consistent, by why.", ("reason",),
             registry=r)
+        self.unbridgeable_total = Counter(
+            "strangler_session_unbridgeable_total",
+            "Sessions left to legacy because they do not fit the session profile: not_json, "
+            "not_object, oversize, identity, type, path, document (a shared document that "
+            "breaks the profile).", ("reason",), registry=r)
+        self.merge_conflicts = Counter(
+            "strangler_session_merge_conflicts_total",
+            "Values both sides changed differently, settled by the field's rule "
+            "(lww: the later write), by declared field ('user', 'extra' for the rest).",
+            ("field",), registry=r)
         self.flag_evaluations = Counter(
             "strangler_flag_evaluations_total",
             "Flag SDK evaluations: a canary route's first request of a session per flag "
@@ -146,6 +157,12 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason).inc()
+
+    def unbridgeable(self, reason: str) -> None:
+        self.unbridgeable_total.labels(reason).inc()
+
+    def merge_conflict(self, field: str) -> None:
+        self.merge_conflicts.labels(field).inc()
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -22,17 +22,17 @@ from adapters.wire import (
     BACKEND_HEADER,
     CLIENT_COOKIE,
     IDENTITY_HEADER,
-    SESSION_COOKIE,
     SYNC_COOKIE,
 )
 from gateway import log, tracing
 from gateway.breaker import Breaker
 from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
+from gateway.cookies import DuplicateCookie, expire_lines, set_cookie
 from gateway.cookies import parse as parse_cookies
-from gateway.cookies import set_cookie
 from gateway.decide import Backend, Decider, Decision, guard
 from gateway.errors import (
+    DuplicateSessionCookie,
     ExpectationFailed,
     GatewayError,
     MethodNotAllowed,
@@ -44,16 +44,11 @@ from gateway.errors import (
 )
 from gateway.fallback import fallback_reason
 from gateway.forward import Outgoing, UpstreamResult
-from gateway.headers import (
-    TrustedProxies,
-    client_response_headers,
-    screen,
-    upstream_request_headers,
-)
+from gateway.headers import Hygiene, TrustedProxies, screen
 from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
-from gateway.session_bridge import LegacyPlan, SessionBridge
+from gateway.session_bridge import LegacyPlan, SessionBridge, SessionUnbridgeable
 from gateway.session_store import StoreBusy, StoreUnavailable
 from gateway.settings import GatewaySection
 from gateway.shadow import Shadower
@@ -122,6 +117,10 @@ class Pipeline:
         self.metrics = metrics
         self.trusted = TrustedProxies(cfg.trusted_proxies)
         self._limits = cfg.limits
+        profile = bridge.profile
+        self.hygiene = Hygiene(profile.response_headers)
+        self._cookie = profile.cookie
+        self._duplicates = profile.duplicates
 
     # ------------------------------------------------------------ entry
     async def handle(self, request: web.Request, rid: str) -> web.StreamResponse:
@@ -161,19 +160,33 @@ class Pipeline:
                 raise MethodNotAllowed(f"{request.method} is not allowed here", allow)
             raise NotFound(f"no route for {target.path}")
         raw_cookies = request.headers.getall("Cookie", ())
-        cookies = parse_cookies(raw_cookies[0] if len(raw_cookies) == 1
-                                else "; ".join(raw_cookies))
-        sid = cookies.get(SESSION_COOKIE)
+        try:
+            cookies = parse_cookies(raw_cookies[0] if len(raw_cookies) == 1
+                                    else "; ".join(raw_cookies), self._cookie, self._duplicates)
+        except DuplicateCookie:
+            raise self._duplicate(request, target.path) from None
+        sid = cookies.get(self._cookie)
         if sid is not None and not valid_session_id(sid):
             sid = None
         peer = request.remote or ""
-        headers = upstream_request_headers(
+        headers = self.hygiene.to_upstream(
             request.headers, peer=peer, trusted_proxy=peer in self.trusted,
             proto=request.scheme, host=request.host, rid=rid)
         body, length = await self._body(request)
         return Exchange(request, rid, target, match.route, sid, cookies.get(AFFINITY_COOKIE),
                         headers, body, length, cookies.get(SYNC_COOKIE),
                         client_id=cookies.get(CLIENT_COOKIE))
+
+    def _duplicate(self, request: web.Request, path: str) -> DuplicateSessionCookie:
+        """Two session cookies: the gateway and the monolith could take different users.
+        The answer expires them all, so the browser's next request carries none."""
+        self.metrics.session("refused", "duplicate_session_cookie")
+        _log.warning("session_cookie_duplicate", path=path)
+        err = DuplicateSessionCookie(f"more than one {self._cookie} cookie; they have been "
+                                     "cleared, send the request again")
+        err.cookies = expire_lines(self._cookie, path, request.host,
+                                   secure=request.scheme == "https")
+        return err
 
     async def _body(self, request: web.Request
                     ) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
@@ -255,6 +268,10 @@ class Pipeline:
             return await self._fallback(ex, decision, "session_store_down", None)
         except ServiceUnavailable:  # a resync that could not finish: legacy may hold it
             return await self._fallback(ex, decision, "session_sync", None)
+        except SessionUnbridgeable:
+            # Its node is the only place the session is whole: whatever the stage.
+            self.metrics.fallbacks.labels(ex.route.name, "session_unbridgeable").inc()
+            return await self._via_legacy(ex, "fallback:session_unbridgeable")
         ex.new_sync = fresh
         if ex.sid is not None and ex.request.method not in _SAFE_METHODS:
             ex.new_sync = self.bridge.may_change_on_new(ex.sid)
@@ -327,7 +344,7 @@ class Pipeline:
     # ------------------------------------------------------------ response
     async def _relay(self, ex: Exchange, served: Served) -> web.StreamResponse:
         result = served.result
-        headers = client_response_headers(result.headers)
+        headers = self.hygiene.to_client(result.headers)
         headers["X-Request-Id"] = ex.rid
         if self.cfg.debug_backend_header:
             headers[BACKEND_HEADER] = f"{served.backend.value}:{result.upstream_id}"

@@ -43,6 +43,8 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("gateway.log_level", "loggers take their level at start"),
     ("gateway.shutdown.timeout_s", "the listeners take it at start"),
     ("gateway.session_sync", "the session bridge takes its budget and lock lease at start"),
+    ("session", "the session profile is the bridge's from start; change it on every gateway "
+                "together, by restarting them"),
     ("redis", "the Redis client connects at start"),
     ("database", "the ledger database connects at start"),
     ("tokens", "the signing key and token settings are loaded at start"),

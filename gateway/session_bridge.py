@@ -35,6 +35,7 @@ the store could not be told: any gateway process resyncs it before use.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections import OrderedDict
@@ -42,8 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from adapters.claims import Identity
-from adapters.session import SharedSession
-from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
+from adapters.document import Document, SessionFormatError
+from adapters.profile import SessionProfile, SessionUnfit
 from gateway import log
 from gateway.errors import ServiceUnavailable, UpstreamError
 from gateway.legacy_hook import LegacyHook
@@ -63,9 +64,20 @@ from gateway.upstreams import LegacyPool, Member
 
 _log = log.get("session_bridge")
 _NEGATIVE_TTL_S = 5.0
+_UNFIT_TTL_S = 30.0
+"""How long a process leaves a session that does not fit its profile to legacy before
+looking at it again (it may fit after the monolith's next change)."""
 _KNOWN_MAX = 100_000
 DIRTY = "."
 """Prefix of a sync token that says: a legacy node is ahead of the store."""
+
+
+class SessionUnbridgeable(Exception):
+    """This session does not fit the profile: legacy serves it, sticky, alone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class SessionUnavailable(ServiceUnavailable):
@@ -101,6 +113,8 @@ class LegacyPlan:
     """The node's revision of the session when it was known in sync; None = unknown."""
     sync_cookie: str | None = None
     """A sync token to hand the client."""
+    unfit: bool = False
+    """The session does not fit the profile: served by its node as it is, not bridged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +140,18 @@ class Synced:
 
 class SessionBridge:
     def __init__(self, store: SessionStore, pool: LegacyPool, hook: LegacyHook,
-                 minter: TokenMinter, metrics: Metrics, budget_s: float = 3.0) -> None:
+                 minter: TokenMinter, metrics: Metrics, profile: SessionProfile,
+                 budget_s: float = 3.0) -> None:
         self.store = store
+        self.profile = profile
         self.pool = pool
         self.hook = hook
         self.minter = minter
         self.metrics = metrics
         self.budget_s = budget_s
         self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._unfit: OrderedDict[str, float] = OrderedDict()
+        """sid -> monotonic time until which the session is left to legacy unbridged."""
         self.known: OrderedDict[str, Known] = OrderedDict()
         self._touched: OrderedDict[str, float] = OrderedDict()
         """sid -> loop time a non-safe request to new last started or ended here."""
@@ -145,6 +163,8 @@ class SessionBridge:
         trip), so it never acts on a copy a concurrent write on new left behind."""
         if sid is None:
             return LegacyPlan(self._pick(hint, None), None, None)
+        if self._left_to_legacy(sid):
+            return LegacyPlan(self._pick(hint, sid), sid, None, unfit=True)
         known = self._proof(sid, sync)
         dirty = _dirty(sync, known)
         if known is not None and not dirty and safe:
@@ -153,6 +173,9 @@ class SessionBridge:
         if self.store.up:
             try:
                 return await self._before(sid, hint, rid, sync, dirty)
+            except SessionFormatError as exc:
+                self._unbridgeable(sid, exc)
+                return LegacyPlan(self._pick(hint, sid), sid, None, unfit=True)
             except (StoreUnavailable, StoreBusy) as exc:
                 why = exc.code
             except ServiceUnavailable as exc:
@@ -213,6 +236,9 @@ class SessionBridge:
         health now: if it cannot be asked, the change may be lost, and the caller must
         not say it was made (an ``UpstreamError``)."""
         sid = lease.sid
+        # A change legacy just answered is the later write; one found later is older
+        # than whatever new wrote since (docs/consistency.md, "Merge rules").
+        merge = functools.partial(self.profile.merge, legacy_later=serving is not None)
         for _ in range(4):
             if serving is not None:
                 target = serving
@@ -232,7 +258,7 @@ class SessionBridge:
 
             def judge(r: Record | None, c: Copy | None = copy, w: str = where,
                       same: bool = same) -> Assessment:
-                return assess(_held(r) if r is not None else None, w, same, c)
+                return assess(_held(r) if r is not None else None, w, same, c, merge)
 
             a = judge(rec)
             if a.gone:
@@ -266,7 +292,7 @@ class SessionBridge:
     async def _write(self, lease: Lease, rec: Record | None, a: Assessment,
                      judge: Callable[[Record | None], Assessment], *,
                      release: bool = False, intent_for: Member | None = None
-                     ) -> tuple[int, SharedSession, Assessment]:
+                     ) -> tuple[int, Document, Assessment]:
         """Write an assessment (compare-and-set on ``v`` when the document changes,
         re-assessed on the same copy if new wrote meanwhile). Returns the document
         now in the record, its ``v`` and the assessment that was written: when new
@@ -301,7 +327,7 @@ class SessionBridge:
         export = await self.hook.export(member.upstream, sid, rid, fence=fence)
         if export is None:
             return None
-        return Copy.of(export.export, export.imported)
+        return Copy(export.revision, export.doc, export.imported)
 
     async def _find_elsewhere(self, first: Member, sid: str, fence: int,
                               rid: str) -> tuple[Copy | None, Member]:
@@ -321,12 +347,15 @@ class SessionBridge:
     async def after_legacy(self, plan: LegacyPlan, status: int, method: str,
                            headers: object, rid: str) -> After:
         get = headers.get  # type: ignore[attr-defined]
-        resp_sid, rev_s = get(SESSION_ID_HEADER), get(SESSION_REV_HEADER)
+        resp_sid = get(self.profile.session_id_header)
+        rev_s = get(self.profile.revision_header)
         if resp_sid is None or rev_s is None or not rev_s.isdigit():
             return DONE
         rev = int(rev_s)
         if resp_sid == plan.sid and plan.lrev is not None and rev == plan.lrev:
             return DONE  # legacy did not change it
+        if resp_sid == plan.sid and plan.unfit:
+            return DONE  # not bridged: its node keeps it (and every gateway knows it)
         if plan.sid is not None:
             self.known.pop(plan.sid, None)
         if resp_sid != plan.sid:
@@ -335,6 +364,11 @@ class SessionBridge:
             return self._ahead(resp_sid, plan.member, rev)
         try:
             return await self._after(plan, resp_sid, rev, status, method, rid)
+        except SessionFormatError as exc:
+            # The answer stands (the cookie too); the session stays with its node, and
+            # the dirty token keeps every gateway from serving it from the store.
+            self._unbridgeable(resp_sid, exc)
+            return self._ahead(resp_sid, plan.member, rev)
         except UpstreamError as exc:
             # The node changed the session and cannot be asked what: it may have died
             # with the change. The client learns the outcome is unknown (the error),
@@ -425,6 +459,16 @@ class SessionBridge:
         token for the client when this request resynced its session."""
         if sid is None:
             return None, None
+        if self._left_to_legacy(sid):
+            raise SessionUnbridgeable("session_unbridgeable")
+        try:
+            return await self._token_for_new(sid, hint, rid, sync)
+        except SessionFormatError as exc:
+            self._unbridgeable(sid, exc)
+            raise SessionUnbridgeable("session_unbridgeable") from None
+
+    async def _token_for_new(self, sid: str, hint: str | None, rid: str,
+                             sync: str | None) -> tuple[str | None, str | None]:
         known = self.known.get(sid)
         dirty = _dirty(sync, known) or (known is not None and known.ahead)
         if not dirty:
@@ -451,7 +495,8 @@ class SessionBridge:
         if user is None:
             return None, fresh
         self.metrics.session("token", "minted")
-        return self.minter.mint(Identity(sid, user.id, user.username)), fresh
+        identity = Identity(sid, str(user.id), user.name, user.claims)
+        return self.minter.mint(identity), fresh
 
     # ------------------------------------------------------------ recovery
     async def resync_all(self) -> None:
@@ -464,6 +509,9 @@ class SessionBridge:
             try:
                 synced = await self._reconcile(sid, known.node, "resync", self._deadline(),
                                                push=False)
+            except SessionFormatError as exc:
+                self._unbridgeable(sid, exc)
+                continue
             except (StoreUnavailable, StoreBusy, UpstreamError, ServiceUnavailable) as exc:
                 _log.warning("session_resync_failed", reason=str(exc))
                 return
@@ -554,6 +602,32 @@ class SessionBridge:
                 _log.warning("session_stale_base_detected", kind=detail, node=target.id)
             else:
                 self.metrics.session(kind, detail)
+        if a.conflicts:
+            for where in a.conflicts:
+                self.metrics.merge_conflict(where.partition("[")[0].partition(".")[0])
+            _log.info("session_merge_conflict", fields=list(a.conflicts), node=target.id)
+
+    def _left_to_legacy(self, sid: str) -> bool:
+        until = self._unfit.get(sid)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._unfit[sid]
+        return False
+
+    def _unbridgeable(self, sid: str, exc: SessionFormatError) -> None:
+        """The session does not fit the profile (or new wrote it broken): its node serves
+        it as it is for a while; nothing else is touched."""
+        reason = exc.reason if isinstance(exc, SessionUnfit) else "document"
+        self._unfit[sid] = time.monotonic() + _UNFIT_TTL_S
+        self._unfit.move_to_end(sid)
+        if len(self._unfit) > 10_000:
+            self._unfit.popitem(last=False)
+        self.known.pop(sid, None)
+        self.minter.forget(sid)
+        self.metrics.unbridgeable(reason)
+        _log.warning("session_unbridgeable", reason=reason, detail=str(exc))
 
     @staticmethod
     def _refuse(why: str, detail: str) -> SessionUnavailable:
@@ -561,8 +635,8 @@ class SessionBridge:
         return SessionUnavailable(f"session unavailable: {detail}; try again", why)
 
 
-def _doc(raw: str) -> SharedSession:
-    return SharedSession.from_json(raw)
+def _doc(raw: str) -> Document:
+    return Document.from_json(raw)
 
 
 def _held(rec: Record) -> Held:

@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.session import SessionFormatError, SharedSession
+from adapters.document import EMPTY, Document, SessionFormatError
 from adapters.store import (
     FIELDS,
     SYNC_ACQUIRE,
@@ -93,17 +93,18 @@ class Record:
     intent_raw: bytes | None = None
 
     @property
-    def doc(self) -> SharedSession:
-        return SharedSession.from_json(self.doc_raw)
+    def doc(self) -> Document:
+        """The shared document; ``SessionFormatError`` if it is not one."""
+        return Document.from_json(self.doc_raw)
 
     @property
-    def base(self) -> SharedSession:
+    def base(self) -> Document:
         if not self.base_raw:
-            return SharedSession()
+            return EMPTY
         try:
-            return SharedSession.from_json(self.base_raw)
+            return Document.from_json(self.base_raw)
         except SessionFormatError:
-            return SharedSession()
+            return EMPTY
 
     @property
     def intent(self) -> Intent | None:

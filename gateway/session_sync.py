@@ -18,11 +18,15 @@ docs/consistency.md states the invariants this keeps:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from adapters.session import LegacyExport, SessionFormatError, SharedSession, merge
+from adapters.document import EMPTY, Document, SessionFormatError
+from adapters.profile import Merged
 
 Fields = dict[str, str | int]
+Merge = Callable[[Document, Document, Document], Merged]
+"""``(base, legacy, current) -> Merged``: the session profile's three-way merge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +71,12 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class Copy:
-    """A node's export, in the shared schema."""
+    """A node's export, as a shared document."""
 
     revision: int
-    doc: SharedSession
+    doc: Document
     imported: tuple[int, int] | None = None
     """(fence, revision) of the last fenced import the node took."""
-
-    @classmethod
-    def of(cls, export: LegacyExport, imported: tuple[int, int] | None) -> Copy:
-        return cls(export.revision, export.session, imported)
 
     @property
     def raw(self) -> str:
@@ -100,11 +100,15 @@ class Assessment:
     reason: str = ""
     events: tuple[tuple[str, str], ...] = ()
     """(kind, detail) pairs for metrics and the log."""
+    conflicts: tuple[str, ...] = ()
+    """Where a merge found both sides had changed one value differently."""
 
 
-def assess(held: Held | None, target: str, same_node: bool, copy: Copy | None) -> Assessment:
+def assess(held: Held | None, target: str, same_node: bool, copy: Copy | None,
+           merge: Merge) -> Assessment:
     """What the record must become, given the copy exported from node ``target``
-    (``id@boot``); ``same_node``: it is the node (and boot) the record names."""
+    (``id@boot``); ``same_node``: it is the node (and boot) the record names;
+    ``merge``: the profile's, with whose write is later already decided."""
     if held is None:
         if copy is None:
             return Assessment(gone=True, reason="unknown")
@@ -121,10 +125,18 @@ def assess(held: Held | None, target: str, same_node: bool, copy: Copy | None) -
         return Assessment(node_rev=copy.revision if copy else 0, reason=reason)
     if copy is None:
         return Assessment(node_rev=0, reason="node_forgot")
-    return _same_node(held, target, copy)
+    return _same_node(held, target, copy, merge)
 
 
-def _same_node(held: Held, target: str, copy: Copy) -> Assessment:
+def _same_node(held: Held, target: str, copy: Copy, merge: Merge) -> Assessment:
+    if not _readable(held.doc):
+        # Not a document of ours (an older schema, a broken writer): the node's copy is
+        # the only state there is.
+        raw = copy.raw
+        return Assessment({"doc": raw, "base": raw, "lrev": copy.revision, "node": target,
+                           "pi": ""}, bump=True, set_lv=True, node_rev=copy.revision,
+                          current=True, reason="unreadable_document",
+                          events=(("stale", "unreadable_document"),))
     base, brev, lv = held.base, held.lrev, held.lv
     events: list[tuple[str, str]] = []
     synced: Fields = {}
@@ -144,7 +156,7 @@ def _same_node(held: Held, target: str, copy: Copy) -> Assessment:
         events.append(("stale", "revision_went_back"))
         synced = {"base": base, "lrev": brev, "lv": lv, "pi": ""}
     if copy.revision > brev:
-        return _pull(held, target, copy, base, events)
+        return _pull(held, target, copy, base, events, merge)
     current = lv == held.v
     if held.intent is not None and "pi" not in synced:
         synced["pi"] = ""  # an intent whose import never landed (the node is fenced now)
@@ -153,15 +165,15 @@ def _same_node(held: Held, target: str, copy: Copy) -> Assessment:
 
 
 def _pull(held: Held, target: str, copy: Copy, base_raw: str,
-          events: list[tuple[str, str]]) -> Assessment:
+          events: list[tuple[str, str]], merge: Merge) -> Assessment:
     """Legacy changed the session since ``base``: merge its change into the document."""
     try:
-        base = SharedSession.from_json(base_raw)
+        base = Document.from_json(base_raw) if base_raw else EMPTY
     except SessionFormatError:
-        base = SharedSession()
+        base = EMPTY
         events.append(("stale", "unreadable_base"))
-    current = SharedSession.from_json(held.doc)
-    merged = merge(base, copy.doc, current)
+    result = merge(base, copy.doc, Document.from_json(held.doc))
+    merged = result.doc
     in_sync = merged == copy.doc
     if held.lv != held.v:
         events.append(("conflict", "merged"))
@@ -171,4 +183,13 @@ def _pull(held: Held, target: str, copy: Copy, base_raw: str,
         fields["lv"] = -1
     events.append(("pull", "legacy_changed"))
     return Assessment(fields, bump=True, set_lv=in_sync, node_rev=copy.revision,
-                      current=in_sync, reason="legacy_changed", events=tuple(events))
+                      current=in_sync, reason="legacy_changed", events=tuple(events),
+                      conflicts=result.conflicts)
+
+
+def _readable(raw: str) -> bool:
+    try:
+        Document.from_json(raw)
+    except SessionFormatError:
+        return False
+    return True

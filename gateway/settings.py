@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from adapters.profile import ProfileSpec
 from flags.model import Stage
 from gateway.compare import REFUSED_COMPARE, pattern_problem
 
@@ -398,6 +399,9 @@ class Config(_Frozen):
     new: NewSection
     health: Health = Health()
     tokens: TokensSection = TokensSection()
+    session: ProfileSpec
+    """The monolith's session: cookie, identity, fields and merge rules (README,
+    "Session profiles"). Required: without it the gateway would bridge nothing."""
     flags: FlagsSection = FlagsSection()
     routes: tuple[RouteSection, ...] = Field(min_length=1)
 

@@ -34,6 +34,7 @@ from gateway.compare import Answer, Rules
 from gateway.errors import GatewayError, UpstreamError
 from gateway.forward import UpstreamResult
 from gateway.metrics import Metrics
+from gateway.session_bridge import SessionUnbridgeable
 from gateway.session_store import StoreUnavailable
 from gateway.settings import RouteSection, ShadowSection
 from gateway.shadow_stats import DiffEntry, RouteStats
@@ -171,6 +172,9 @@ class Shadower:
                 extra[IDENTITY_HEADER] = token
             result = await member.upstream.send(ex.outgoing(extra))
             return Answer(result.status, result.headers, await _whole(result))
+        except SessionUnbridgeable:
+            raise _Failed("session_unbridgeable", "the session does not fit the profile") \
+                from None
         except GatewayError as exc:
             raise _Failed(_error_kind(exc), exc.detail) from exc
         finally:

@@ -39,6 +39,7 @@ from tests.support.harness import ADMIN_TOKEN, GatewayHarness
 from tests.support.keys import KeyPair
 from tests.support.net import await_until, free_port
 from tests.support.procs import ROOT
+from tests.support.profiles import shop_session
 from tests.support.unleash import ENVIRONMENT, UnleashServer
 
 REFRESH_S = 1
@@ -254,6 +255,7 @@ async def test_unreachable_at_start_without_a_snapshot_every_route_is_legacy(
     monkeypatch.setenv("UNLEASH_CLIENT_TOKEN", unleash_server.client_token)
     cfg = parse({
         "legacy": {"nodes": [{"id": "a", "url": "http://127.0.0.1:1"}]},
+        "session": shop_session(),
         "new": {"instances": [{"id": "n1", "url": "http://127.0.0.1:2"}]},
         "routes": [{"name": "cart", "paths": ["/api/cart"], "stage": "new"},
                    {"name": "orders", "paths": ["/api/orders"], "stage": "canary",
@@ -395,6 +397,7 @@ def cli_config(tmp_path: Path,
     path.write_text(yaml.safe_dump({
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"},
         "legacy": {"nodes": [{"id": "a", "url": "http://127.0.0.1:1"}]},
+        "session": shop_session(),
         "new": {"instances": [{"id": "n1", "url": "http://127.0.0.1:2"}]},
         "routes": [{"name": r["cart"], "paths": ["/api/cart"]},
                    {"name": r["checkout"], "paths": ["/api/checkout"]},

@@ -18,6 +18,7 @@ from gateway.settings import Config, parse
 
 from .keys import KeyPair
 from .net import free_port
+from .profiles import shop_session
 
 INTERNAL_TOKEN = "internal-test-token"
 ADMIN_TOKEN = "admin-test-token"
@@ -56,6 +57,7 @@ class GatewayHarness:
             "health": {"interval_ms": 200},
             "tokens": {"kid": self.keypair.kid, "private_key_file": str(self.keypair.private_pem),
                        "jwks_file": str(self.keypair.jwks)},
+            "session": shop_session(),
             "routes": copy.deepcopy(self.routes),
         }
         doc.update(copy.deepcopy(self.extra))

@@ -21,6 +21,7 @@ import yaml
 from .keys import make_keypair
 from .net import free_port
 from .procs import ROOT, Proc
+from .profiles import shop_session
 
 DEFAULT_ROUTES: list[dict[str, Any]] = [
     {"name": "catalog", "paths": ["/api/products", "/api/products/*"], "methods": ["GET", "HEAD"]},
@@ -93,6 +94,7 @@ class Stack:
             "tokens": {"kid": self.keys.kid, "private_key_file": str(self.keys.private_pem),
                        "jwks_file": str(self.keys.jwks)},
             "flags": {"poll_interval_ms": 500},
+            "session": shop_session(),
             "routes": self.routes,
         }
 

@@ -21,6 +21,7 @@ from flags.features import (
 from flags.unleash_server import api_url
 from flags.unleash_snapshot import SnapshotCache
 from gateway.settings import ConfigError, parse
+from tests.support.profiles import shop_session
 
 ROUTES = ("catalog", "auth", "cart", "checkout", "orders")
 LEGACY = {r: RouteFlag(Stage.LEGACY) for r in ROUTES}
@@ -231,6 +232,7 @@ def test_api_url() -> None:
 
 BASE: dict[str, Any] = {
     "legacy": {"nodes": [{"id": "a", "url": "http://127.0.0.1:1"}]},
+    "session": shop_session(),
     "new": {"instances": [{"id": "n1", "url": "http://127.0.0.1:2"}]},
     "routes": [{"name": "cart", "paths": ["/api/cart"]}],
 }

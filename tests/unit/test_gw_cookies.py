@@ -4,7 +4,7 @@ from http.cookies import SimpleCookie
 
 import pytest
 
-from gateway.cookies import parse, set_cookie
+from gateway.cookies import DuplicateCookie, expire_lines, parse, set_cookie
 
 
 @pytest.mark.parametrize("header", [
@@ -21,6 +21,30 @@ def test_agrees_with_the_standard_library_on_ordinary_headers(header: str) -> No
 
 def test_the_first_of_two_same_named_cookies_wins() -> None:
     assert parse("shop_session=first; shop_session=second") == {"shop_session": "first"}
+
+
+def test_the_session_cookie_resolves_as_the_monolith_does() -> None:
+    header = "sessionid=first; strangler_aff=a; sessionid=second; strangler_aff=b"
+    assert parse(header, "sessionid", "first") == {"sessionid": "first", "strangler_aff": "a"}
+    assert parse(header, "sessionid", "last") == {"sessionid": "second", "strangler_aff": "a"}
+    with pytest.raises(DuplicateCookie):
+        parse(header, "sessionid", "reject")
+    with pytest.raises(DuplicateCookie):  # a browser holding two will not keep them equal
+        parse("sessionid=x; sessionid=x", "sessionid", "reject")
+    assert parse("sessionid=only", "sessionid", "reject") == {"sessionid": "only"}
+
+
+def test_expiring_duplicates_covers_each_path_and_the_domain() -> None:
+    lines = expire_lines("sessionid", "/app/cart/7", "shop.example:8080", secure=True)
+    assert "sessionid=; Max-Age=0; Path=/; Secure" in lines
+    assert "sessionid=; Max-Age=0; Path=/app/cart; Domain=shop.example; Secure" in lines
+    assert len(lines) == 8  # 4 paths, host-only and for the domain
+    assert expire_lines("s", "/", "127.0.0.1:80", secure=False) == ["s=; Max-Age=0; Path=/"]
+
+
+def test_expiring_never_echoes_what_could_end_the_attribute() -> None:
+    lines = expire_lines("s", "/a;Domain=evil/b", "h", secure=False)
+    assert all("evil" not in line for line in lines)
 
 
 def test_junk_is_ignored_not_fatal() -> None:

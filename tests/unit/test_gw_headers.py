@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from adapters.wire import INTERNAL_HEADERS
 from gateway.errors import BadHeader
-from gateway.headers import (
-    TrustedProxies,
-    client_response_headers,
-    request_id,
-    screen,
-    upstream_request_headers,
-)
+from gateway.headers import Hygiene, TrustedProxies, request_id, screen
+from tests.support.profiles import shop_profile
+
+HYGIENE = Hygiene(shop_profile().response_headers)
+INTERNAL_HEADERS = HYGIENE.internal
+"""Strangler's own internal headers and the monolith's session headers the profile names."""
+client_response_headers = HYGIENE.to_client
 
 PEER = "203.0.113.9"
 PROXY = "10.0.0.5"
@@ -26,8 +25,8 @@ def h(*pairs: tuple[str, str]) -> CIMultiDictProxy[str]:
 
 def to_backend(*pairs: tuple[str, str], peer: str = PEER, trusted: bool = False,
                proto: str = "http") -> CIMultiDict[str]:
-    return upstream_request_headers(h(*pairs), peer=peer, trusted_proxy=trusted, proto=proto,
-                                    host="shop.example", rid=RID)
+    return HYGIENE.to_upstream(h(*pairs), peer=peer, trusted_proxy=trusted, proto=proto,
+                               host="shop.example", rid=RID)
 
 
 def lower_names(headers: CIMultiDict[str]) -> set[str]:
@@ -291,3 +290,12 @@ def test_hostile_request_ids_are_replaced(rid: str | None) -> None:
     assert fresh != rid
     assert request_id(fresh) == fresh  # a generated id is itself a sane id
     assert request_id(rid) != fresh  # and it is fresh each time
+
+
+def test_another_monolith_s_session_headers_are_internal_too() -> None:
+    notes = Hygiene(("X-Notes-Session", "X-Notes-Rev", "X-Notes-Node"))
+    out = notes.to_client(h(("X-Notes-Rev", "4"), ("x_notes_session", "s"), ("X-Shop-Node", "a")))
+    assert lower_names(out) == {"x-shop-node"}, "only the profile's names are the monolith's"
+    assert "X_Notes_Node" not in notes.to_upstream(h(("X_Notes_Node", "forged")), peer=PEER,
+                                                  trusted_proxy=False, proto="http",
+                                                  host="h", rid=RID)

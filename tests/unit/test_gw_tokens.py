@@ -17,7 +17,7 @@ from gateway.tokens import SigningKeyError, TokenMinter, load_private_key
 
 CFG = TokensSection(issuer="gw-test", audience="shop-services", ttl_s=300, kid="k-7")
 SID = "S" * 43
-ALICE = Identity(SID, 7, "alice")
+ALICE = Identity(SID, "7", "alice")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_refresh_margin_is_a_small_part_of_the_lifetime(minter: TokenMinter) -> 
 def test_cache_is_per_session(minter: TokenMinter) -> None:
     issued = 1_700_000_000
     a = minter.mint(ALICE, now=issued)
-    b = minter.mint(Identity("T" * 43, 8, "bob"), now=issued)
+    b = minter.mint(Identity("T" * 43, "8", "bob"), now=issued)
     assert a != b
     assert minter.cached(SID, now=issued + 1) == a
     assert minter.cached("T" * 43, now=issued + 1) == b
@@ -101,7 +101,7 @@ def test_forget_drops_the_token(minter: TokenMinter) -> None:
 
 def test_remint_replaces_the_cached_token(minter: TokenMinter) -> None:
     first = minter.mint(ALICE, now=1_700_000_000)
-    second = minter.mint(Identity(SID, 9, "carol"), now=1_700_000_100)
+    second = minter.mint(Identity(SID, "9", "carol"), now=1_700_000_100)
     assert first != second
     assert minter.cached(SID, now=1_700_000_101) == second
 
@@ -111,7 +111,7 @@ def test_cache_is_bounded(key: Ed25519PrivateKey) -> None:
     now = 1_700_000_000
     sids = [c * 43 for c in "ABCD"]
     for i, sid in enumerate(sids):
-        minter.mint(Identity(sid, i, f"u{i}"), now=now)
+        minter.mint(Identity(sid, str(i), f"u{i}"), now=now)
     assert minter.cached(sids[0], now=now) is None  # oldest evicted
     assert all(minter.cached(s, now=now) for s in sids[1:])
 
