@@ -18,7 +18,6 @@ from aiohttp import web
 from sqlalchemy import select
 
 from adapters import contracts
-from adapters.session import SharedSession, User
 from adapters.wire import SESSION_COOKIE
 
 from .appkeys import ENGINE, PASSWORDS, SESSIONS
@@ -26,6 +25,7 @@ from .db import users
 from .errors import ApiError
 from .identity import require_login, token_identity
 from .sessions import fingerprint
+from .shop_session import ShopSession, ShopUser
 from .validation import Credentials, credentials, json_object
 
 log = structlog.get_logger("new_services.auth")
@@ -53,7 +53,7 @@ async def _read_credentials(request: web.Request, from_form: bool) -> Credential
     return credentials(json_object(await request.read()))
 
 
-async def _check_password(request: web.Request, creds: Credentials) -> User | None:
+async def _check_password(request: web.Request, creds: Credentials) -> ShopUser | None:
     """The user if the password is right; the same work (and time) when the user is unknown."""
     row = None
     if len(creds.username) <= MAX_USERNAME:  # a longer name cannot exist in the column
@@ -62,7 +62,7 @@ async def _check_password(request: web.Request, creds: Credentials) -> User | No
         async with request.app[ENGINE].connect() as conn:
             row = (await conn.execute(query)).first()
     ok = await request.app[PASSWORDS].verify(row.password_hash if row else None, creds.password)
-    return User(row.id, row.username) if ok and row is not None else None
+    return ShopUser(row.id, row.username) if ok and row is not None else None
 
 
 async def _retire_previous_session(request: web.Request) -> None:
@@ -89,7 +89,7 @@ async def login(request: web.Request) -> web.Response:
             return _redirect("/?error=invalid_credentials")
         raise ApiError("invalid_credentials")
     await _retire_previous_session(request)
-    sid = await request.app[SESSIONS].create(SharedSession(user=user))
+    sid = await request.app[SESSIONS].create(ShopSession(user).to_document())
     log.info("login", user_id=user.id, session=fingerprint(sid))
     response = _redirect("/") if from_form else web.json_response(
         contracts.user(user.id, user.username))

@@ -13,16 +13,16 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import contracts
-from adapters.session import SharedSession
 
 from .appkeys import ENGINE, SESSIONS
 from .catalog import fetch_products, priced_lines
 from .errors import ApiError
 from .identity import require_login
+from .shop_session import ShopSession
 from .validation import cart_item, json_object, path_id
 
 
-async def render_cart(engine: AsyncEngine, session: SharedSession) -> dict[str, Any]:
+async def render_cart(engine: AsyncEngine, session: ShopSession) -> dict[str, Any]:
     """The cart as the shop API shows it, priced from ``products`` now."""
     if not session.cart:
         return contracts.cart([])

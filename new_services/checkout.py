@@ -5,7 +5,7 @@ canonical body; in one transaction replay (same hash), refuse (other hash,
 422) or place the order with its items and the key row; a unique violation on
 the key row means a concurrent request with the same key won, so we roll back
 and replay its order. After commit, exactly the ordered quantities leave the
-session cart, once per order (``SharedSession.settle``), so items added
+session cart, once per order (``ShopSession.settle``), so items added
 meanwhile survive and a replay finishes what a lost first answer did not.
 """
 
@@ -61,7 +61,7 @@ async def checkout(request: web.Request) -> web.Response:
     digest = request_hash(await request.read())
     outcome = await place_order(request.app[ENGINE], login, key, digest)
     log.info("checkout", order_id=outcome.order["id"], replayed=outcome.replayed,
-             user_id=login.identity.user_id, keyed=key is not None)
+             user_id=login.user_id, keyed=key is not None)
     if outcome.settle:
         await _settle(request, login, outcome, keyed=key is not None)
     if outcome.replayed:
@@ -72,7 +72,7 @@ async def checkout(request: web.Request) -> web.Response:
 async def place_order(engine: AsyncEngine, login: LoggedIn, key: str | None,
                       digest: str) -> Outcome:
     """Place the order of the session's cart, or replay the one this key placed."""
-    user_id = login.identity.user_id
+    user_id = login.user_id
     try:
         async with write_transaction(engine) as conn:
             if key is not None and (found := await _replay(conn, user_id, key, digest)):
@@ -130,7 +130,7 @@ async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, 
 
 async def _settle(request: web.Request, login: LoggedIn, outcome: Outcome, *,
                   keyed: bool) -> None:
-    """Take the order's lines out of the cart, once per order (``SharedSession.settle``).
+    """Take the order's lines out of the cart, once per order (``ShopSession.settle``).
 
     The order is committed whatever happens here. With an idempotency key, a
     cart that could not be settled is a 500: the client's retry with the same
@@ -146,7 +146,7 @@ async def _settle(request: web.Request, login: LoggedIn, outcome: Outcome, *,
         return  # the session ended meanwhile: nothing to settle
     except (SessionBusy, OutcomeUnknown, RedisError, OSError) as exc:
         log.warning("checkout_cart_not_settled", reason=type(exc).__name__,
-                    order_id=order_id, user_id=login.identity.user_id, keyed=keyed)
+                    order_id=order_id, user_id=login.user_id, keyed=keyed)
         if keyed:
             raise OutcomeUnknown() from exc
 

@@ -50,7 +50,7 @@ async def one_order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
 async def list_orders(request: web.Request) -> web.Response:
     login = await require_login(request)
     async with request.app[ENGINE].connect() as conn:
-        found = await user_orders(conn, login.identity.user_id)
+        found = await user_orders(conn, login.user_id)
     return web.json_response({"orders": found})
 
 

@@ -29,22 +29,23 @@ import structlog
 from redis.exceptions import RedisError
 
 from adapters.claims import Identity
-from adapters.session import SessionFormatError, SharedSession
+from adapters.document import EMPTY, Document, SessionFormatError
 from adapters.store import WRITE_SCRIPT, session_key, valid_session_id, write_args
 
 from .errors import ApiError, OutcomeUnknown, SessionBusy, not_logged_in
 from .redis_client import RedisClient
+from .shop_session import ShopSession
 
 log = structlog.get_logger("new_services.sessions")
 
-Change = Callable[[SharedSession], SharedSession]
+Change = Callable[[ShopSession], ShopSession]
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A session document and the ``v`` it was read at."""
+    """A session, as the shop sees its document, and the ``v`` it was read at."""
 
-    session: SharedSession
+    session: ShopSession
     v: int
 
 
@@ -66,33 +67,35 @@ class SessionStore:
         self._write = redis.register_script(WRITE_SCRIPT)
 
     async def read(self, sid: str) -> Snapshot | None:
-        """The record's document and ``v``; ``None`` if missing or unreadable."""
+        """The record's session and ``v``; ``None`` if missing, or if its document is not
+        one (not JSON, another schema) or does not fit the shop (a cart that is no counter)."""
         if not valid_session_id(sid):
             return None
         doc, v = await self._redis.hmget(session_key(self._prefix, sid), ["doc", "v"])
         if doc is None or v is None:
             return None
         try:
-            return Snapshot(SharedSession.from_json(doc), int(v))
+            return Snapshot(ShopSession.from_document(Document.from_json(doc)), int(v))
         except (SessionFormatError, ValueError):
             log.error("session_unreadable", session=fingerprint(sid))
             return None
 
     async def read_owned(self, identity: Identity) -> Snapshot | None:
-        """The token's session, only if it exists and belongs to the token's user."""
+        """The token's session, only if it exists and belongs to the token's user (the
+        record's user id written as the token's ``sub`` is: ``7`` is ``"7"``)."""
         snap = await self.read(identity.session_id)
         if snap is None or snap.session.user is None:
             return None
-        if snap.session.user.id != identity.user_id:
+        if str(snap.session.user.id) != identity.user_id:
             return None
         return snap
 
-    async def create(self, session: SharedSession) -> str:
+    async def create(self, doc: Document) -> str:
         """A new record (``v`` 1, ``lv`` 0, no legacy node) under a fresh session id."""
         while True:  # a collision of 256-bit random ids does not happen; be correct anyway
             sid = secrets.token_urlsafe(32)
             fields: dict[str, str | int] = {
-                "doc": session.to_json(), "base": SharedSession().to_json(),
+                "doc": doc.to_json(), "base": EMPTY.to_json(),
                 "node": "", "lrev": 0, "lv": 0, "t": int(time.time()),
             }
             if await self._cas(sid, 0, fields):
@@ -101,7 +104,7 @@ class SessionStore:
     async def update(
         self, identity: Identity, change: Change, first: Snapshot | None = None,
         op: str | None = None,
-    ) -> SharedSession:
+    ) -> ShopSession:
         """Apply ``change`` to the token's session, exactly once; 401 if it is not (or no
         longer) theirs. ``op`` names the change (a fresh id when not given)."""
         op = op or secrets.token_hex(8)
@@ -145,18 +148,19 @@ class SessionStore:
             await _backoff(conflicts)
 
     async def log_out(self, identity: Identity) -> bool:
-        """Write the empty session if the token's session is still theirs; False otherwise."""
+        """Write the empty document if the token's session is still theirs; False otherwise."""
         try:
-            await self.update(identity, lambda _s: SharedSession())
+            await self.update(identity, lambda s: s.logged_out())
         except ApiError:  # not (or no longer) theirs: leave it alone
             return False
         return True
 
-    async def _apply(self, sid: str, expected_v: int, session: SharedSession,
+    async def _apply(self, sid: str, expected_v: int, session: ShopSession,
                      op: str) -> tuple[int, int]:
         """(1 written | 0 conflict | 2 applied before, v)."""
         args = write_args(expected_v, self._ttl, bump=True, set_lv=False, op=op,
-                          fields={"doc": session.to_json(), "t": int(time.time())})
+                          fields={"doc": session.to_document().to_json(),
+                                  "t": int(time.time())})
         result: Any = await self._write(keys=[session_key(self._prefix, sid)], args=args)
         return int(result[0]), int(result[1])
 

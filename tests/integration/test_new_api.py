@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
 from adapters.contracts import ERRORS
-from adapters.session import SharedSession
+from adapters.document import EMPTY, Document, Principal
 from adapters.store import session_key
 from adapters.wire import IDENTITY_HEADER, SHADOW_HEADER
 from new_services.app import make_app
@@ -80,9 +80,10 @@ async def test_login_creates_the_documented_redis_record(
     record = {k.decode(): v.decode() for k, v in (await redis_client.hgetall(key)).items()}
     assert record["v"] == "1" and record["lv"] == "0"
     assert record["node"] == "" and record["lrev"] == "0"
-    assert json.loads(record["doc"]) == {"schema": 1, "user": {"id": 2, "username": "bob"},
-                                         "cart": {}, "settled": [], "legacy": {}}
-    assert SharedSession.from_json(record["base"]) == SharedSession()
+    assert json.loads(record["doc"]) == {"schema": 2,
+                                         "user": {"id": 2, "name": "bob", "claims": {}},
+                                         "fields": {}, "extra": {}}
+    assert Document.from_json(record["base"]) == EMPTY
     assert int(record["t"]) > 0
     assert 0 < await redis_client.ttl(key) <= 600
 
@@ -132,7 +133,7 @@ async def test_logout_empties_the_session_and_the_token_stops_working(
         assert (resp.status, await resp.json()) == (200, {"ok": True})
         assert "max-age=0" in resp.headers["Set-Cookie"].lower()
     doc = await redis_client.hget(session_key(key_prefix, shopper.sid), "doc")
-    assert doc is not None and SharedSession.from_json(doc) == SharedSession()
+    assert doc is not None and Document.from_json(doc) == EMPTY
     for path in ("/api/me", "/api/cart", "/api/orders"):
         assert await shopper.call("GET", path) == (401, err("not_logged_in"))
 
@@ -146,7 +147,7 @@ async def test_login_retires_the_session_it_came_with(
     async with client.post("/login", json=body, headers={IDENTITY_HEADER: old.token}) as resp:
         assert resp.status == 200
     doc = await redis_client.hget(session_key(key_prefix, old.sid), "doc")
-    assert doc is not None and SharedSession.from_json(doc) == SharedSession()
+    assert doc is not None and Document.from_json(doc) == EMPTY
     assert (await old.call("GET", "/api/me"))[0] == 401
 
 
@@ -196,6 +197,21 @@ async def test_token_naming_someone_elses_session_is_401(client: Client, keypair
     forged = mint(keypair, alice.sid, 2, "bob")  # a valid signature, but not bob's session
     status, body = await get_json(client, "/api/cart", headers={IDENTITY_HEADER: forged})
     assert (status, body) == (401, err("not_logged_in"))
+
+
+@pytest.mark.parametrize("sub", ["alice", "01", "1.0", "-1", " 1", "\u0661"])
+async def test_a_token_whose_sub_is_no_user_id_of_the_shop_is_401(
+    client: Client, keypair: KeyPair, sub: str
+) -> None:
+    alice = await log_in(client, keypair, "alice")
+    token = {IDENTITY_HEADER: mint(keypair, alice.sid, sub, "alice")}
+    for method, path in (("GET", "/api/me"), ("GET", "/api/cart"), ("GET", "/api/orders"),
+                         ("POST", "/api/checkout")):
+        async with client.request(method, path, headers=token) as resp:
+            assert (resp.status, await resp.json()) == (401, err("not_logged_in"))
+    async with client.post("/logout", headers=token) as resp:
+        assert resp.status == 200
+    assert (await alice.call("GET", "/api/me"))[0] == 200  # that logout touched nothing
 
 
 async def test_a_bad_token_is_never_anonymous(client: Client) -> None:
@@ -350,6 +366,27 @@ async def test_an_order_too_big_for_the_schema_is_400_not_500(
     await add(shopper, 99, 2)
     assert await shopper.call("POST", "/api/checkout") == (400, err("bad_request"))
     assert await shopper.call("GET", "/api/orders") == (200, {"orders": []})
+
+
+async def test_what_only_the_monolith_knows_survives_shopping_on_new(
+    client: Client, keypair: KeyPair, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """A session the gateway brought over from the monolith: its private keys, fields new
+    does not model and the user's further claims go back to it untouched."""
+    shopper = await log_in(client, keypair, "alice")
+    key = session_key(key_prefix, shopper.sid)
+    extra = {"csrf": "t0k", "created_at": "2026-01-02T03:04:05Z", "last_viewed_product": 3}
+    pulled = Document(Principal(1, "alice", {"tier": "gold"}),
+                      {"cart": {"3": 1}, "settled": [900], "wishlist": ["kettle"]}, extra)
+    await redis_client.hset(key, "doc", pulled.to_json())
+    await add(shopper, 3, 1)
+    await add(shopper, 2, 1)
+    order = (await shopper.call("POST", "/api/checkout"))[1]["order"]
+    await add(shopper, 5, 1)
+    raw = await redis_client.hget(key, "doc")
+    assert raw is not None and Document.from_json(raw) == Document(
+        Principal(1, "alice", {"tier": "gold"}),
+        {"cart": {"5": 1}, "settled": sorted([900, order["id"]]), "wishlist": ["kettle"]}, extra)
 
 
 # ---------------------------------------------------------------- shadow, health

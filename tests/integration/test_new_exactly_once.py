@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from adapters.claims import Identity
-from adapters.session import SharedSession, User
 from new_services.errors import OutcomeUnknown
 from new_services.sessions import SessionStore
+from new_services.shop_session import ShopSession, ShopUser
 from tests.support.redis_proc import PrivateRedis
 
 
@@ -41,8 +41,8 @@ async def client(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
 
 
 async def _session(store: SessionStore) -> Identity:
-    sid = await store.create(SharedSession(User(7, "alice"), {3: 1}))
-    return Identity(sid, 7, "alice")
+    sid = await store.create(ShopSession(ShopUser(7, "alice"), {3: 1}).to_document())
+    return Identity(sid, "7", "alice")
 
 
 async def test_a_write_that_ran_after_its_timeout_is_not_applied_again(

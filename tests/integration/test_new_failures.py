@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
 
 from adapters.store import session_key
 from adapters.wire import IDENTITY_HEADER
@@ -51,15 +53,34 @@ async def test_without_the_database_the_instance_is_not_ready(
     assert status == 503 and body["error"] == "unavailable"
 
 
+ALICE = '{"id": 1, "name": "alice", "claims": {}}'
+
+
+@pytest.mark.parametrize("doc", [
+    "{not json",
+    # the shape before issue 11
+    '{"schema": 1, "user": {"id": 1, "username": "alice"}, "cart": {}, "settled": [],'
+    ' "legacy": {}}',
+    '{"schema": 2, "user": {"id": "1", "name": "alice"}, "fields": {}, "extra": {}}',
+    '{"schema": 2, "user": ' + ALICE + ', "fields": {"cart": [[1, 2]]}, "extra": {}}',
+    '{"schema": 2, "user": ' + ALICE + ', "fields": {"cart": {"1": 0}}, "extra": {}}',
+    '{"schema": 2, "user": ' + ALICE + ', "fields": {"settled": ["41"]}, "extra": {}}',
+    '{"schema": 2, "user": ' + ALICE + ', "fields": {}, "extra": []}',
+])
 async def test_a_damaged_session_record_is_not_logged_in(
     aiohttp_client: Any, sqlite_url: str, redis_url: str, key_prefix: str, keypair: KeyPair,
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis, doc: str,
 ) -> None:
     await create_shop_db(sqlite_url)
     client = await aiohttp_client(make_app(
         make_settings(sqlite_url, redis_url, key_prefix, keypair)))
     shopper = await log_in(client, keypair)
-    await redis_client.hset(session_key(key_prefix, shopper.sid), "doc", "{not json")
-    assert (await shopper.call("GET", "/api/cart"))[0] == 401
-    assert (await shopper.call("POST", "/api/cart/items",
-                               json={"product_id": 1, "qty": 1}))[0] == 401
+    key = session_key(key_prefix, shopper.sid)
+    await redis_client.hset(key, "doc", doc)
+    with capture_logs() as logs:
+        assert (await shopper.call("GET", "/api/cart"))[0] == 401
+        assert (await shopper.call("POST", "/api/cart/items",
+                                   json={"product_id": 1, "qty": 1}))[0] == 401
+        assert (await shopper.call("POST", "/api/checkout"))[0] == 401
+    assert "session_unreadable" in [e["event"] for e in logs]
+    assert await redis_client.hget(key, "doc") == doc.encode()  # left for the gateway

@@ -62,9 +62,10 @@ def make_settings(database_url: str, redis_url: str, key_prefix: str, keypair: K
     return replace(settings, **overrides)
 
 
-def mint(keypair: KeyPair, sid: str, user_id: int, username: str, ttl_s: int = 300) -> str:
-    """A token exactly as the gateway mints it."""
-    claims = session_claims(Identity(sid, user_id, username), issuer=ISSUER,
+def mint(keypair: KeyPair, sid: str, user_id: int | str, username: str | None,
+         ttl_s: int = 300) -> str:
+    """A token exactly as the gateway mints it (``sub`` is the user id as text)."""
+    claims = session_claims(Identity(sid, str(user_id), username), issuer=ISSUER,
                             audience=AUDIENCE, now=int(time.time()), ttl_s=ttl_s)
     return jwt.encode(claims, keypair.private_key, algorithm="EdDSA",
                       headers={"kid": keypair.kid})

@@ -34,7 +34,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import CrossSlotTransactionError, RedisError
 
-from adapters.session import SharedSession
+from adapters.document import EMPTY
 from adapters.store import WRITE_SCRIPT, write_args
 from flags.local import LocalProvider
 from flags.model import RouteFlag, Stage
@@ -147,7 +147,7 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
     assert isinstance(service_client, RedisCluster)
     services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5)
     gateway = SessionStore(cluster_client, key_prefix, 60)
-    sid = await services.create(SharedSession())
+    sid = await services.create(EMPTY)
     record = await gateway.read(sid)
     assert record is not None and record.v == 1
     lease, locked = await gateway.acquire(sid, asyncio.get_running_loop().time() + 5)
@@ -218,7 +218,7 @@ async def test_a_cluster_that_is_down_is_an_outage_like_any_other(
         servers.start()
         await await_until(lambda: _true(provider.healthy and store.up), timeout=10,
                           what="flags and sessions back once the cluster is up")
-        sid = await services.create(SharedSession())
+        sid = await services.create(EMPTY)
         assert (await store.read(sid)) is not None
         await provider.set_route("cart", Stage.NEW, None, actor="test")
         assert provider.view.state.routes["cart"].stage is Stage.NEW
@@ -438,7 +438,7 @@ async def test_sentinel_failover_during_traffic_loses_no_session_and_no_cart(
     stores = [SessionStore(c, key_prefix, 300) for c in (gateway_client, service_client)]
     services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=300, attempts=5)
     try:
-        writers = [Writer(name, store, await services.create(SharedSession()))
+        writers = [Writer(name, store, await services.create(EMPTY))
                    for name, store in zip(("gateway", "services"), stores, strict=True)]
         stack.start()
         await _round_trip(stack)
