@@ -21,13 +21,19 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from adapters.session import SharedSession
+from adapters.document import Document
+from adapters.profile import build
 from adapters.store import WRITE_SCRIPT, session_key, write_args
 from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
-from gateway.session_bridge import LegacyPlan, SessionBridge, SessionUnavailable
+from gateway.session_bridge import (
+    LegacyPlan,
+    SessionBridge,
+    SessionUnavailable,
+    SessionUnbridgeable,
+)
 from gateway.session_store import LockLost, SessionStore
 from gateway.session_sync import Intent
 from gateway.settings import TokensSection
@@ -35,8 +41,16 @@ from gateway.tokens import TokenMinter
 from gateway.upstreams import LegacyPool
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
+from new_services.shop_session import ShopSession
 from tests.support.keys import KeyPair
 from tests.support.net import await_until
+from tests.support.profiles import shop_profile, shop_session
+
+SHOP = shop_profile()
+
+
+def shop(raw: str | bytes) -> ShopSession:
+    return ShopSession.from_document(Document.from_json(raw))
 
 
 @dataclass
@@ -75,9 +89,10 @@ class World:
         script = self.redis.register_script(WRITE_SCRIPT)
         key = session_key(self.prefix, sid)
         doc_raw, v = await self.redis.hmget(key, ["doc", "v"])
-        doc = change(SharedSession.from_json(doc_raw))  # type: ignore[operator]
+        doc = change(shop(doc_raw))  # type: ignore[operator]
+        raw = doc.to_document().to_json()
         ok, _ = await script(keys=[key], args=write_args(int(v), 3600, bump=True, set_lv=False,
-                                                         fields={"doc": doc.to_json()}))
+                                                         fields={"doc": raw}))
         assert ok == 1
 
     async def record(self, sid: str) -> dict[str, str]:
@@ -102,7 +117,8 @@ async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token:
     client = aioredis.Redis.from_url(redis_url)
     store = SessionStore(client, key_prefix, 3600)
     minter = TokenMinter(TokensSection(kid=keypair.kid), keypair.private_key)
-    bridge = SessionBridge(store, pool, LegacyHook(internal_token), minter, Metrics())
+    bridge = SessionBridge(store, pool, LegacyHook(internal_token, SHOP), minter,
+                           Metrics(), SHOP)
     test_http = aiohttp.ClientSession()
     try:
         yield World(bridge, pool, store, client, servers, test_http, key_prefix, internal_token)
@@ -123,10 +139,10 @@ async def test_first_sight_pulls_the_session_from_its_node(world: World) -> None
     assert plan.member.id == "a"
     rec = await world.record(sid)
     assert rec["node"].startswith("a@") and rec["v"] == rec["lv"] == "1"
-    doc = SharedSession.from_json(rec["doc"])
+    doc = shop(rec["doc"])
     assert doc.user is not None and doc.user.username == "alice"
     assert dict(doc.cart) == {4: 2}
-    assert "csrf" in doc.legacy or doc.legacy, "legacy-only keys are carried along"
+    assert doc.doc.extra, "legacy-only keys are carried along"
 
 
 async def test_a_write_on_new_is_pushed_before_the_next_legacy_request(world: World) -> None:
@@ -148,7 +164,7 @@ async def test_a_change_on_legacy_is_pulled_before_the_response(world: World) ->
     assert status == 200
     after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
     assert not after.retry and after.sync_cookie is not None
-    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    doc = shop((await world.record(sid))["doc"])
     assert dict(doc.cart) == {2: 1}
     token, _ = await world.bridge.token_for_new(sid, "a", "t")
     assert token is not None
@@ -163,7 +179,7 @@ async def test_concurrent_changes_on_both_sides_are_merged_not_lost(world: World
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
                                              {"product_id": 1, "qty": 1})
     await world.bridge.after_legacy(plan, status, "POST", headers, "t")
-    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    doc = shop((await world.record(sid))["doc"])
     assert dict(doc.cart) == {1: 2, 5: 2}
     # the merged document reaches legacy before it serves the session again
     await world.bridge.before_legacy(sid, "a", "t")
@@ -218,7 +234,7 @@ async def test_login_on_legacy_replaces_the_old_shared_session(world: World) -> 
     await world.bridge.after_legacy(plan, 200, "POST", headers, "t")
     assert "doc" not in await world.record(old)
     doc = json.loads((await world.record(new))["doc"])
-    assert doc["user"]["username"] == "dave"
+    assert doc["user"]["name"] == "dave"
 
 
 async def test_redis_down_serves_a_session_only_where_its_latest_state_provably_is(
@@ -228,7 +244,7 @@ async def test_redis_down_serves_a_session_only_where_its_latest_state_provably_
     other_sid = await world.login_on("b", "bob")
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     bridge = SessionBridge(SessionStore(dead, key_prefix, 3600), world.pool, world.bridge.hook,
-                           world.bridge.minter, Metrics())
+                           world.bridge.minter, Metrics(), SHOP)
     bridge.known = world.bridge.known  # what this process learnt before Redis went away
     with pytest.raises(SessionUnavailable):
         await bridge.before_legacy(other_sid, "b", "t")  # nothing proves b holds the latest
@@ -249,7 +265,7 @@ async def test_redis_down_serves_a_session_only_where_its_latest_state_provably_
     # Redis answers again: any process that sees the dirty token resyncs first
     token_new, fresh = await world.bridge.token_for_new(known_sid, "b", "t", after.sync_cookie)
     assert token_new is not None and fresh is not None and not fresh.startswith(".")
-    doc = SharedSession.from_json((await world.record(known_sid))["doc"])
+    doc = shop((await world.record(known_sid))["doc"])
     assert dict(doc.cart) == {3: 1}, "what legacy did during the outage reached the store"
 
 
@@ -306,7 +322,7 @@ async def test_a_change_on_legacy_makes_the_next_request_read_the_record(world: 
     reads = CountingReads(world)
     await world.bridge.before_legacy(sid, "a", "t", token)
     assert reads.count == 1
-    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    doc = shop((await world.record(sid))["doc"])
     assert dict(doc.cart) == {2: 1}
 
 
@@ -334,11 +350,11 @@ async def test_a_stalled_holders_push_that_landed_unrecorded_is_never_merged_twi
                                              {"product_id": 2, "qty": 1})
     plan = LegacyPlan(member, sid, rec.lrev)
     await world.bridge.after_legacy(plan, status, "POST", headers, "t")
-    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    doc = shop((await world.record(sid))["doc"])
     assert dict(doc.cart) == {5: 1, 2: 1}, "new's item once, legacy's item kept"
     with pytest.raises(LockLost):  # the stalled holder wakes up: its write lands nowhere
         await stalled.write(lease, None, release=True, fields={"lrev": 1})
-    assert dict(SharedSession.from_json((await world.record(sid))["doc"]).cart) == {5: 1, 2: 1}
+    assert dict(shop((await world.record(sid))["doc"]).cart) == {5: 1, 2: 1}
 
 
 async def test_an_import_from_a_holder_whose_lease_ran_out_never_lands(
@@ -357,8 +373,9 @@ async def test_an_import_from_a_holder_whose_lease_ran_out_never_lands(
     assert fresh.fence > old.fence
     await world.bridge.hook.export(member.upstream, sid, "t", fence=fresh.fence)
     # ... so the old holder's import, arriving late, is refused by the node itself
-    late = await world.bridge.hook.import_(member.upstream, sid, rec.doc.with_item(9, 9),
-                                           rec.lrev, "t", fence=old.fence)
+    changed = ShopSession.from_document(rec.doc).with_item(9, 9).to_document()
+    late = await world.bridge.hook.import_(member.upstream, sid, changed, rec.lrev, "t",
+                                           fence=old.fence)
     assert not late.ok and late.fenced
     assert await world.node_cart("a", sid) == {}
     await world.store.release(fresh)
@@ -382,7 +399,7 @@ async def test_a_checkout_on_new_beside_an_add_on_legacy_reaches_legacy(world: W
     await world.new_writes(sid, lambda d: d.settle(200, {4: 6}))
     after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
     record = await world.record(sid)
-    assert dict(SharedSession.from_json(record["doc"]).cart) == {9: 2}
+    assert dict(shop(record["doc"]).cart) == {9: 2}
     assert record["lv"] == "-1", "legacy does not hold the merged cart"
     again = await world.bridge.before_legacy(sid, "a", "t", after.sync_cookie)
     assert again.member.id == "a"
@@ -410,7 +427,7 @@ async def test_a_write_on_new_between_export_and_record_is_merged_and_pushed_lat
     after = await world.bridge.after_legacy(plan, status, "POST", headers, "t")
     world.bridge.hook.export = real_export  # type: ignore[method-assign]
     record = await world.record(sid)
-    assert dict(SharedSession.from_json(record["doc"]).cart) == {9: 2} and record["lv"] == "-1"
+    assert dict(shop(record["doc"]).cart) == {9: 2} and record["lv"] == "-1"
     await world.bridge.before_legacy(sid, "a", "t", after.sync_cookie)
     assert await world.node_cart("a", sid) == {9: 2}, "the merged cart reached legacy first"
 
@@ -426,7 +443,7 @@ async def test_a_legacy_change_whose_pull_cannot_run_in_time_stands_and_is_marke
     other = SessionStore(world.redis, key_prefix, 3600, lease_ms=60_000)
     holder, _ = await other.acquire(sid, loop.time() + 5)  # another request's long sync
     hurried = SessionBridge(world.store, world.pool, world.bridge.hook, world.bridge.minter,
-                            Metrics(), budget_s=0.3)
+                            Metrics(), SHOP, budget_s=0.3)
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
                                              {"product_id": 8, "qty": 1})
     after = await hurried.after_legacy(plan, status, "POST", headers, "t")
@@ -435,7 +452,7 @@ async def test_a_legacy_change_whose_pull_cannot_run_in_time_stands_and_is_marke
     await other.release(holder)
     token, fresh = await world.bridge.token_for_new(sid, "a", "t", after.sync_cookie)
     assert token is not None and fresh is not None
-    doc = SharedSession.from_json((await world.record(sid))["doc"])
+    doc = shop((await world.record(sid))["doc"])
     assert dict(doc.cart) == {8: 1}, "the change made while the lock was held reached Redis"
 
 
@@ -497,3 +514,47 @@ async def test_a_node_that_dies_between_its_answer_and_the_pull_is_an_unknown_ou
     again = await world.bridge.before_legacy(sid, "b", "t", after.sync_cookie)
     assert again.member.id == "b"
     assert await world.node_cart("b", sid) == {1: 1}, "b gets the state the store holds"
+
+
+async def test_a_session_that_does_not_fit_is_left_to_its_node(world: World) -> None:
+    """A profile that says ``csrf`` is a number: the shop's string does not fit. That
+    session is served by its node as it is, never stored, never sent to new; the log and
+    the metrics say why; another session's bridging is untouched."""
+    strict = build({**shop_session(), "fields": {
+        **shop_session()["fields"], "csrf": {"path": "/csrf", "rule": "lww",
+                                             "type": "integer"}}})
+    metrics = Metrics()
+    bridge = SessionBridge(world.store, world.pool, LegacyHook(world.token, strict),
+                           world.bridge.minter, metrics, strict)
+    sid = await world.login_on("b")
+    plan = await bridge.before_legacy(sid, hint="b", rid="t", safe=False)
+    assert plan.unfit and plan.member.id == "b"
+    assert "doc" not in await world.record(sid), "nothing of it reaches the store"
+    status, _, headers = await world.on_node("b", "POST", "/api/cart/items", sid,
+                                             {"product_id": 3, "qty": 1})
+    assert status == 200
+    after = await bridge.after_legacy(plan, status, "POST", headers, "t")
+    assert after.error is None and not after.retry
+    with pytest.raises(SessionUnbridgeable):
+        await bridge.token_for_new(sid, "b", "t")
+    assert metrics.unbridgeable_total.labels("type")._value.get() == 1  # counted once
+    # the same session under the shop's own profile is bridged as ever
+    assert (await world.bridge.before_legacy(sid, "b", "t", safe=False)).unfit is False
+    assert shop((await world.record(sid))["doc"]).cart == {3: 1}
+
+
+async def test_a_login_whose_session_does_not_fit_keeps_its_answer(world: World) -> None:
+    """The reported outage: a login through the gateway whose new session does not fit
+    answered 502 and lost the cookie. Now the answer stands and the node keeps it."""
+    strict = build({**shop_session(), "identity": {"user_id": {"path": "/uid",
+                                                                "type": "string"}}})
+    bridge = SessionBridge(world.store, world.pool, LegacyHook(world.token, strict),
+                           world.bridge.minter, Metrics(), strict)
+    plan = await bridge.before_legacy(None, hint="a", rid="t", safe=False)
+    sid = await world.login_on("a", "bob")
+    headers = CIMultiDict({"X-Shop-Session-Id": sid, "X-Shop-Session-Rev": "1"})
+    after = await bridge.after_legacy(plan, 200, "POST", headers, "t")
+    assert after.error is None and after.sync_cookie is not None
+    assert after.sync_cookie.startswith("."), "every gateway must ask the node first"
+    again = await bridge.before_legacy(sid, hint="a", rid="t", sync=after.sync_cookie)
+    assert again.unfit and again.member.id == "a"

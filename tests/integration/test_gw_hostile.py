@@ -25,14 +25,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from adapters.wire import IDENTITY_HEADER, INTERNAL_HEADERS
+from adapters.wire import IDENTITY_HEADER
 from gateway.breaker import State
+from gateway.headers import internal_names
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from tests.support.harness import INTERNAL_TOKEN, GatewayHarness
 from tests.support.keys import KeyPair
 from tests.support.net import await_until
+from tests.support.profiles import shop_profile
 from tests.support.rawhttp import Outcome, RawConnection, RawResponse, exchange, request
+
+INTERNAL_HEADERS = internal_names(shop_profile().response_headers)
+"""Strangler's own and the demo monolith's session headers (its profile names them)."""
 
 LIMITS = {"max_url_bytes": 1024, "max_header_bytes": 2048, "max_headers": 64,
           "max_body_bytes": 100_000, "buffer_body_bytes": 16_384}
