@@ -22,7 +22,7 @@ from tests.apps.notes.web import SESSIONS
 Client = TestClient[Any, Any]
 HOOK = "/_internal/sessions/{}"
 SID_HEADER, REV_HEADER, NODE_HEADER = "X-Notes-Session", "X-Notes-Rev", "X-Notes-Node"
-EMPTY_STATE = {"user": None, "prefs": {}, "tags": [], "visits": {}, "draft": None}
+EMPTY_STATE: dict[str, Any] = {"user": None, "prefs": {}, "tags": [], "visits": {}, "draft": None}
 
 
 @pytest.fixture
@@ -38,7 +38,10 @@ def token_headers(internal_token: str) -> dict[str, str]:
 
 
 def store(client: Client) -> SessionStore:
-    return client.server.app[SESSIONS]
+    app = client.app
+    assert app is not None
+    sessions: SessionStore = app[SESSIONS]
+    return sessions
 
 
 def cookie(*sids: str) -> dict[str, str]:
@@ -461,3 +464,24 @@ async def test_delete(notes: Client, token_headers: dict[str, str]) -> None:
     assert resp.status == 401 and reported(resp) == (sid, "0", "n1")
     for unknown in (sid, "never-was-a-session-id", "x"):
         assert (await notes.delete(HOOK.format(unknown), headers=token_headers)).status == 204
+
+
+async def test_nesting_is_limited_the_same_for_imports_and_writes(
+        notes: Client, token_headers: dict[str, str]) -> None:
+    def nested(levels: int) -> Any:  # ``levels`` arrays inside each other
+        value: Any = []
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    sid = "n" * 43
+    await import_(notes, sid, token_headers, {"x": nested(63)}, expected=None)  # data: 64 deep
+    assert (await import_(notes, sid, token_headers, {"x": nested(64)}, expected=None,
+                          status=400))["error"] == "too_deep"
+    exported = await export(notes, sid, token_headers)
+    await import_(notes, sid, token_headers, exported["data"], expected=1)
+    await body(await notes.put("/api/draft", json={"text": "ok"}, headers=cookie(sid)), 200)
+    resp = await notes.put("/api/debug/raw/y", json=nested(64), headers=cookie(sid))
+    assert (await body(resp, 400))["error"] == "too_deep"
+    await body(await notes.put("/api/debug/raw/y", json=nested(63), headers=cookie(sid)), 200)
+    assert store(notes).revision(sid) == 4

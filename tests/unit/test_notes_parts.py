@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.apps.notes import data
-from tests.apps.notes.bodies import parse_json
+from tests.apps.notes.bodies import depth, parse_json
 from tests.apps.notes.cookies import last_cookie
 from tests.apps.notes.errors import NotesError
 from tests.apps.notes.store import SessionStore
@@ -171,3 +171,17 @@ def test_users_file(tmp_path: Path) -> None:
     path.write_text(json.dumps([{"id": 7, "username": "zo", "name": "Zoë", "password": "p"}]))
     with pytest.raises(UsersFileError):
         load_users(path)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1, 0), ("x", 0), ([], 1), ({}, 1), ({"a": [1, {"b": []}]}, 4), ([[], [[[]]], 2], 4),
+])
+def test_depth(value: object, expected: int) -> None:
+    assert depth(value) == expected
+
+
+def test_too_deep_json_is_refused_without_recursing() -> None:
+    assert depth(parse_json(b"[" * 65 + b"]" * 65)) == 65
+    with pytest.raises(NotesError) as err:
+        parse_json(b"[" * 66 + b"]" * 66)
+    assert (err.value.status, err.value.code) == (400, "too_deep")

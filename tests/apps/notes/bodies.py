@@ -2,7 +2,11 @@
 
 Parsing is strict where Python's ``json`` is lax: ``NaN``/``Infinity`` and
 numbers that overflow a float are refused (they could not be written back as
-JSON), so anything accepted is answered again byte for byte.
+JSON), so anything accepted is answered again byte for byte. Values nested
+deeper than ``MAX_DEPTH`` are refused too: left to Python, the limit would be
+wherever the interpreter's recursion runs out, a little differently in each
+code path (parsing, copying, writing), and a session that one path accepted
+could make another answer 500.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from .errors import NotesError
 from .store import canonical
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_DEPTH = 64
+"""The deepest a session's data may nest; a body may nest one more (the import's envelope)."""
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -36,12 +42,32 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Any JSON value; 400 ``malformed_json`` for anything else (bad UTF-8 included)."""
+    """Any JSON value; 400 ``malformed_json`` for anything else (bad UTF-8 included),
+    400 ``too_deep`` past ``MAX_DEPTH + 1`` nested arrays and objects."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant,
-                          parse_float=_finite_float)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant,
+                           parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise NotesError(400, "malformed_json") from exc
+    if depth(value) > MAX_DEPTH + 1:
+        raise NotesError(400, "too_deep", limit=MAX_DEPTH)
+    return value
+
+
+def depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar: 0), without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from . import data
 from .bodies import (
+    MAX_DEPTH,
+    depth,
     json_response,
     parse_json,
     parse_object,
@@ -82,6 +84,8 @@ def _write(request: web.Request, change: Callable[[data.Data], None]) -> web.Res
     change(new)
     if len(canonical(new)) > MAX_DATA_BYTES:
         raise NotesError(413, "session_too_large", limit=MAX_DATA_BYTES)
+    if depth(new) > MAX_DEPTH:
+        raise NotesError(400, "too_deep", limit=MAX_DEPTH)
     return json_response(data.state_view(commit(request, new).data))
 
 
