@@ -231,6 +231,9 @@ async def test_headers_on_every_response_to_a_request_with_a_session(notes: Clie
     assert resp.status == 400 and reported(resp) == (sid, "1", "n1")
     resp = await notes.get("/about", headers=cookie("gone-or-never-was"))
     assert reported(resp) == ("gone-or-never-was", "0", "n1")
+    for odd in ("short", "not a session id at all", "x" * 129):  # never echoed back
+        resp = await notes.get("/about", headers=cookie(odd))
+        assert reported(resp) is None, odd
 
 
 # --- malformed input -----------------------------------------------------------

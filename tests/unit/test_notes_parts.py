@@ -9,7 +9,7 @@ import pytest
 
 from tests.apps.notes import data
 from tests.apps.notes.bodies import depth, parse_json
-from tests.apps.notes.cookies import last_cookie
+from tests.apps.notes.cookies import last_cookie, session_id
 from tests.apps.notes.errors import NotesError
 from tests.apps.notes.store import SessionStore
 from tests.apps.notes.users import DEFAULT_USERS, Users, UsersFileError, load_users
@@ -37,6 +37,24 @@ ANN, BO = DEFAULT_USERS[0], DEFAULT_USERS[1]
 ])
 def test_last_sessionid_wins(headers: list[str], expected: str | None) -> None:
     assert last_cookie(headers) == expected
+
+
+GOOD = "A" * 20 + "-_" + "z" * 21
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (f"sessionid={GOOD}", GOOD),
+    ("sessionid=" + "x" * 16, "x" * 16),
+    ("sessionid=" + "x" * 15, None),          # too short to be an id
+    ("sessionid=" + "x" * 129, None),         # too long
+    ("sessionid=" + "x" * 15 + "ü", None),    # outside the URL-safe alphabet
+    ("sessionid=" + "x" * 15 + " y", None),
+    (f"sessionid={GOOD}; sessionid=bad!", None),  # the last one wins even when it is no id
+    (f"sessionid=bad!; sessionid={GOOD}", GOOD),
+])
+def test_a_sessionid_that_could_not_be_an_id_names_no_session(
+        header: str, expected: str | None) -> None:
+    assert session_id([header]) == expected
 
 
 # --- store: revisions, fences, imports ---------------------------------------

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from typing import Any
 
 from aiohttp import web
 
 from .bodies import json_response, parse_json, read_body
+from .cookies import valid_session_id
 from .errors import NotesError
 from .web import SESSIONS, SETTINGS
 
@@ -34,7 +34,6 @@ PATH = "/_internal/sessions/{sid}"
 TOKEN_HEADER = "X-Internal-Token"
 FENCE_HEADER = "X-Strangler-Fence"
 MAX_FENCE = 2**63 - 1
-_SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def _fence_header(request: web.Request) -> int | None:
 async def export_session(request: web.Request) -> web.Response:
     _authorise(request)
     sid = request.match_info["sid"]
-    if not _SID.fullmatch(sid):
+    if not valid_session_id(sid):
         raise NotesError(404, "not_found")
     store = request.app[SESSIONS]
     fence = _fence_header(request)
@@ -80,7 +79,7 @@ async def export_session(request: web.Request) -> web.Response:
 async def import_session(request: web.Request) -> web.Response:
     _authorise(request)
     sid = request.match_info["sid"]
-    if not _SID.fullmatch(sid):
+    if not valid_session_id(sid):
         raise NotesError(400, "bad_session_id")
     data, expected, fence = parse_import(parse_json(await read_body(request)))
     outcome = request.app[SESSIONS].put(sid, data, expected, fence)

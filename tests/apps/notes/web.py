@@ -23,7 +23,7 @@ from aiohttp import web
 
 from . import data
 from .bodies import json_response
-from .cookies import COOKIE, last_cookie
+from .cookies import COOKIE, session_id
 from .errors import NotesError
 from .settings import Settings
 from .store import Session, SessionStore
@@ -59,7 +59,7 @@ REQUEST_SESSION = web.RequestKey("notes_request_session", RequestSession)
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    sid = last_cookie(request.headers.getall("Cookie", []), COOKIE)
+    sid = session_id(request.headers.getall("Cookie", []))
     state = request[REQUEST_SESSION] = RequestSession(cookie_sid=sid, sid=sid)
     try:
         response = await handler(request)
