@@ -16,7 +16,9 @@ and only relative imports of itself, so it could be moved anywhere
                   and the public view of it (pure functions);
 - ``store``    -- sessions by id: revisions, fences, imports (no HTTP);
 - ``cookies``  -- which ``sessionid`` a request carries (the last one wins);
-- ``bodies``   -- untrusted bytes -> JSON values, or a 400/413;
+- ``bodies``   -- untrusted bytes -> JSON values, or a 400/413; JSON out;
+- ``errors``   -- ``NotesError``, the one refusal the handlers raise;
+- ``settings`` -- what one node runs with;
 - ``web``      -- app keys, the per-request session, the response headers;
 - ``routes``   -- the app's own JSON routes and its one HTML page;
 - ``hook``     -- ``/_internal/sessions/{sid}``: export, import, delete;
