@@ -258,3 +258,11 @@ def test_a_bad_profile_names_its_key(change: dict[str, Any], words: str) -> None
     with pytest.raises(ValidationError) as err:
         build({**NOTES_SPEC, **change})
     assert words in str(err.value)
+
+
+def test_a_lone_surrogate_survives_the_document() -> None:
+    data = json.loads('{"_auth_user_id": "u-1", "note": "\\ud800x"}')
+    d = NOTES.from_export(data)
+    raw = d.to_json()
+    raw.encode("utf-8")  # what Redis gets
+    assert NOTES.to_import(Document.from_json(raw))["note"] == "\ud800x"
