@@ -9,10 +9,11 @@ docs/protocol.md section 4. Two parts:
   shape, PUT imports one (compare-and-set on the revision), DELETE drops it.
   All three require the internal token; without one configured they are off.
 
+An import is checked by the shop's own rules for its own session shape
+(``sessions.check_data``), as any monolith would check what it is handed; the
+shared document and its profile are the gateway's business, not the node's.
 This is the only module of ``legacy_shop`` that imports ``adapters``: header
-names from ``adapters.wire`` and the export-shape validation of
-``adapters.session``, so that what this node accepts is exactly what the
-bridge can translate.
+names from ``adapters.wire`` and the session-id rule of ``adapters.store``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import structlog
 from aiohttp import web
 
 from adapters import wire
-from adapters.session import SessionFormatError, from_legacy, to_legacy
 from adapters.store import valid_session_id
 from legacy_shop.errors import ApiError
+from legacy_shop.sessions import BadSessionData, check_data
 from legacy_shop.state import REQUEST_SESSION, SESSIONS, SETTINGS
 from legacy_shop.validation import parse_json, strict_int
 from legacy_shop.web_sessions import fingerprint
@@ -112,8 +113,8 @@ async def import_session(request: web.Request) -> web.Response:
     except ApiError:
         return _problem(400, "bad_request", "the body is not JSON")
     try:
-        data, expected, fence = parse_import(sid, body)
-    except SessionFormatError as exc:
+        data, expected, fence = parse_import(body)
+    except BadSessionData as exc:
         return _problem(400, "bad_request", str(exc))
     store = request.app[SESSIONS]
     ok, revision = store.put(sid, data, expected, fence)
@@ -123,7 +124,7 @@ async def import_session(request: web.Request) -> web.Response:
                  revision=revision, fenced=fenced)
         return json_response({"revision": revision, "fenced": fenced}, status=409)
     log.info("session_imported", session=fingerprint(sid), expected=expected, revision=revision,
-             logged_in=data["uid"] is not None, lines=len(data["basket"]))
+             logged_in=data.get("uid") is not None, lines=len(data.get("basket", ())))
     return json_response({"revision": revision})
 
 
@@ -136,40 +137,18 @@ async def delete_session(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def parse_import(sid: str, body: Any) -> tuple[dict[str, Any], int | None, int | None]:
-    """``{"data", "expected_revision", "fence"?}`` -> normalised session data, the expected
-    revision and the fence.
-
-    Stricter than ``adapters.session.from_legacy`` where JSON allows a bool for
-    an int; otherwise exactly what it accepts. Raises ``SessionFormatError``.
-    """
+def parse_import(body: Any) -> tuple[dict[str, Any], int | None, int | None]:
+    """``{"data", "expected_revision", "fence"?}`` -> checked session data, the expected
+    revision and the fence. Raises ``BadSessionData``."""
     if not isinstance(body, dict) or "data" not in body or "expected_revision" not in body:
-        raise SessionFormatError("body must be {\"data\": {...}, \"expected_revision\": int|null}")
+        raise BadSessionData("body must be {\"data\": {...}, \"expected_revision\": int|null}")
     expected = body["expected_revision"]
     if expected is not None and (strict_int(expected) is None or expected < 0):
-        raise SessionFormatError("expected_revision must be a non-negative int or null")
+        raise BadSessionData("expected_revision must be a non-negative int or null")
     fence = body.get("fence")
     if fence is not None and (strict_int(fence) is None or fence < 0):
-        raise SessionFormatError("fence must be a non-negative int or absent")
-    data = body["data"]
-    if not isinstance(data, dict):
-        raise SessionFormatError("data must be an object")
-    _reject_bools(data)
-    exported = from_legacy({"session_id": sid, "revision": 0, "data": data})
-    normalised = to_legacy(exported.session)
-    return normalised, expected, fence
-
-
-def _reject_bools(data: dict[str, Any]) -> None:
-    if isinstance(data.get("uid"), bool):
-        raise SessionFormatError("data.uid must be an int or null")
-    if data.get("uid") is not None and not isinstance(data.get("uname"), str):
-        raise SessionFormatError("data.uname must be a string when data.uid is set")
-    basket = data.get("basket", [])
-    for i, line in enumerate(basket if isinstance(basket, list) else []):
-        if isinstance(line, dict) and any(isinstance(line.get(k), bool)
-                                          for k in ("sku", "quantity")):
-            raise SessionFormatError(f"data.basket[{i}]: sku and quantity must be ints")
+        raise BadSessionData("fence must be a non-negative int or absent")
+    return check_data(body["data"]), expected, fence
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,17 +1,19 @@
 """The node's session store: a dict in process memory, as the monolith always had.
 
-A session is the *legacy export* shape of ``adapters/session.py`` (this
-module does not import it; the export hook does the talking)::
+A session's ``data`` is the shop's own shape; the session-export hook hands it
+out as it is and takes imports of it (``check_data``)::
 
     data = {"uid": 7 | None, "uname": "alice" | None,
             "basket": [{"sku": 12, "quantity": 2}, ...],   # sorted by sku
+            "settled_orders": [41, 57],
             "created_at": "...", "csrf": "...", "last_viewed_product": 3}
 
-``created_at``, ``csrf`` and ``last_viewed_product`` are the monolith's own;
-the bridge carries them opaquely; ``settled_orders`` lists the orders whose
-lines already left the basket (a replayed checkout takes them out only once).
-Every change bumps ``revision`` (1 when created), which is how the gateway
-notices that a session moved. Sessions expire after ``idle_s`` without a request.
+``settled_orders`` lists the orders whose lines already left the basket (a
+replayed checkout takes them out only once). ``created_at``, ``csrf``,
+``last_viewed_product`` and whatever else a session holds are the monolith's
+own; an import keeps them as given. Every change bumps ``revision`` (1 when
+created), which is how the gateway notices that a session moved. Sessions
+expire after ``idle_s`` without a request.
 
 Fences (docs/protocol.md section 4): the gateway's export and import calls
 carry the fence of the sync lock they hold. The store remembers the highest
@@ -41,6 +43,61 @@ def new_session_id() -> str:
 
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(16)
+
+
+class BadSessionData(ValueError):
+    """Imported session data that is not the shop's session shape."""
+
+
+def check_data(data: Any) -> dict[str, Any]:
+    """Imported session data, checked and in the shop's own form; ``BadSessionData`` if it
+    is not a session of this shop.
+
+    Of the keys the shop reads, each may be absent (a session born elsewhere has no
+    basket yet) and, when present, must be what the shop writes: ``uid`` an int or
+    null, ``uname`` a string or null (a string when ``uid`` is set), ``basket`` a list
+    of ``{"sku": int, "quantity": int >= 0}`` (lines of one sku add up, empty lines
+    go, sorted by sku), ``settled_orders`` a list of positive order ids (deduplicated,
+    sorted, the newest ``SETTLED_KEPT`` kept). Every other key is kept as given.
+    JSON's ``true`` is no int here.
+    """
+    if not isinstance(data, dict):
+        raise BadSessionData("data must be an object")
+    checked = dict(data)
+    uid, uname = data.get("uid"), data.get("uname")
+    if uid is not None and _int(uid) is None:
+        raise BadSessionData("data.uid must be an int or null")
+    if uname is not None and not isinstance(uname, str):
+        raise BadSessionData("data.uname must be a string or null")
+    if uid is not None and uname is None:
+        raise BadSessionData("data.uname must be a string when data.uid is set")
+    if "basket" in data:
+        checked["basket"] = _basket(data["basket"])
+    if "settled_orders" in data:
+        orders = data["settled_orders"]
+        if not isinstance(orders, list) or not all(_int(i) is not None and i > 0 for i in orders):
+            raise BadSessionData("data.settled_orders must be a list of order ids")
+        checked["settled_orders"] = sorted(set(orders))[-SETTLED_KEPT:]
+    return checked
+
+
+def _basket(value: Any) -> list[dict[str, int]]:
+    if not isinstance(value, list):
+        raise BadSessionData("data.basket must be a list")
+    cart: dict[int, int] = {}
+    for i, line in enumerate(value):
+        if not isinstance(line, dict) or set(line) != {"sku", "quantity"}:
+            raise BadSessionData(f"data.basket[{i}] must be {{\"sku\", \"quantity\"}}")
+        sku, qty = _int(line["sku"]), _int(line["quantity"])
+        if sku is None or qty is None or qty < 0:
+            raise BadSessionData(f"data.basket[{i}]: sku and quantity must be ints, "
+                                 "quantity >= 0")
+        cart[sku] = cart.get(sku, 0) + qty
+    return [{"sku": p, "quantity": q} for p, q in sorted(cart.items()) if q > 0]
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
 
 
 def empty_data(*, uid: int | None = None, uname: str | None = None) -> dict[str, Any]:

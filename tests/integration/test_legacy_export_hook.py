@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient
 
 from adapters import wire
-from adapters.session import from_legacy
+from adapters.document import Principal
+from adapters.profile import build
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from legacy_shop.testing import cookie, log_in
 
 Client = TestClient[Any, Any]
 SID, REV, NODE = wire.SESSION_ID_HEADER, wire.SESSION_REV_HEADER, wire.NODE_HEADER
+# The demo shop's session profile, as the gateway reads it from config.yaml.
+SHOP = build(yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
+             ["session"])
 
 
 @pytest.fixture
@@ -86,9 +92,9 @@ async def test_export(shop: Client, auth: dict[str, str]) -> None:
     assert body["session_id"] == sid and body["revision"] == 2 and body["node"] == "n1"
     assert body["data"]["uid"] == 1 and body["data"]["uname"] == "alice"
     assert body["data"]["basket"] == [{"sku": 5, "quantity": 2}]
-    shared = from_legacy(body)
-    assert dict(shared.session.cart) == {5: 2} and {"csrf", "created_at"} <= set(
-        shared.session.legacy)
+    shared = SHOP.from_export(body["data"])  # what the gateway makes of it
+    assert shared.user == Principal(1, "alice") and shared.fields["cart"] == {"5": 2}
+    assert {"csrf", "created_at"} <= set(shared.extra)
     assert (await shop.get(_path("u" * 43), headers=auth)).status == 404
     assert (await shop.get(_path("short"), headers=auth)).status == 404
 
@@ -132,6 +138,39 @@ async def test_import_then_the_api_sees_user_and_cart(shop: Client, auth: dict[s
     assert exported["data"]["theme"] == "dark" and exported["data"]["csrf"]
 
 
+async def test_an_import_comes_back_out_as_it_went_in(shop: Client, auth: dict[str, str]
+                                                      ) -> None:
+    """Keys the node does not read travel as given; the basket is the node's own form."""
+    sid = "roundtrip-session-0123456789abcdef"
+    data = {"uid": 3, "uname": "carol", "settled_orders": [57, 41, 57],
+            "basket": [{"sku": 2, "quantity": 1}, {"sku": 1, "quantity": 0},
+                       {"sku": 2, "quantity": 2}],
+            "flash": {"\u00fc": ["nested", 1, 2.5, None, True]}, "csrf": "t0k"}
+    resp = await shop.put(_path(sid), headers=auth, json={"data": data, "expected_revision": 0})
+    assert resp.status == 200
+    exported = (await (await shop.get(_path(sid), headers=auth)).json())["data"]
+    assert exported == {**data, "created_at": exported["created_at"],
+                        "basket": [{"sku": 2, "quantity": 3}], "settled_orders": [41, 57]}
+    cart = await (await shop.get("/api/cart", headers=cookie(sid))).json()
+    assert [(i["product_id"], i["qty"]) for i in cart["items"]] == [(2, 3)]
+
+
+async def test_a_session_born_on_new_works_on_the_node(shop: Client, auth: dict[str, str]
+                                                       ) -> None:
+    """New's login writes only the user: no basket, no CSRF token yet."""
+    sid = "born-on-new-session-0123456789abcdef"
+    resp = await shop.put(_path(sid), headers=auth,
+                          json={"data": {"uid": 4, "uname": "dave"}, "expected_revision": 0})
+    assert resp.status == 200
+    assert await (await shop.get("/api/me", headers=cookie(sid))).json() == {
+        "user": {"id": 4, "username": "dave"}}
+    resp = await shop.post("/api/cart/items", headers=cookie(sid),
+                           json={"product_id": 2, "qty": 1})
+    assert resp.status == 200 and (await resp.json())["count"] == 1
+    exported = (await (await shop.get(_path(sid), headers=auth)).json())["data"]
+    assert exported["basket"] == [{"sku": 2, "quantity": 1}] and exported["csrf"]
+
+
 async def test_import_is_compare_and_set(shop: Client, auth: dict[str, str]) -> None:
     sid = await log_in(shop, "alice")  # revision 1
 
@@ -162,6 +201,8 @@ async def test_import_is_compare_and_set(shop: Client, auth: dict[str, str]) -> 
     b'{"data": {"uid": 1, "uname": "x", "basket": {}}, "expected_revision": null}',
     b'{"data": {"uid": 1, "uname": "x", "basket": [{"sku": "1", "quantity": 1}]},'
     b' "expected_revision": null}',
+    b'{"data": {"uid": 1, "uname": "x", "settled_orders": [0]}, "expected_revision": null}',
+    b'{"data": {"uid": null, "uname": 7}, "expected_revision": null}',
     b'{"data": {"uid": 1, "uname": "x", "basket": []}, "expected_revision": "2"}',
     b'{"data": {"uid": 1, "uname": "x", "basket": []}, "expected_revision": true}',
 ])

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from adapters.session import from_legacy, to_legacy
-from legacy_shop.sessions import SessionStore
+import pytest
+import yaml
+
+from adapters.document import EMPTY, Document, Principal
+from adapters.profile import build
+from legacy_shop.sessions import SessionStore, check_data
+
+# The demo shop's session profile, as the gateway reads it from config.yaml.
+SHOP = build(yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
+             ["session"])
 
 
 class Clock:
@@ -141,13 +149,34 @@ def test_export_is_a_copy(store: SessionStore) -> None:
     assert exported["basket"] == []
 
 
-def test_export_round_trips_through_the_shared_schema(store: SessionStore) -> None:
+def test_export_round_trips_through_the_shop_profile(store: SessionStore) -> None:
     s = store.login(None, 7, "alice")
     s.add_item(3, 2)
+    s.settle(41, {})
     s.set("last_viewed_product", 3)
-    shared = from_legacy({"session_id": s.sid, "revision": s.revision, "node": "a",
-                          "data": s.export()})
-    assert shared.session.user is not None and shared.session.user.id == 7
-    assert dict(shared.session.cart) == {3: 2}
-    assert {"created_at", "csrf", "last_viewed_product"} <= set(shared.session.legacy)
-    assert to_legacy(shared.session) == s.export()
+    doc = SHOP.from_export(s.export())
+    assert doc.user == Principal(7, "alice")
+    assert doc.fields == {"cart": {"3": 2}, "settled": [41]}
+    assert set(doc.extra) == {"created_at", "csrf", "last_viewed_product"}
+    assert SHOP.to_import(Document.from_json(doc.to_json())) == s.export()
+
+
+@pytest.mark.parametrize("doc", [
+    EMPTY,                                                   # logged out on new
+    Document(Principal(7, "alice")),                         # logged in on new
+    Document(Principal(7, "alice"), {"cart": {"12": 1, "3": 2}, "settled": [41, 57]},
+             {"csrf": "t", "theme": {"dark": True}}),
+    Document(None, {"cart": {"3": 1}}, {"uid": None, "uname": None}),  # a guest
+])
+def test_the_node_takes_what_the_gateway_imports_as_it_is(store: SessionStore,
+                                                         doc: Document) -> None:
+    """What the gateway makes of a shared document is a session of this shop, unchanged
+    (a node that rewrote an import would look like a change made on legacy)."""
+    data = SHOP.to_import(doc)
+    assert check_data(data) == data
+    assert store.put("i" * 43, check_data(data), None) == (True, 1)
+    imported = store.get("i" * 43)
+    assert imported is not None
+    assert SHOP.from_export(imported.export()) == Document(
+        doc.user, doc.fields, {**doc.extra, "created_at": imported.data["created_at"],
+                               "csrf": imported.data["csrf"]})

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from adapters.session import SessionFormatError
 from legacy_shop.errors import ApiError
 from legacy_shop.export_hook import parse_import
+from legacy_shop.sessions import SETTLED_KEPT, BadSessionData
 from legacy_shop.validation import (
     parse_cart_item,
     parse_credentials,
@@ -112,28 +112,46 @@ def test_request_hash_is_of_the_canonical_body() -> None:
     assert _code(request_hash, b"{") == "bad_request"
 
 
-SID = "s" * 43
 GOOD = {"uid": 1, "uname": "alice", "basket": [{"sku": 3, "quantity": 2}], "csrf": "t"}
 
 
-def test_parse_import_normalises() -> None:
+def test_parse_import_normalises_the_basket() -> None:
     data = {"uid": 1, "uname": "alice", "csrf": "t", "basket": [
         {"sku": 5, "quantity": 1}, {"sku": 3, "quantity": 2}, {"sku": 5, "quantity": 1},
         {"sku": 9, "quantity": 0},
     ]}
-    parsed, expected, fence = parse_import(SID, {"data": data, "expected_revision": 4,
-                                                 "fence": 17})
+    parsed, expected, fence = parse_import({"data": data, "expected_revision": 4, "fence": 17})
     assert expected == 4 and fence == 17
-    assert parsed["basket"] == [{"sku": 3, "quantity": 2}, {"sku": 5, "quantity": 2}]
-    assert parsed["csrf"] == "t" and parsed["uid"] == 1 and parsed["uname"] == "alice"
+    assert parsed == {**data, "basket": [{"sku": 3, "quantity": 2}, {"sku": 5, "quantity": 2}]}
+
+
+def test_parse_import_keeps_settled_orders_once_each_and_the_newest() -> None:
+    orders = [*range(SETTLED_KEPT + 5, 0, -1), 7]
+    parsed, _, _ = parse_import({"data": {**GOOD, "settled_orders": orders},
+                                 "expected_revision": None})
+    assert parsed["settled_orders"] == list(range(6, SETTLED_KEPT + 6))
 
 
 def test_parse_import_anonymous() -> None:
-    parsed, expected, fence = parse_import(SID, {"data": {"uid": None, "uname": None,
-                                                          "basket": []},
-                                                 "expected_revision": None})
-    assert parsed["uid"] is None and parsed["uname"] is None and expected is None
-    assert fence is None
+    parsed, expected, fence = parse_import({"data": {"uid": None, "uname": None, "basket": []},
+                                            "expected_revision": None})
+    assert parsed == {"uid": None, "uname": None, "basket": []}
+    assert expected is None and fence is None
+
+
+def test_parse_import_keeps_what_it_does_not_read_and_adds_nothing() -> None:
+    """A session born on new has no basket yet; the node's own keys come as they went."""
+    data = {"uid": 2, "uname": "bob", "theme": "dark", "flash": {"\u00fc": [1, 2.5, None, True]},
+            "csrf": "t"}
+    assert parse_import({"data": data, "expected_revision": None})[0] == data
+    assert parse_import({"data": {}, "expected_revision": 0})[0] == {}
+
+
+def test_parse_import_does_not_change_what_it_was_given() -> None:
+    data = {**GOOD, "basket": [{"sku": 5, "quantity": 1}, {"sku": 3, "quantity": 0}]}
+    before = json.dumps(data)
+    parse_import({"data": data, "expected_revision": None})
+    assert json.dumps(data) == before
 
 
 @pytest.mark.parametrize(
@@ -152,15 +170,28 @@ def test_parse_import_anonymous() -> None:
         {"data": GOOD, "expected_revision": 1.0},
         {"data": {**GOOD, "uid": "1"}, "expected_revision": None},
         {"data": {**GOOD, "uid": True}, "expected_revision": None},
+        {"data": {**GOOD, "uid": 1.0}, "expected_revision": None},
         {"data": {**GOOD, "uname": None}, "expected_revision": None},
+        {"data": {"uid": 1, "basket": []}, "expected_revision": None},
+        {"data": {**GOOD, "uname": 5}, "expected_revision": None},
         {"data": {**GOOD, "basket": {}}, "expected_revision": None},
+        {"data": {**GOOD, "basket": None}, "expected_revision": None},
         {"data": {**GOOD, "basket": [1]}, "expected_revision": None},
+        {"data": {**GOOD, "basket": [{"sku": 3}]}, "expected_revision": None},
+        {"data": {**GOOD, "basket": [{"sku": 3, "quantity": 1, "x": 1}]},
+         "expected_revision": None},
         {"data": {**GOOD, "basket": [{"sku": "3", "quantity": 1}]}, "expected_revision": None},
         {"data": {**GOOD, "basket": [{"sku": True, "quantity": 1}]}, "expected_revision": None},
         {"data": {**GOOD, "basket": [{"sku": 3, "quantity": -1}]}, "expected_revision": None},
         {"data": {**GOOD, "basket": [{"sku": 3, "quantity": False}]}, "expected_revision": None},
+        {"data": {**GOOD, "basket": [{"sku": 3, "quantity": 1.0}]}, "expected_revision": None},
+        {"data": {**GOOD, "settled_orders": "41"}, "expected_revision": None},
+        {"data": {**GOOD, "settled_orders": [41, "57"]}, "expected_revision": None},
+        {"data": {**GOOD, "settled_orders": [0]}, "expected_revision": None},
+        {"data": {**GOOD, "settled_orders": [-41]}, "expected_revision": None},
+        {"data": {**GOOD, "settled_orders": [True]}, "expected_revision": None},
     ],
 )
 def test_parse_import_rejects(body: Any) -> None:
-    with pytest.raises(SessionFormatError):
-        parse_import(SID, body)
+    with pytest.raises(BadSessionData):
+        parse_import(body)
