@@ -203,7 +203,7 @@ class Rules:
             seen = {k.lower() for k in legacy.headers} | {k.lower() for k in new.headers}
             names = sorted(n for n in seen if n not in NEVER_COMPARED
                            and n not in INTERNAL_HEADERS and n not in self.ignore_headers
-                           and not n.startswith(("x-shop-", "x-strangler-")))
+                           and not n.startswith("x-strangler-"))
         return names
 
 

@@ -76,7 +76,7 @@ class Metrics:
             "breaks the profile).", ("reason",), registry=r)
         self.merge_conflicts = Counter(
             "strangler_session_merge_conflicts_total",
-            "Values both sides changed differently, settled by the field's rule "
+            "Values both sides changed differently, resolved by the field's rule "
             "(lww: the later write), by declared field ('user', 'extra' for the rest).",
             ("field",), registry=r)
         self.flag_evaluations = Counter(

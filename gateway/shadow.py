@@ -94,7 +94,9 @@ class Shadower:
         self._tasks: set[asyncio.Task[None]] = set()
         self._rng = rng
         self._clock = clock
-        self.lanes = {r.name: _lane(r.name, r.shadow) for r in routes if not r.legacy_only}
+        self._internal = bridge.profile.response_headers
+        self.lanes = {r.name: _lane(r.name, r.shadow, self._internal) for r in routes
+                      if not r.legacy_only}
 
     def configure(self, routes: Iterable[RouteSection]) -> None:
         """Reloaded rules: a route whose shadow section is unchanged keeps its statistics."""
@@ -104,13 +106,13 @@ class Shadower:
                 continue
             lane = self.lanes.get(r.name)
             lanes[r.name] = lane if lane is not None and lane.config == r.shadow else \
-                _lane(r.name, r.shadow)
+                _lane(r.name, r.shadow, self._internal)
         self.lanes = lanes
 
     def lane(self, route: str) -> Lane:
         found = self.lanes.get(route)
         if found is None:  # a route the config did not describe: default rules
-            found = self.lanes[route] = _lane(route, ShadowSection())
+            found = self.lanes[route] = _lane(route, ShadowSection(), self._internal)
         return found
 
     # ------------------------------------------------------------ hot path
@@ -249,8 +251,10 @@ class Shadower:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _lane(name: str, cfg: ShadowSection) -> Lane:
-    rules = Rules.build(compare_headers=cfg.compare_headers, ignore_headers=cfg.ignore_headers,
+def _lane(name: str, cfg: ShadowSection, internal: tuple[str, ...] = ()) -> Lane:
+    """``internal``: the monolith's own session headers, never a difference."""
+    rules = Rules.build(compare_headers=cfg.compare_headers,
+                        ignore_headers=(*cfg.ignore_headers, *internal),
                         ignore_paths=cfg.ignore_paths)
     return Lane(cfg, rules, RouteStats(name, cfg.noise_threshold, cfg.diff_log_size))
 
