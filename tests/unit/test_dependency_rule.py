@@ -1,4 +1,4 @@
-"""The dependency rule of ARCHITECTURE.md ("Parts and the dependency rule"), enforced.
+"""The dependency rule of docs/architecture.md ("Parts and the dependency rule"), enforced.
 
     gateway       -> flags, adapters
     flags         -> nothing of ours
@@ -109,7 +109,7 @@ def violations(part: str) -> list[Import]:
 def test_dependency_rule(part: str) -> None:
     assert part_files(part), f"{part}/ has no Python files: is ROOT right?"
     bad = violations(part)
-    assert not bad, f"{part} breaks the dependency rule of ARCHITECTURE.md:\n" + "\n".join(
+    assert not bad, f"{part} breaks the dependency rule of docs/architecture.md:\n" + "\n".join(
         f"  {imp}" for imp in bad)
 
 
