@@ -5,8 +5,10 @@ package does I/O: no sockets, no Redis, no SQL, no clock unless passed in.
 It holds the shapes both sides agree on and the functions that turn one into
 the other:
 
-- ``session``   -- the shared session schema, the legacy export format and the
-                   translation between them, and the three-way cart merge.
+- ``profile``   -- the session profile (config's ``session:``): a monolith's
+                   exported session <-> the shared document, identity, and the
+                   three-way merge of its fields (rules in ``merge``).
+- ``document``  -- the shared session document, knowing no application.
 - ``store``     -- names and Lua source for the shared session record in Redis
                    (data only; each side runs it with its own client).
 - ``claims``    -- session -> JWT claims the gateway mints and services check.

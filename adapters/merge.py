@@ -130,7 +130,7 @@ def rule_for(name: str, values: str = "lww") -> Rule:
 
 
 def _obj(value: Any) -> dict[str, Any]:
-    return {} if value is ABSENT else value  # type: ignore[no-any-return]
+    return {} if value is ABSENT else value
 
 
 def _keys(*maps: dict[str, Any]) -> list[str]:

@@ -3,7 +3,7 @@
 One hash per session, hash-tagged on the session id so that Redis Cluster
 keeps everything of a session in one slot::
 
-    {prefix}:{<sid>}   doc   shared document (JSON, see ``adapters.session``);
+    {prefix}:{<sid>}   doc   shared document (JSON, see ``adapters.document``);
                              absent: no session (never was, or dropped)
                        v     version, bumped by every document write of either
                              side; never reset, not even by a drop (no ABA)

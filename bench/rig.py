@@ -132,7 +132,7 @@ class Rig:
         """A JWT exactly as the gateway mints it (same code, the stack's key)."""
         cfg = TokensSection(**self.stack.config()["tokens"])
         minter = TokenMinter(cfg, self.stack.keys.private_key)
-        return minter.mint(Identity(login.sid, str(login.user_id), login.username))
+        return minter.mint(login.sid, Identity(login.sid, str(login.user_id), login.username))
 
     def identity_headers(self, login: Login) -> dict[str, str]:
         return {"Cookie": login.cookie, IDENTITY_HEADER: self.identity_token(login)}

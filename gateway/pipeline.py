@@ -263,7 +263,8 @@ class Pipeline:
         self.budgets[ex.route.name].request()
         try:
             # With the client's own token: a dirty one makes the bridge resync first.
-            token, fresh = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid, ex.sync)
+            token, fresh = await self.bridge.token_for_new(ex.sid, ex.hint, ex.rid, ex.sync,
+                                                           ex.route.audience, ex.route.guests)
         except (StoreUnavailable, StoreBusy):
             return await self._fallback(ex, decision, "session_store_down", None)
         except ServiceUnavailable:  # a resync that could not finish: legacy may hold it

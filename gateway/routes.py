@@ -24,6 +24,9 @@ class Route:
     breaker: Breaker
     retry_budget: RetryBudget
     pin: bool = False
+    audience: str | None = None
+    """The ``aud`` of tokens sent with this route's requests (None: ``tokens.audience``)."""
+    guests: bool = False
 
     @classmethod
     def from_config(cls, section: RouteSection) -> Route:
@@ -33,7 +36,7 @@ class Route:
             if "GET" in methods:
                 methods |= {"HEAD"}
         return cls(section.name, methods, section.legacy_only, section.fallback, section.breaker,
-                   section.retry_budget, section.pin)
+                   section.retry_budget, section.pin, section.service, section.guests)
 
 
 class Match(Enum):

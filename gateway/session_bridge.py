@@ -454,27 +454,30 @@ class SessionBridge:
             self._touched.popitem(last=False)
 
     async def token_for_new(self, sid: str | None, hint: str | None, rid: str,
-                            sync: str | None = None) -> tuple[str | None, str | None]:
+                            sync: str | None = None, audience: str | None = None,
+                            guests: bool = False) -> tuple[str | None, str | None]:
         """The identity token for a new-routed request (None: anonymous) and a sync
-        token for the client when this request resynced its session."""
+        token for the client when this request resynced its session. ``audience``: the
+        service it is for; ``guests``: the route serves sessions with no user."""
         if sid is None:
             return None, None
         if self._left_to_legacy(sid):
             raise SessionUnbridgeable("session_unbridgeable")
         try:
-            return await self._token_for_new(sid, hint, rid, sync)
+            return await self._token_for_new(sid, hint, rid, sync, audience, guests)
         except SessionFormatError as exc:
             self._unbridgeable(sid, exc)
             raise SessionUnbridgeable("session_unbridgeable") from None
 
-    async def _token_for_new(self, sid: str, hint: str | None, rid: str,
-                             sync: str | None) -> tuple[str | None, str | None]:
+    async def _token_for_new(self, sid: str, hint: str | None, rid: str, sync: str | None,
+                             audience: str | None, guests: bool
+                             ) -> tuple[str | None, str | None]:
         known = self.known.get(sid)
         dirty = _dirty(sync, known) or (known is not None and known.ahead)
         if not dirty:
-            token = self.minter.cached(sid)
+            token = self.minter.cached(sid, audience, guests)
             if token is not None:
-                return token, None
+                return token or None, None
         if not self.store.up:
             raise StoreUnavailable("session store unavailable")
         fresh: str | None = None
@@ -492,11 +495,13 @@ class SessionBridge:
             if rec is None:
                 return None, fresh
         user = rec.doc.user
-        if user is None:
+        if user is None and not guests:
+            self.minter.note_guest(sid)
             return None, fresh
-        self.metrics.session("token", "minted")
-        identity = Identity(sid, str(user.id), user.name, user.claims)
-        return self.minter.mint(identity), fresh
+        self.metrics.session("token", "minted" if user is not None else "minted_guest")
+        identity = (Identity(sid, str(user.id), user.name, user.claims) if user is not None
+                    else Identity(sid, None))
+        return self.minter.mint(sid, identity, audience), fresh
 
     # ------------------------------------------------------------ recovery
     async def resync_all(self) -> None:

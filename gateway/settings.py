@@ -355,6 +355,12 @@ class RouteSection(_Frozen):
     pin: bool = False
     """Once migrated, stay migrated: a session served by new in a canary stays on new when
     the percentage is lowered, until the route goes back to legacy or is unpinned."""
+    service: NAME | None = None
+    """The new service behind the route: the audience of the tokens it is sent, so a token
+    for one service is refused by another (default: ``tokens.audience``, shared)."""
+    guests: bool = False
+    """New may serve this route to a session with no user: such a session gets a token that
+    names the session and no user. Off: a guest's request reaches new with no token."""
     fallback: Fallback = Fallback()
     breaker: Breaker = Breaker()
     retry_budget: RetryBudget = RetryBudget()

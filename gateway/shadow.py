@@ -165,7 +165,8 @@ class Shadower:
 
     async def _to_new(self, ex: Exchange) -> Answer:
         try:
-            token, _ = await self._bridge.token_for_new(ex.sid, ex.hint, ex.rid, ex.sync)
+            token, _ = await self._bridge.token_for_new(ex.sid, ex.hint, ex.rid, ex.sync,
+                                                        ex.route.audience, ex.route.guests)
             member = self._new.pick()
             if member is None:
                 raise _Failed("no_new_instance", "no healthy new instance")

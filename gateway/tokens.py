@@ -33,35 +33,61 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+ANONYMOUS = ""
+"""``cached``'s answer for a known guest on a route that does not serve guests: no token,
+and no need to read the store to know it."""
+
+
 class TokenMinter:
-    """Mints and caches one token per session (services re-check the user on every read)."""
+    """Mints and caches one token per session and audience (services re-check the user on
+    every read). Keyed by the bridge's session key; ``forget`` drops all of a session's."""
 
     def __init__(self, cfg: TokensSection, key: Ed25519PrivateKey, max_cached: int = 100_000):
         self._cfg = cfg
         self._key = key
         self._refresh_at = max(cfg.ttl_s // 5, 10)
-        self._cache: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[bool, dict[str, tuple[str, int]]]] = OrderedDict()
+        """sid -> (a guest?, audience -> (token, exp))"""
         self._max = max_cached
 
-    def cached(self, sid: str, now: float | None = None) -> str | None:
-        """A cached token for ``sid`` that is not about to expire, else None."""
+    def cached(self, sid: str, audience: str | None = None, guests: bool = False,
+               now: float | None = None) -> str | None:
+        """A cached token for ``sid`` and ``audience`` that is not about to expire;
+        ``ANONYMOUS`` for a guest on a route that serves none; else None (ask the store)."""
         hit = self._cache.get(sid)
         if hit is None:
             return None
-        token, _, exp = hit
-        if exp - (now or time.time()) <= self._refresh_at:
+        guest, tokens = hit
+        if guest and not guests:
+            return ANONYMOUS
+        found = tokens.get(audience or self._cfg.audience)
+        if found is None or found[1] - (now or time.time()) <= self._refresh_at:
             return None
-        return token
+        return found[0]
 
-    def mint(self, identity: Identity, now: float | None = None) -> str:
+    def mint(self, sid: str, identity: Identity, audience: str | None = None,
+             now: float | None = None) -> str:
+        aud = audience or self._cfg.audience
         issued = int(now or time.time())
-        claims = session_claims(identity, issuer=self._cfg.issuer, audience=self._cfg.audience,
+        claims = session_claims(identity, issuer=self._cfg.issuer, audience=aud,
                                 now=issued, ttl_s=self._cfg.ttl_s)
         token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._cfg.kid})
-        self._cache[identity.session_id] = (token, identity.user_id, claims["exp"])
+        guest = identity.user_id is None
+        hit = self._cache.get(sid)
+        if hit is None or hit[0] != guest:
+            hit = self._cache[sid] = (guest, {})
+        hit[1][aud] = (token, claims["exp"])
         if len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return token
+
+    def note_guest(self, sid: str) -> None:
+        """``sid`` has no user: routes that serve no guests need not ask the store."""
+        hit = self._cache.get(sid)
+        if hit is None or not hit[0]:
+            self._cache[sid] = (True, {})
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
 
     def forget(self, sid: str) -> None:
         self._cache.pop(sid, None)

@@ -53,8 +53,8 @@ def token_identity(request: web.Request) -> Identity | None:
         identity = request.app[VERIFIER].verify(token)
     except InvalidToken:
         raise not_logged_in() from None  # the reason stays out of logs and answers
-    if user_id(identity.user_id) is None:
-        raise not_logged_in()
+    if identity.user_id is None or user_id(identity.user_id) is None:
+        raise not_logged_in()  # the shop serves no guests
     return identity
 
 

@@ -11,9 +11,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from adapters.claims import ALGORITHMS, REQUIRED_CLAIMS, Identity, identity_from_claims
+from adapters.claims import (
+    ALGORITHMS,
+    REQUIRED_CLAIMS,
+    ClaimsError,
+    Identity,
+    identity_from_claims,
+)
 from gateway.settings import TokensSection
-from gateway.tokens import SigningKeyError, TokenMinter, load_private_key
+from gateway.tokens import ANONYMOUS, SigningKeyError, TokenMinter, load_private_key
 
 CFG = TokensSection(issuer="gw-test", audience="shop-services", ttl_s=300, kid="k-7")
 SID = "S" * 43
@@ -39,7 +45,7 @@ def verify(token: str, key: Ed25519PrivateKey) -> dict[str, object]:
 def test_minted_token_verifies_with_the_public_key(minter: TokenMinter,
                                                    key: Ed25519PrivateKey) -> None:
     now = int(time.time())
-    token = minter.mint(ALICE, now=now)
+    token = minter.mint(SID, ALICE, now=now)
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA"
     assert header["kid"] == "k-7"
@@ -55,14 +61,14 @@ def test_minted_token_verifies_with_the_public_key(minter: TokenMinter,
 
 
 def test_token_does_not_verify_with_another_key(minter: TokenMinter) -> None:
-    token = minter.mint(ALICE, now=int(time.time()))
+    token = minter.mint(SID, ALICE, now=int(time.time()))
     with pytest.raises(jwt.InvalidSignatureError):
         verify(token, Ed25519PrivateKey.generate())
 
 
 def test_cached_returns_the_same_token_until_shortly_before_expiry(minter: TokenMinter) -> None:
     issued = 1_700_000_000
-    token = minter.mint(ALICE, now=issued)
+    token = minter.mint(SID, ALICE, now=issued)
     exp = issued + CFG.ttl_s
     for t in (issued, issued + 1, issued + 60, issued + CFG.ttl_s // 2):
         assert minter.cached(SID, now=t) == token, t
@@ -73,7 +79,7 @@ def test_cached_returns_the_same_token_until_shortly_before_expiry(minter: Token
 
 def test_refresh_margin_is_a_small_part_of_the_lifetime(minter: TokenMinter) -> None:
     issued = 1_700_000_000
-    minter.mint(ALICE, now=issued)
+    minter.mint(SID, ALICE, now=issued)
     last_reuse = max(t for t in range(issued, issued + CFG.ttl_s + 1)
                      if minter.cached(SID, now=t) is not None)
     margin = issued + CFG.ttl_s - last_reuse
@@ -82,8 +88,8 @@ def test_refresh_margin_is_a_small_part_of_the_lifetime(minter: TokenMinter) -> 
 
 def test_cache_is_per_session(minter: TokenMinter) -> None:
     issued = 1_700_000_000
-    a = minter.mint(ALICE, now=issued)
-    b = minter.mint(Identity("T" * 43, "8", "bob"), now=issued)
+    a = minter.mint(SID, ALICE, now=issued)
+    b = minter.mint("T" * 43, Identity("T" * 43, "8", "bob"), now=issued)
     assert a != b
     assert minter.cached(SID, now=issued + 1) == a
     assert minter.cached("T" * 43, now=issued + 1) == b
@@ -92,7 +98,7 @@ def test_cache_is_per_session(minter: TokenMinter) -> None:
 
 def test_forget_drops_the_token(minter: TokenMinter) -> None:
     issued = 1_700_000_000
-    minter.mint(ALICE, now=issued)
+    minter.mint(SID, ALICE, now=issued)
     minter.forget(SID)
     assert minter.cached(SID, now=issued + 1) is None
     minter.forget(SID)  # forgetting twice is fine
@@ -100,8 +106,8 @@ def test_forget_drops_the_token(minter: TokenMinter) -> None:
 
 
 def test_remint_replaces_the_cached_token(minter: TokenMinter) -> None:
-    first = minter.mint(ALICE, now=1_700_000_000)
-    second = minter.mint(Identity(SID, "9", "carol"), now=1_700_000_100)
+    first = minter.mint(SID, ALICE, now=1_700_000_000)
+    second = minter.mint(SID, Identity(SID, "9", "carol"), now=1_700_000_100)
     assert first != second
     assert minter.cached(SID, now=1_700_000_101) == second
 
@@ -111,7 +117,7 @@ def test_cache_is_bounded(key: Ed25519PrivateKey) -> None:
     now = 1_700_000_000
     sids = [c * 43 for c in "ABCD"]
     for i, sid in enumerate(sids):
-        minter.mint(Identity(sid, str(i), f"u{i}"), now=now)
+        minter.mint(sid, Identity(sid, str(i), f"u{i}"), now=now)
     assert minter.cached(sids[0], now=now) is None  # oldest evicted
     assert all(minter.cached(s, now=now) for s in sids[1:])
 
@@ -147,3 +153,40 @@ def test_load_private_key_refuses_another_key_type(tmp_path: Path) -> None:
         serialization.NoEncryption()))
     with pytest.raises(SigningKeyError, match="not an Ed25519 key"):
         load_private_key(path)
+
+
+def test_one_token_per_service_and_a_token_for_one_is_refused_by_another(
+        minter: TokenMinter, key: Ed25519PrivateKey) -> None:
+    cart = minter.mint(SID, ALICE, "cart")
+    orders = minter.mint(SID, ALICE, "orders")
+    assert minter.cached(SID, "cart") == cart and minter.cached(SID, "orders") == orders
+    assert minter.cached(SID, "catalog") is None, "minted per audience, never shared"
+    jwt.decode(cart, key.public_key(), algorithms=list(ALGORITHMS), audience="cart",
+               issuer=CFG.issuer)
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(cart, key.public_key(), algorithms=list(ALGORITHMS), audience="orders",
+                   issuer=CFG.issuer)
+    minter.forget(SID)
+    assert minter.cached(SID, "cart") is None and minter.cached(SID, "orders") is None
+
+
+def test_a_guest_token_names_the_session_and_no_user(minter: TokenMinter,
+                                                     key: Ed25519PrivateKey) -> None:
+    token = minter.mint(SID, Identity(SID, None), "prefs")
+    claims = jwt.decode(token, key.public_key(), algorithms=list(ALGORITHMS),
+                        audience="prefs", issuer=CFG.issuer,
+                        options={"require": list(REQUIRED_CLAIMS)})
+    assert "sub" not in claims and claims["guest"] is True and claims["sid"] == SID
+    assert identity_from_claims(claims, guests=True).user_id is None
+    with pytest.raises(ClaimsError):
+        identity_from_claims(claims)  # a route that serves no guests refuses it
+    assert minter.cached(SID, "prefs", guests=True) == token
+    assert minter.cached(SID, "cart", guests=False) == ANONYMOUS, \
+        "a known guest on a route for users: no token, no store read"
+
+
+def test_a_guest_who_logs_in_gets_user_tokens(minter: TokenMinter) -> None:
+    minter.note_guest(SID)
+    assert minter.cached(SID, "cart") == ANONYMOUS
+    token = minter.mint(SID, ALICE, "cart")
+    assert minter.cached(SID, "cart") == token

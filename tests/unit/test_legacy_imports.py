@@ -1,4 +1,4 @@
-"""The dependency rule of ARCHITECTURE.md, as it applies to the monolith.
+"""The dependency rule of docs/architecture.md, as it applies to the monolith.
 
 ``legacy_shop`` may import ``adapters`` only in its session-export hook, and
 never the gateway, the new services, the flags or the ``strangler`` CLI.

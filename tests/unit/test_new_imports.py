@@ -1,4 +1,4 @@
-"""new_services imports only ``adapters`` of ours (ARCHITECTURE.md, the dependency rule)."""
+"""new_services imports only ``adapters`` of ours (docs/architecture.md, the dependency rule)."""
 
 from __future__ import annotations
 

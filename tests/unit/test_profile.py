@@ -145,8 +145,10 @@ def test_the_document_survives_json() -> None:
 
 
 # ---------------------------------------------------------------- merge
-def shop(cart: dict[str, int], user: Principal | None = Principal(7, "alice"),
-         **extra: Any) -> Document:
+ALICE = Principal(7, "alice")
+
+
+def shop(cart: dict[str, int], user: Principal | None = ALICE, **extra: Any) -> Document:
     return Document(user, {"cart": cart}, extra)
 
 
