@@ -94,6 +94,7 @@ class Gateway:
         self.redis = make_redis(cfg.redis)
         budget_ms = cfg.gateway.session_sync.budget_ms
         self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
+                                  handle_key=self.secrets.session_key,
                                   max_in_flight=max(cfg.redis.max_connections - 16, 4),
                                   pool_wait_s=cfg.redis.timeout_ms / 1000,
                                   lease_ms=budget_ms + 1000,
@@ -113,7 +114,7 @@ class Gateway:
         await self.provider.start()
         self.decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
         self.pins = pins = Pins(self.redis, cfg.redis.key_prefix)
-        self.pin_book = PinBook(pins)
+        self.pin_book = PinBook(pins, self.store.handle)
         self.ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
         self.service = FlagService(self.provider, self.ledger, pins)
         self.provider.subscribe(self._flags_changed)

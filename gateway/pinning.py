@@ -10,6 +10,7 @@ per flip and nothing after.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
@@ -21,8 +22,10 @@ _MAX = 200_000
 
 
 class PinBook:
-    def __init__(self, pins: Pins) -> None:
+    def __init__(self, pins: Pins, handle: Callable[[str], str]) -> None:
+        """``handle``: session id -> the name Redis keeps it under (never the cookie)."""
         self._pins = pins
+        self._handle = handle
         self._memo: dict[tuple[str, str], bool] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -35,7 +38,7 @@ class PinBook:
         hit = self._memo.get(key)
         if hit is None:
             try:
-                hit = await self._pins.has(route, sid)
+                hit = await self._pins.has(route, self._handle(sid))
             except (RedisError, OSError):
                 return False  # unknown: the session follows its bucket
             self._remember(key, hit)
@@ -53,7 +56,7 @@ class PinBook:
 
     async def _add(self, route: str, sid: str) -> None:
         try:
-            await self._pins.add(route, sid)
+            await self._pins.add(route, self._handle(sid))
         except (RedisError, OSError) as exc:
             self._memo.pop((route, sid), None)
             _log.warning("pin_not_recorded", route=route, reason=type(exc).__name__)

@@ -499,8 +499,9 @@ class SessionBridge:
             self.minter.note_guest(sid)
             return None, fresh
         self.metrics.session("token", "minted" if user is not None else "minted_guest")
-        identity = (Identity(sid, str(user.id), user.name, user.claims) if user is not None
-                    else Identity(sid, None))
+        handle = self.store.handle(sid)  # tokens never carry the cookie itself
+        identity = (Identity(handle, str(user.id), user.name, user.claims) if user is not None
+                    else Identity(handle, None))
         return self.minter.mint(sid, identity, audience), fresh
 
     # ------------------------------------------------------------ recovery

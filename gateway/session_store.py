@@ -35,6 +35,7 @@ from redis.exceptions import MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.document import EMPTY, Document, SessionFormatError
+from adapters.handles import session_handle
 from adapters.store import (
     FIELDS,
     SYNC_ACQUIRE,
@@ -142,11 +143,12 @@ def parse_record(sid: str, raw: list[Any]) -> Record | None:
 
 
 class SessionStore:
-    def __init__(self, redis: RedisClient, prefix: str, ttl_s: int, *,
+    def __init__(self, redis: RedisClient, prefix: str, ttl_s: int, *, handle_key: bytes,
                  max_in_flight: int = 64, pool_wait_s: float = 0.5, lease_ms: int = 4000,
                  probe_timeout_s: float = 0.5,
                  on_error: Callable[[], None] = lambda: None) -> None:
         self.redis = redis
+        self._handle_key = handle_key
         self.prefix = prefix
         self.ttl_s = ttl_s
         self.lease_ms = lease_ms
@@ -165,8 +167,12 @@ class SessionStore:
         self.lock_events: Callable[[str, float], None] = lambda outcome, waited: None
         """(outcome, seconds waited) of every acquire: for metrics."""
 
+    def handle(self, sid: str) -> str:
+        """The name tokens and Redis use for ``sid`` (never the cookie itself)."""
+        return session_handle(self._handle_key, sid)
+
     def key(self, sid: str) -> str:
-        return session_key(self.prefix, sid)
+        return session_key(self.prefix, self.handle(sid))
 
     # ---------------------------------------------------------------- reads
     async def read(self, sid: str) -> Record | None:

@@ -239,6 +239,10 @@ class TokensSection(_Frozen):
     ttl_s: Int = Field(300, ge=30)
     kid: str = Field("strangler-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     private_key_file: Path = Path(".strangler/keys/jwt-private.pem")
+    session_key: Secret = Secret(env="STRANGLER_SESSION_KEY", file=Path(".strangler/session-key"))
+    """The key that turns a session id into its handle (adapters.handles), the only name
+    tokens and Redis use for a session: the gateway and every service that creates
+    sessions share it; at least 32 bytes."""
     jwks_file: Path = Path(".strangler/keys/jwks.json")
 
 

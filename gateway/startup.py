@@ -12,6 +12,7 @@ from flags.model import RouteFlag
 from flags.provider import Provider
 from flags.unleash_server import UnleashServerProvider
 from gateway.redis_client import RedisClient
+from adapters.handles import HandleKeyError, check_key
 from gateway.settings import Config, ConfigError
 
 
@@ -20,6 +21,8 @@ class Secrets:
     internal_token: str
     admin_tokens: dict[str, str]
     """token name -> token; ``admin`` is gateway.admin_token."""
+    session_key: bytes = b""
+    """Derives session handles (``adapters.handles``)."""
 
 
 def read_secrets(cfg: Config) -> Secrets:
@@ -37,7 +40,15 @@ def read_secrets(cfg: Config) -> Secrets:
             raise ConfigError(f"gateway.admin_tokens[{i}]: no secret found for {named.name!r} "
                               f"in ${named.env} or {named.file}")
         tokens[named.name] = value
-    return Secrets(internal, tokens)
+    key = cfg.tokens.session_key.read()
+    if not key:
+        raise ConfigError("tokens.session_key: no secret found in "
+                          f"${cfg.tokens.session_key.env} or {cfg.tokens.session_key.file}")
+    try:
+        check_key(key.encode())
+    except HandleKeyError as exc:
+        raise ConfigError(f"tokens.session_key: {exc}") from None
+    return Secrets(internal, tokens, key.encode())
 
 
 def flag_defaults(cfg: Config) -> dict[str, RouteFlag]:

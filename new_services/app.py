@@ -56,7 +56,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = make_client(settings)
     app[REDIS] = client
     app[SESSIONS] = SessionStore(client, prefix=settings.key_prefix,
-                                 ttl_s=settings.session_ttl_s, attempts=settings.cas_attempts)
+                                 ttl_s=settings.session_ttl_s, attempts=settings.cas_attempts,
+                                 handle_key=settings.session_key)
     yield
     await client.aclose()
 

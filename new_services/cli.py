@@ -25,6 +25,8 @@ log = structlog.get_logger("new_services.cli")
 
 SHUTDOWN_TIMEOUT_S = 10.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SESSION_KEY_ENV = "STRANGLER_SESSION_KEY"
+"""The gateway's session key (``tokens.session_key``): names the sessions a login here makes."""
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -70,6 +72,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         redis_password=os.environ.get(PASSWORD_ENV) or None,
         redis_sentinel_password=os.environ.get(SENTINEL_PASSWORD_ENV) or None,
         jwks_path=args.jwks, key_prefix=args.key_prefix, session_ttl_s=args.session_ttl,
+        session_key=os.environ.get(SESSION_KEY_ENV, "").strip().encode(),
         jwt_issuer=args.jwt_issuer, jwt_audience=args.jwt_audience,
     )
 

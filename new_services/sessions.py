@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from adapters.claims import Identity
 from adapters.document import EMPTY, Document, SessionFormatError
+from adapters.handles import session_handle
 from adapters.store import WRITE_SCRIPT, session_key, valid_session_id, write_args
 
 from .errors import ApiError, OutcomeUnknown, SessionBusy, not_logged_in
@@ -58,7 +59,11 @@ class SessionStore:
     """Reads and compare-and-set writes of session records under one key prefix."""
 
     def __init__(self, redis: RedisClient, *, prefix: str, ttl_s: int, attempts: int,
-                 write_budget_s: float = 5.0) -> None:
+                 write_budget_s: float = 5.0, handle_key: bytes = b"") -> None:
+        """``handle_key``: the gateway's session key, to name a session created here
+        (login) as the gateway will. Every other call names a session by the handle its
+        token carries."""
+        self._handle_key = handle_key
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_s
@@ -91,14 +96,17 @@ class SessionStore:
         return snap
 
     async def create(self, doc: Document) -> str:
-        """A new record (``v`` 1, ``lv`` 0, no legacy node) under a fresh session id."""
+        """A new record (``v`` 1, ``lv`` 0, no legacy node) under a fresh session id, kept
+        under its handle; returns the id (the cookie), which is stored nowhere."""
+        if not self._handle_key:
+            raise RuntimeError("no session key: set $STRANGLER_SESSION_KEY to log in on new")
         while True:  # a collision of 256-bit random ids does not happen; be correct anyway
             sid = secrets.token_urlsafe(32)
             fields: dict[str, str | int] = {
                 "doc": doc.to_json(), "base": EMPTY.to_json(),
                 "node": "", "lrev": 0, "lv": 0, "t": int(time.time()),
             }
-            if await self._cas(sid, 0, fields):
+            if await self._cas(session_handle(self._handle_key, sid), 0, fields):
                 return sid
 
     async def update(

@@ -27,6 +27,9 @@ class Settings:
     """For sentinel and cluster (a URL carries its own)."""
     redis_sentinel_password: str | None = field(default=None, repr=False)
     key_prefix: str = "strangler"
+    session_key: bytes = field(default=b"", repr=False)
+    """Derives a new session's handle (``adapters.handles``), as the gateway does: needed
+    to log in on new. From ``$STRANGLER_SESSION_KEY``."""
     session_ttl_s: int = DEFAULT_SESSION_TTL_S
     jwt_issuer: str = DEFAULT_JWT_ISSUER
     jwt_audience: str = DEFAULT_JWT_AUDIENCE

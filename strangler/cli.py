@@ -174,6 +174,9 @@ def _services(cfg: Config, args: argparse.Namespace) -> int:
     redis = runtime.redis_section(cfg.redis, args.redis_url)
     if redis is None:
         raise ConfigError("redis: not set and no demo running; give --redis-url")
+    key = cfg.tokens.session_key.read()
+    if key:
+        os.environ["STRANGLER_SESSION_KEY"] = key  # to the service, never on a command line
     return services_main([
         "serve", "--instance-id", args.instance_id,
         "--port", str(port),
@@ -225,7 +228,8 @@ def _keys(cfg: Config, args: argparse.Namespace) -> int:
     made = ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file, cfg.tokens.kid)
     print(f"signing key: {cfg.tokens.private_key_file} ({'created' if made else 'exists'})")
     for label, secret in (("internal token", cfg.legacy.internal_token),
-                          ("admin token", cfg.gateway.admin_token)):
+                          ("admin token", cfg.gateway.admin_token),
+                          ("session key", cfg.tokens.session_key)):
         if secret.file:
             ensure_token(secret.file)
             print(f"{label}: {secret.file}")

@@ -139,7 +139,8 @@ def _prepare(cfg: Config, keep_data: bool) -> None:
         _fresh_database(cfg.database.url)
     ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file, cfg.tokens.kid)
     for where, secret in (("legacy.internal_token", cfg.legacy.internal_token),
-                          ("gateway.admin_token", cfg.gateway.admin_token)):
+                          ("gateway.admin_token", cfg.gateway.admin_token),
+                          ("tokens.session_key", cfg.tokens.session_key)):
         if secret.read() is None:
             if secret.file is None:
                 raise ConfigError(f"{where}: set ${secret.env} or name a file")

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from adapters.document import Document
+from adapters.handles import session_handle
 from adapters.profile import build
-from adapters.store import WRITE_SCRIPT, session_key, write_args
+from adapters.store import WRITE_SCRIPT, write_args
 from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
@@ -42,7 +44,7 @@ from gateway.upstreams import LegacyPool
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from new_services.shop_session import ShopSession
-from tests.support.keys import KeyPair
+from tests.support.keys import SESSION_KEY, KeyPair
 from tests.support.net import await_until
 from tests.support.profiles import shop_profile, shop_session
 
@@ -87,7 +89,7 @@ class World:
     async def new_writes(self, sid: str, change: object) -> None:
         """Write the shared document the way a new service does (CAS on v)."""
         script = self.redis.register_script(WRITE_SCRIPT)
-        key = session_key(self.prefix, sid)
+        key = self.store.key(sid)
         doc_raw, v = await self.redis.hmget(key, ["doc", "v"])
         doc = change(shop(doc_raw))  # type: ignore[operator]
         raw = doc.to_document().to_json()
@@ -96,7 +98,7 @@ class World:
         assert ok == 1
 
     async def record(self, sid: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(session_key(self.prefix, sid))
+        raw = await self.redis.hgetall(self.store.key(sid))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
 
@@ -115,7 +117,7 @@ async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token:
                                  for n, s in servers.items()], "/healthz")
     await pool.check_all()
     client = aioredis.Redis.from_url(redis_url)
-    store = SessionStore(client, key_prefix, 3600)
+    store = SessionStore(client, key_prefix, 3600, handle_key=SESSION_KEY)
     minter = TokenMinter(TokensSection(kid=keypair.kid), keypair.private_key)
     bridge = SessionBridge(store, pool, LegacyHook(internal_token, SHOP), minter,
                            Metrics(), SHOP)
@@ -243,7 +245,8 @@ async def test_redis_down_serves_a_session_only_where_its_latest_state_provably_
     token = (await world.bridge.before_legacy(known_sid, "b", "t")).sync_cookie
     other_sid = await world.login_on("b", "bob")
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    bridge = SessionBridge(SessionStore(dead, key_prefix, 3600), world.pool, world.bridge.hook,
+    dead_store = SessionStore(dead, key_prefix, 3600, handle_key=SESSION_KEY)
+    bridge = SessionBridge(dead_store, world.pool, world.bridge.hook,
                            world.bridge.minter, Metrics(), SHOP)
     bridge.known = world.bridge.known  # what this process learnt before Redis went away
     with pytest.raises(SessionUnavailable):
@@ -334,7 +337,7 @@ async def test_a_stalled_holders_push_that_landed_unrecorded_is_never_merged_twi
     sid = await world.login_on("a")
     await world.bridge.before_legacy(sid, "a", "t")
     await world.new_writes(sid, lambda d: d.with_item(5, 1))
-    stalled = SessionStore(world.redis, key_prefix, 3600, lease_ms=150)
+    stalled = SessionStore(world.redis, key_prefix, 3600, handle_key=SESSION_KEY, lease_ms=150)
     loop = asyncio.get_running_loop()
     lease, rec = await stalled.acquire(sid, loop.time() + 5)
     assert rec is not None and rec.v == 2 and rec.lv == 1
@@ -363,7 +366,7 @@ async def test_an_import_from_a_holder_whose_lease_ran_out_never_lands(
     await world.bridge.before_legacy(sid, "a", "t")
     member = world.pool.members["a"]
     loop = asyncio.get_running_loop()
-    slow = SessionStore(world.redis, key_prefix, 3600, lease_ms=100)
+    slow = SessionStore(world.redis, key_prefix, 3600, handle_key=SESSION_KEY, lease_ms=100)
     old, rec = await slow.acquire(sid, loop.time() + 5)
     assert rec is not None
     await await_until(lambda: _lease_over(world, key_prefix, sid), timeout=5,
@@ -382,7 +385,7 @@ async def test_an_import_from_a_holder_whose_lease_ran_out_never_lands(
 
 
 async def _lease_over(world: World, prefix: str, sid: str) -> bool:
-    raw = await world.redis.hmget(session_key(prefix, sid), ["le"])
+    raw = await world.redis.hmget(world.store.key(sid), ["le"])
     now_s, now_us = await world.redis.time()
     return int(raw[0] or 0) <= now_s * 1000 + now_us // 1000
 
@@ -440,7 +443,7 @@ async def test_a_legacy_change_whose_pull_cannot_run_in_time_stands_and_is_marke
     sid = await world.login_on("a")
     plan = await world.bridge.before_legacy(sid, "a", "t")
     loop = asyncio.get_running_loop()
-    other = SessionStore(world.redis, key_prefix, 3600, lease_ms=60_000)
+    other = SessionStore(world.redis, key_prefix, 3600, handle_key=SESSION_KEY, lease_ms=60_000)
     holder, _ = await other.acquire(sid, loop.time() + 5)  # another request's long sync
     hurried = SessionBridge(world.store, world.pool, world.bridge.hook, world.bridge.minter,
                             Metrics(), SHOP, budget_s=0.3)
@@ -558,3 +561,21 @@ async def test_a_login_whose_session_does_not_fit_keeps_its_answer(world: World)
     assert after.sync_cookie.startswith("."), "every gateway must ask the node first"
     again = await bridge.before_legacy(sid, hint="a", rid="t", sync=after.sync_cookie)
     assert again.unfit and again.member.id == "a"
+
+
+async def test_the_session_id_is_in_no_token_and_no_redis_key(world: World) -> None:
+    """A leaked token or a copy of Redis must not yield a usable cookie: both name the
+    session by its handle (HMAC of the id with the session key)."""
+    sid = await world.login_on("a")
+    await world.bridge.before_legacy(sid, "a", "t")
+    token, _ = await world.bridge.token_for_new(sid, "a", "t", audience="cart")
+    assert token is not None
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sid"] == session_handle(SESSION_KEY, sid) and claims["aud"] == "cart"
+    assert sid not in json.dumps(claims)
+    keys = [k async for k in world.redis.scan_iter(match=f"{world.prefix}:*")]
+    assert keys, "the session is stored"
+    for key in keys:
+        assert sid.encode() not in key
+        for field, value in (await world.redis.hgetall(key)).items():
+            assert sid.encode() not in value, f"{key!r} {field!r} holds the session id"

@@ -9,12 +9,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.session_store import SessionStore, StoreBusy, StoreUnavailable
+from tests.support.keys import SESSION_KEY
 from tests.support.net import await_until
 
 
 async def test_a_full_pool_refuses_requests_but_is_never_an_outage(
         redis_client: aioredis.Redis, key_prefix: str) -> None:
-    store = SessionStore(redis_client, key_prefix, 60, max_in_flight=1, pool_wait_s=0.001)
+    store = SessionStore(redis_client, key_prefix, 60, handle_key=SESSION_KEY, max_in_flight=1,
+                         pool_wait_s=0.001)
     outcomes = await asyncio.gather(*(store.read(secrets.token_urlsafe(20)) for _ in range(60)),
                                     return_exceptions=True)
     busy = [o for o in outcomes if isinstance(o, StoreBusy)]
@@ -27,7 +29,7 @@ async def test_a_full_pool_refuses_requests_but_is_never_an_outage(
 async def test_a_redis_that_refuses_connections_is_down_and_a_probe_brings_it_back(
         key_prefix: str) -> None:
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    store = SessionStore(dead, key_prefix, 60)
+    store = SessionStore(dead, key_prefix, 60, handle_key=SESSION_KEY)
     with pytest.raises(StoreUnavailable):
         await store.read(secrets.token_urlsafe(20))
     assert not store.up
@@ -37,7 +39,7 @@ async def test_a_redis_that_refuses_connections_is_down_and_a_probe_brings_it_ba
 
 async def test_the_watch_notices_a_dead_redis_without_traffic(key_prefix: str) -> None:
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    store = SessionStore(dead, key_prefix, 60)
+    store = SessionStore(dead, key_prefix, 60, handle_key=SESSION_KEY)
     watch = asyncio.create_task(store.watch(interval_s=0.05))
     try:
         await await_until(lambda: _down(store), timeout=5, what="the watch to mark Redis down")

@@ -18,9 +18,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from adapters.claims import Identity
+from adapters.handles import session_handle
 from new_services.errors import OutcomeUnknown
 from new_services.sessions import SessionStore
 from new_services.shop_session import ShopSession, ShopUser
+from tests.support.keys import SESSION_KEY
 from tests.support.redis_proc import PrivateRedis
 
 
@@ -42,12 +44,13 @@ async def client(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
 
 async def _session(store: SessionStore) -> Identity:
     sid = await store.create(ShopSession(ShopUser(7, "alice"), {3: 1}).to_document())
-    return Identity(sid, "7", "alice")
+    return Identity(session_handle(SESSION_KEY, sid), "7", "alice")
 
 
 async def test_a_write_that_ran_after_its_timeout_is_not_applied_again(
         client: aioredis.Redis, private_redis: PrivateRedis) -> None:
-    store = SessionStore(client, prefix="x1", ttl_s=60, attempts=5, write_budget_s=10)
+    store = SessionStore(client, prefix="x1", ttl_s=60, attempts=5,
+                         handle_key=SESSION_KEY, write_budget_s=10)
     who = await _session(store)
     first = await store.read_owned(who)
     assert first is not None
@@ -64,7 +67,8 @@ async def test_a_write_that_ran_after_its_timeout_is_not_applied_again(
 
 async def test_a_hang_longer_than_the_budget_is_an_unknown_outcome_not_a_503(
         client: aioredis.Redis, private_redis: PrivateRedis) -> None:
-    store = SessionStore(client, prefix="x2", ttl_s=60, attempts=5, write_budget_s=0.5)
+    store = SessionStore(client, prefix="x2", ttl_s=60, attempts=5,
+                         handle_key=SESSION_KEY, write_budget_s=0.5)
     who = await _session(store)
     first = await store.read_owned(who)
     private_redis.pause()
@@ -77,7 +81,8 @@ async def test_a_hang_longer_than_the_budget_is_an_unknown_outcome_not_a_503(
 
 async def test_a_read_that_fails_means_nothing_was_written(
         client: aioredis.Redis, private_redis: PrivateRedis) -> None:
-    store = SessionStore(client, prefix="x3", ttl_s=60, attempts=5, write_budget_s=5)
+    store = SessionStore(client, prefix="x3", ttl_s=60, attempts=5,
+                         handle_key=SESSION_KEY, write_budget_s=5)
     who = await _session(store)
     private_redis.pause()
     with pytest.raises(RedisError):  # the service answers 503 + Retry-After for this
@@ -88,7 +93,7 @@ async def test_a_read_that_fails_means_nothing_was_written(
 
 
 async def test_an_order_is_settled_once_on_the_cart(client: aioredis.Redis) -> None:
-    store = SessionStore(client, prefix="x4", ttl_s=60, attempts=5)
+    store = SessionStore(client, prefix="x4", ttl_s=60, attempts=5, handle_key=SESSION_KEY)
     who = await _session(store)
     for _ in range(3):  # the first answer, then two replays
         await store.update(who, lambda s: s.settle(41, {3: 1}), op="settle-41")

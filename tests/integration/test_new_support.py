@@ -19,11 +19,12 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
 from adapters.claims import Identity, session_claims
+from adapters.handles import session_handle
 from adapters.wire import IDENTITY_HEADER, SESSION_COOKIE
 from new_services.db import METADATA, make_engine, products, users
 from new_services.passwords import make_hasher
 from new_services.settings import Settings
-from tests.support.keys import KeyPair
+from tests.support.keys import SESSION_KEY, KeyPair
 
 PASSWORD = "wonderland"
 USERNAMES = ("alice", "bob", "carol", "dave")
@@ -58,7 +59,7 @@ def make_settings(database_url: str, redis_url: str, key_prefix: str, keypair: K
                   **overrides: Any) -> Settings:
     settings = Settings(instance_id="n1", database_url=database_url, redis_url=redis_url,
                         jwks_path=keypair.jwks, key_prefix=key_prefix, session_ttl_s=600,
-                        jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+                        jwt_issuer=ISSUER, jwt_audience=AUDIENCE, session_key=SESSION_KEY)
     return replace(settings, **overrides)
 
 
@@ -77,6 +78,7 @@ class Shopper:
 
     client: TestClient[Any, Any]
     sid: str
+    """The session's handle: what its token and Redis name it by (never the cookie)."""
     user_id: int
     username: str
     token: str
@@ -96,6 +98,6 @@ async def log_in(client: TestClient[Any, Any], keypair: KeyPair,
     async with client.post("/login", json={"username": username, "password": PASSWORD}) as resp:
         assert resp.status == 200, await resp.text()
         user = (await resp.json())["user"]
-        sid = resp.cookies[SESSION_COOKIE].value
+        sid = session_handle(SESSION_KEY, resp.cookies[SESSION_COOKIE].value)
     token = mint(keypair, sid, user["id"], user["username"])
     return Shopper(client, sid, user["id"], user["username"], token)

@@ -35,6 +35,7 @@ from redis.crc import key_slot
 from redis.exceptions import CrossSlotTransactionError, RedisError
 
 from adapters.document import EMPTY
+from adapters.handles import session_handle
 from adapters.store import WRITE_SCRIPT, write_args
 from flags.local import LocalProvider
 from flags.model import RouteFlag, Stage
@@ -46,6 +47,7 @@ from gateway.settings import RedisSection
 from new_services.redis_client import make_client, parse_nodes, parse_sentinel
 from new_services.sessions import SessionStore as ServiceSessions
 from new_services.settings import Settings
+from tests.support.keys import SESSION_KEY
 from tests.support.net import await_until
 from tests.support.redis_cluster import LocalCluster, LocalSentinels
 from tests.support.shop import Admin, ShopUser, cart_lines
@@ -145,8 +147,9 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
         instance_id="n1", database_url="sqlite+aiosqlite://", redis_url="",
         jwks_path=Path("unused"), redis_cluster=parse_nodes(cluster.nodes[2])))
     assert isinstance(service_client, RedisCluster)
-    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5)
-    gateway = SessionStore(cluster_client, key_prefix, 60)
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5,
+                               handle_key=SESSION_KEY)
+    gateway = SessionStore(cluster_client, key_prefix, 60, handle_key=SESSION_KEY)
     sid = await services.create(EMPTY)
     record = await gateway.read(sid)
     assert record is not None and record.v == 1
@@ -156,7 +159,7 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
                                fields={"node": "a", "lrev": 1}) == (True, 2)
     assert await gateway.write(lease, 1, bump=True, release=True, fields={}) == (False, 2)
     await gateway.release(lease)
-    snap = await services.read(sid)
+    snap = await services.read(session_handle(SESSION_KEY, sid))  # new reads by handle
     assert snap is not None and snap.v == 2
     await service_client.aclose()
 
@@ -203,8 +206,9 @@ async def test_a_cluster_that_is_down_is_an_outage_like_any_other(
     service_client = make_client(Settings(
         instance_id="n1", database_url="sqlite+aiosqlite://", redis_url="",
         jwks_path=Path("unused"), redis_cluster=parse_nodes(servers.nodes[0])))
-    store = SessionStore(client, key_prefix, 60)
-    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5)
+    store = SessionStore(client, key_prefix, 60, handle_key=SESSION_KEY)
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5,
+                               handle_key=SESSION_KEY)
     provider = LocalProvider(client, {"cart": RouteFlag(Stage.LEGACY, 0)}, prefix=key_prefix)
     try:
         with pytest.raises(StoreUnavailable):
@@ -435,8 +439,10 @@ async def test_sentinel_failover_during_traffic_loses_no_session_and_no_cart(
     service_client = make_client(Settings(
         instance_id="n9", database_url="sqlite+aiosqlite://", redis_url="",
         jwks_path=Path("unused"), redis_sentinel=parse_sentinel(sentinels.spec)))
-    stores = [SessionStore(c, key_prefix, 300) for c in (gateway_client, service_client)]
-    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=300, attempts=5)
+    stores = [SessionStore(c, key_prefix, 300, handle_key=SESSION_KEY)
+              for c in (gateway_client, service_client)]
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=300, attempts=5,
+                               handle_key=SESSION_KEY)
     try:
         writers = [Writer(name, store, await services.create(EMPTY))
                    for name, store in zip(("gateway", "services"), stores, strict=True)]

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.app import Gateway
 from gateway.settings import Config, parse
 
-from .keys import KeyPair
+from .keys import SESSION_KEY, KeyPair
 from .net import free_port
 from .profiles import shop_session
 
@@ -56,6 +56,7 @@ class GatewayHarness:
             "new": {"instances": [{"id": k, "url": v.rstrip("/")} for k, v in self.new.items()]},
             "health": {"interval_ms": 200},
             "tokens": {"kid": self.keypair.kid, "private_key_file": str(self.keypair.private_pem),
+                       "session_key": {"env": "STRANGLER_TEST_SESSION_KEY"},
                        "jwks_file": str(self.keypair.jwks)},
             "session": shop_session(),
             "routes": copy.deepcopy(self.routes),
@@ -73,6 +74,7 @@ class GatewayHarness:
 
     async def start(self) -> GatewayHarness:
         os.environ["STRANGLER_TEST_INTERNAL_TOKEN"] = INTERNAL_TOKEN
+        os.environ["STRANGLER_TEST_SESSION_KEY"] = SESSION_KEY.decode()
         os.environ["STRANGLER_TEST_ADMIN_TOKEN"] = ADMIN_TOKEN
         self.instance = Gateway(self.config())
         await self.instance.start()

@@ -32,3 +32,7 @@ def make_keypair(directory: Path, kid: str = "test-1") -> KeyPair:
     jwks = directory / "jwks.json"
     jwks.write_text(json.dumps({"keys": [jwk]}))
     return KeyPair(kid, pem, jwks, key)
+
+
+SESSION_KEY = b"strangler-tests-session-key-0123456789abcdef"
+"""The session key (``tokens.session_key``) tests run with: handles are derived from it."""

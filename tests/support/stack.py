@@ -52,6 +52,7 @@ class Stack:
         self.keys = make_keypair(self.dir / "keys", kid="e2e-1")
         self.internal_token = secrets.token_urlsafe(24)
         self.admin_token = secrets.token_urlsafe(24)
+        self.session_key = secrets.token_urlsafe(32)
         self.legacy_ports = {chr(ord("a") + i): free_port() for i in range(legacy_nodes)}
         self.new_ports = {f"n{i + 1}": free_port() for i in range(new_instances)}
         self.gateway_ports = [(free_port(), free_port()) for _ in range(gateways)]
@@ -104,7 +105,8 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         return {"STRANGLER_INTERNAL_TOKEN": self.internal_token,
-                "STRANGLER_ADMIN_TOKEN": self.admin_token, **self.extra_env}
+                "STRANGLER_ADMIN_TOKEN": self.admin_token,
+                "STRANGLER_SESSION_KEY": self.session_key, **self.extra_env}
 
     def _proc(self, name: str, args: list[str], ready: str) -> Proc:
         argv = [sys.executable, "-m", "strangler", "--config", str(self.config_path), *args]
