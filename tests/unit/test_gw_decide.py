@@ -126,6 +126,10 @@ def open_breaker(clock: Clock | None = None) -> Breaker:
     return b
 
 
+def state_of(breaker: Breaker) -> State:
+    return breaker.state
+
+
 def closed_breaker() -> Breaker:
     return Breaker("cart", failures=5, cooldown_s=10, clock=Clock())
 
@@ -254,9 +258,9 @@ async def test_explain_peeks_at_the_half_open_breaker_and_the_pipeline_claims_it
     for _ in range(3):  # explaining it any number of times leaves the probe alone
         told = await decide(decider, "s" * 20, None, breaker=breaker, acting=False)
         assert told == NEW
-    assert breaker.state is State.OPEN
+    assert state_of(breaker) is State.OPEN
     assert await decide(decider, "s" * 20, None, breaker=breaker) == NEW, "the probe"
-    assert breaker.state is State.HALF_OPEN
+    assert state_of(breaker) is State.HALF_OPEN
     after = await decide(decider, "s" * 20, None, breaker=breaker, acting=False)
     assert after.reason == "breaker_open", "the probe is out: explain says what comes next"
     assert (await decide(decider, "s" * 20, None, breaker=breaker)).reason == "breaker_open"
