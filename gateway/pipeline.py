@@ -43,7 +43,7 @@ from gateway.errors import (
     UpstreamConnectError,
     UpstreamError,
 )
-from gateway.fallback import fallback_reason
+from gateway.fallback import fallback_verdict
 from gateway.forward import Outgoing, UpstreamResult
 from gateway.headers import (
     TrustedProxies,
@@ -284,13 +284,19 @@ class Pipeline:
 
     def _may_fall_back(self, ex: Exchange, decision: Decision, kind: str) -> str | None:
         """The fallback reason if the rules allow a retry on legacy and the budget has one."""
-        reason = None
-        if decision.fallback and ex.resendable:
+        reason: str | None = None
+        refused: str | None
+        if not decision.fallback:
+            refused = "route_complete"
+        elif not ex.resendable:
+            refused = "body_streamed"
+        else:
             # What was forwarded, not what the client sent: a key the client named in
             # Connection was stripped, and then it does not protect a retry.
             has_key = "Idempotency-Key" in ex.headers
-            reason = fallback_reason(ex.route.fallback, ex.request.method, kind, has_key)
-        refused = "rules" if reason is None else None
+            verdict = fallback_verdict(ex.route.fallback, ex.request.method, kind, has_key)
+            reason = verdict.reason if verdict.retry else None
+            refused = None if verdict.retry else verdict.reason
         if reason is not None and not self.budgets[ex.route.name].try_retry():
             reason, refused = None, "retry_budget_exhausted"
         if refused:
