@@ -31,6 +31,10 @@ class Backend(StrEnum):
     NEW = "new"
 
 
+_LEGACY, _NEW = Backend.LEGACY, Backend.NEW
+"""Module constants for the hot path: an enum member lookup costs ~60 ns on 3.11."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     backend: Backend
@@ -122,12 +126,12 @@ class Decider:
                     and pins is not None and await pins.pinned(route.name, sid)):
                 assert plan.pinned is not None
                 decision = plan.pinned
-        if decision.backend is Backend.LEGACY:
+        if decision.backend is _LEGACY:
             return decision
         decision = guard(decision, store_up=store_up, breaker=breaker, new_healthy=new_healthy,
                          claim_probe=acting)
         if (acting and route.pin and sid is not None and pins is not None
-                and decision.backend is Backend.NEW):
+                and decision.backend is _NEW):
             pins.note(route.name, sid)
         return decision
 
@@ -149,7 +153,7 @@ def guard(decision: Decision, *, store_up: bool, breaker: Breaker, new_healthy: 
     ``claim_probe``: let ``breaker.allow()`` take the half-open probe (the pipeline);
     False reads the breaker with ``peek()`` and leaves it as it is (explain).
     """
-    if decision.backend is Backend.LEGACY:
+    if decision.backend is _LEGACY:
         return decision
     if not store_up:
         reason = "session_store_down"
