@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from adapters.store import valid_session_id
 from gateway.admin import STATE, _authorized, _error
+
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
+"""RFC 6265 cookie-octets: whatever a client's ``strangler_cid`` cookie can hold."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -41,15 +46,20 @@ async def unpin(request: web.Request) -> web.Response:
 
 
 async def explain(request: web.Request) -> web.Response:
-    """``?method=GET&path=/api/cart&session=SID``: the decision and every step behind it."""
+    """``?method=GET&path=/api/cart&session=SID&cid=CID``: the decision and every step
+    behind it. ``cid`` is the client's ``strangler_cid`` cookie: without a session, a
+    canary buckets the request by it, as the pipeline does."""
     state = request.app[STATE]
     method = request.query.get("method", "GET").upper()
     path = request.query.get("path")
     session = request.query.get("session") or None
+    cid = request.query.get("cid") or None
     if not path or not path.startswith("/"):
         raise _error(400, "bad_request", "path must be given and start with '/'")
     if session is not None and not valid_session_id(session):
         raise _error(400, "bad_request", "session is not a valid session id")
+    if cid is not None and not _COOKIE_VALUE.fullmatch(cid):
+        raise _error(400, "bad_request", "cid is not a cookie value (1-256 cookie octets)")
     if state.explainer is None:
         raise _error(503, "unavailable", "explain is not wired in this process")
-    return web.json_response(await state.explainer.explain(method, path, session))
+    return web.json_response(await state.explainer.explain(method, path, session, cid))

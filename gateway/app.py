@@ -129,8 +129,8 @@ class Gateway:
                                 routes=router.routes, breakers=self.breakers, store=self.store,
                                 legacy=self.legacy, new=self.new, metrics=self.metrics,
                                 tokens=self.secrets.admin_tokens)
-        self.admin.explainer = Explainer(router, self.provider, self.breakers, self.store,
-                                         self.new, pins, self.ledger,
+        self.admin.explainer = Explainer(router, self.decider, self.breakers, self.store,
+                                         self.new, self.pin_book, self.ledger,
                                          cfg.gateway.limits.max_url_bytes)
         interval = cfg.health.interval_ms / 1000
         self._tasks.append(asyncio.create_task(self.store.watch()))
@@ -174,8 +174,8 @@ class Gateway:
         decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
         pipeline = Pipeline(cfg.gateway, router, decider, self.bridge, self.legacy, self.new,
                             breakers, budgets, self.shadow, self.metrics, self.pin_book)
-        explainer = Explainer(router, self.provider, breakers, self.store, self.new,
-                              self.pins, self.ledger, cfg.gateway.limits.max_url_bytes)
+        explainer = Explainer(router, decider, breakers, self.store, self.new,
+                              self.pin_book, self.ledger, cfg.gateway.limits.max_url_bytes)
         legacy, new = self._upstreams(cfg)
         # -- no await from here: the swap
         interval = cfg.health.interval_ms / 1000

@@ -10,8 +10,9 @@
     ├── ExpectationFailed (417)       an ``Expect`` other than 100-continue
     ├── NotFound (404)                no route (only when no catch-all route exists)
     ├── MethodNotAllowed (405)        path matched, method did not (``allow`` lists them)
-    ├── ServiceUnavailable (503)      nothing can serve: no healthy node, store down
-    │                                 for a ``complete`` route, session busy
+    ├── ServiceUnavailable (503)      nothing can serve: no healthy node, session busy
+    │   └── NewUnavailable            a ``complete`` route, and new cannot serve it
+    │                                 (store down, no instance, breaker open)
     └── UpstreamError (502)           a backend failed; ``kind`` says how
         ├── UpstreamConnectError      never reached it (refused, unreachable):
         │                             any request may be retried elsewhere
@@ -92,6 +93,19 @@ class MethodNotAllowed(GatewayError):
 class ServiceUnavailable(GatewayError):
     status = 503
     code = "unavailable"
+
+
+class NewUnavailable(ServiceUnavailable):
+    """A ``complete`` route never falls back, and a guard says new cannot serve now.
+
+    ``reason`` is the guard's (``breaker_open``...); ``steps`` every reason that led
+    here, as ``Decision.steps`` gives them, ending with ``reason``.
+    """
+
+    def __init__(self, reason: str, steps: tuple[str, ...]) -> None:
+        super().__init__(f"route is complete and new is unavailable ({reason})")
+        self.reason = reason
+        self.steps = steps
 
 
 class UpstreamError(GatewayError):

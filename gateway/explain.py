@@ -1,10 +1,11 @@
-"""Why would this request go where it goes? The decision, step by step, no side effects.
+"""Why would this request go where it goes? The pipeline's own decision, narrated.
 
-Mirrors ``Pipeline._decide`` and ``decide.guard`` -- canonical path, route,
-kill switch, stage, canary bucket (the Unleash SDK's own answer, and the
-murmur3 bucket behind it), pin, then the guards -- but reads the breaker
-without claiming its half-open probe, and adds the ledger entry that set
-the route's current stage.
+Routing is the router's (canonical path, route match); the decision is
+``Decider.decide`` -- the very function the pipeline acts on, with the same
+flag view, breakers, health and pin book -- asked with ``acting=False``, so
+the breaker is only peeked at and nothing is pinned. This module adds words
+only: a sentence per step, the canary bucket behind the SDK's answer, and the
+ledger entry that set the route's current stage.
 """
 
 from __future__ import annotations
@@ -13,25 +14,36 @@ from typing import Any
 
 from UnleashClient.utils import normalized_hash
 
-from flags import Stage
 from flags.features import feature_name, group_id
 from flags.ledger import Ledger
-from flags.pins import Pins
-from flags.provider import Provider
 from gateway.breaker import Breaker
 from gateway.canonical import canonical
-from gateway.errors import GatewayError
+from gateway.decide import Decider
+from gateway.errors import GatewayError, NewUnavailable
+from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
 from gateway.session_store import SessionStore
 from gateway.upstreams import NewPool
 
+UNBUCKETED = "canary_unbucketed"
+"""The reason when a canary route is asked about with neither a session nor a cid: the
+gateway would give such a client a fresh cid, so its side is not known in advance."""
+
+_SAID = {
+    "legacy_only": "legacy-only route (no new implementation)",
+    "kill_switch": "kill switch is ON: everything goes to legacy",
+    "stage_shadow": "legacy answers; a copy of safe requests goes to new",
+    "pinned": "pinned to new: it was served by new before (unpin to release)",
+}
+
 
 class Explainer:
-    def __init__(self, router: Router, provider: Provider, breakers: dict[str, Breaker],
-                 store: SessionStore, new: NewPool, pins: Pins, ledger: Ledger,
+    def __init__(self, router: Router, decider: Decider, breakers: dict[str, Breaker],
+                 store: SessionStore, new: NewPool, pins: PinBook | None, ledger: Ledger,
                  max_url_bytes: int) -> None:
+        """The same objects the pipeline decides with (``gateway.app`` wires both)."""
         self._router = router
-        self._provider = provider
+        self._decider = decider
         self._breakers = breakers
         self._store = store
         self._new = new
@@ -39,10 +51,12 @@ class Explainer:
         self._ledger = ledger
         self._max_url = max_url_bytes
 
-    async def explain(self, method: str, raw_path: str, session: str | None) -> dict[str, Any]:
+    async def explain(self, method: str, raw_path: str, session: str | None,
+                      cid: str | None = None) -> dict[str, Any]:
+        """``session``: a session id; ``cid``: a ``strangler_cid`` (used without a session)."""
         steps: list[str] = []
         out: dict[str, Any] = {"method": method, "path": raw_path, "session": session,
-                               "steps": steps}
+                               "cid": cid, "steps": steps}
         try:
             target = canonical(raw_path, self._max_url)
         except GatewayError as exc:
@@ -60,72 +74,61 @@ class Explainer:
             steps.append(f"route {route.name} does not allow {method}")
             return {**out, "backend": None, "reason": "method_not_allowed"}
         steps.append(f"route: {route.name}")
-        backend, reason = await self._decide(route, session, steps, out)
+        if not route.legacy_only:
+            await self._stage(route, out)
+        backend, reason = await self._decide(route, session, cid, out)
         return {**out, "backend": backend, "reason": reason}
 
-    async def _decide(self, route: Route, session: str | None, steps: list[str],
-                      out: dict[str, Any]) -> tuple[str, str]:
-        view = self._provider.view
-        if route.legacy_only:
-            steps.append("legacy-only route (no new implementation)")
-            return "legacy", "legacy_only"
-        flag = view.flag(route.name)
+    async def _stage(self, route: Route, out: dict[str, Any]) -> None:
+        flag = self._decider.view.flag(route.name)
         entry = await self._ledger.last_for(route.name)
         out["stage"] = flag.stage.value if flag else "legacy"
         out["percent"] = flag.percent if flag else 0
         out["set_by"] = entry.describe() if entry else "config.yaml (never changed)"
-        if view.kill_switch:
-            steps.append("kill switch is ON: everything goes to legacy")
-            return "legacy", "kill_switch"
-        stage = flag.stage if flag else Stage.LEGACY
-        steps.append(f"stage {out['stage']}" + (f" at {flag.percent}%" if flag and stage is
-                                                 Stage.CANARY else ""))
-        if stage is Stage.LEGACY:
-            return "legacy", "stage_legacy"
-        if stage is Stage.SHADOW:
-            steps.append("legacy answers; a copy of safe requests goes to new")
-            return "legacy", "stage_shadow"
-        backend, reason = "new", f"stage_{stage.value}"
-        if stage is Stage.CANARY:
-            backend, reason = await self._canary(route, session, flag.percent if flag else 0,
-                                                 steps, out)
-        if backend == "new":
-            return self._guards(route, stage, reason, steps)
-        return backend, reason
 
-    async def _canary(self, route: Route, session: str | None, percent: int,
-                      steps: list[str], out: dict[str, Any]) -> tuple[str, str]:
-        if session is None:
-            steps.append("no session given: a request without one is bucketed by its "
-                         "strangler_cid cookie")
-            return "legacy", "canary_out"
-        group = self._provider.view.state.groups.get(route.name)
-        bucket = normalized_hash(session, group_id(route.name, group))
-        in_sdk = self._provider.view.evaluate_uncached(route.name, session)
-        out["bucket"] = bucket
-        steps.append(f"bucket {bucket} (murmur3 of '{group_id(route.name, group)}:<sid>') "
-                     f"{'<=' if bucket <= percent else '>'} {percent}: the Unleash SDK says "
-                     f"{'in' if in_sdk else 'out'} ({feature_name(route.name)})")
-        if in_sdk:
-            return "new", "canary_in"
-        if route.pin and await self._pins.has(route.name, session):
-            steps.append("pinned to new: it was served by new before (unpin to release)")
-            return "new", "pinned"
-        return "legacy", "canary_out"
+    async def _decide(self, route: Route, sid: str | None, cid: str | None,
+                      out: dict[str, Any]) -> tuple[str | None, str]:
+        steps: list[str] = out["steps"]
+        if sid is None and cid is None and self._decider.needs_key(route):
+            steps.append(f"stage canary at {out['percent']}%")
+            steps.append("no session and no strangler_cid: the gateway gives such a client a "
+                         "new strangler_cid and buckets it by that (new iff its bucket <= "
+                         f"{out['percent']}); ask with a cid to see one client's side")
+            return None, UNBUCKETED
+        try:
+            decision = await self._decider.decide(
+                route, sid, cid, store_up=self._store.up, new_healthy=bool(self._new.healthy),
+                breaker=self._breakers[route.name], pins=self._pins, acting=False)
+        except NewUnavailable as exc:
+            self._narrate(route, exc.steps[:-1], sid, cid, out)
+            steps.append(f"{exc.reason}, and a complete route never falls back: 503")
+            return "none (503)", exc.reason
+        self._narrate(route, decision.steps, sid, cid, out)
+        return decision.backend.value, decision.reason
 
-    def _guards(self, route: Route, stage: Stage, reason: str,
-                steps: list[str]) -> tuple[str, str]:
-        blocked = None
-        if not self._store.up:
-            blocked = "session_store_down"
-        elif not self._new.healthy:
-            blocked = "no_new_instance"
-        elif self._breakers[route.name].peek() == "open":
-            blocked = "breaker_open"
-        if blocked is None:
-            return "new", reason
-        if stage is Stage.COMPLETE:
-            steps.append(f"{blocked}, and a complete route never falls back: 503")
-            return "none (503)", blocked
-        steps.append(f"{blocked}: sent to legacy instead")
-        return "legacy", blocked
+    def _narrate(self, route: Route, reasons: tuple[str, ...], sid: str | None,
+                 cid: str | None, out: dict[str, Any]) -> None:
+        steps: list[str] = out["steps"]
+        for reason in reasons:
+            if reason in ("canary_in", "canary_out"):
+                steps.append(f"stage canary at {out['percent']}%")
+                steps.append(self._bucket(route, sid, cid, reason == "canary_in", out))
+            elif reason.startswith("stage_"):
+                steps.append(f"stage {reason.removeprefix('stage_')}")
+                if reason in _SAID:
+                    steps.append(_SAID[reason])
+            elif reason in _SAID:
+                steps.append(_SAID[reason])
+            else:  # a guard: new cannot serve now
+                steps.append(f"{reason}: sent to legacy instead")
+
+    def _bucket(self, route: Route, sid: str | None, cid: str | None, inside: bool,
+                out: dict[str, Any]) -> str:
+        key, name = (sid, "<sid>") if sid is not None else (cid, "<cid>")
+        assert key is not None
+        group = group_id(route.name, self._decider.view.state.groups.get(route.name))
+        bucket = out["bucket"] = normalized_hash(key, group)
+        percent = out["percent"]
+        return (f"bucket {bucket} (murmur3 of '{group}:{name}') "
+                f"{'<=' if bucket <= percent else '>'} {percent}: the Unleash SDK says "
+                f"{'in' if inside else 'out'} ({feature_name(route.name)})")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -30,7 +31,7 @@ from gateway.budget import RetryBudget
 from gateway.canonical import Target, canonical
 from gateway.cookies import DuplicateCookie, expire_lines, set_cookie
 from gateway.cookies import parse as parse_cookies
-from gateway.decide import Backend, Decider, Decision, guard
+from gateway.decide import Backend, Decider, Decision
 from gateway.errors import (
     DuplicateSessionCookie,
     ExpectationFailed,
@@ -42,7 +43,7 @@ from gateway.errors import (
     UpstreamConnectError,
     UpstreamError,
 )
-from gateway.fallback import fallback_reason
+from gateway.fallback import fallback_verdict
 from gateway.forward import Outgoing, UpstreamResult
 from gateway.headers import Hygiene, TrustedProxies, screen
 from gateway.metrics import Metrics
@@ -55,7 +56,6 @@ from gateway.shadow import Shadower
 from gateway.upstreams import LegacyPool, NewPool
 
 _log = log.get("gateway")
-_PINNED = Decision(Backend.NEW, "pinned")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -202,27 +202,20 @@ class Pipeline:
             return await request.read(), length
         return _capped(request.content, limit), length
 
-    async def _decide(self, ex: Exchange) -> Decision:
-        route = ex.route
-        key = ex.sid
-        if key is None and self.decider.needs_key(route):
-            key = ex.client_id
-            if key is None:
-                key = ex.new_cid = secrets.token_urlsafe(16)
-        decision = self.decider.flag_decision(route, key)
-        if route.pin and ex.sid is not None and self.pins is not None:
-            decision = await self._pinning(route, ex.sid, decision)
-        return guard(decision, store_up=self.bridge.store.up, breaker=self.breakers[route.name],
-                     new_healthy=bool(self.new.healthy))
+    def _decide(self, ex: Exchange) -> Coroutine[Any, Any, Decision]:
+        """``Decider.decide``, acting on its answer (explain asks the same function).
 
-    async def _pinning(self, route: Route, sid: str, decision: Decision) -> Decision:
-        """Once migrated, stay migrated: a pinned session keeps new in a lowered canary."""
-        assert self.pins is not None
-        if decision.backend is Backend.NEW:
-            self.pins.note(route.name, sid)
-        elif decision.reason == "canary_out" and await self.pins.pinned(route.name, sid):
-            return _PINNED
-        return decision
+        A plain function handing back the decider's coroutine: no extra await per
+        request. A canary buckets a request without a session by its ``strangler_cid``;
+        a client without one gets one here (set on the response).
+        """
+        route = ex.route
+        cid = ex.client_id
+        if ex.sid is None and cid is None and self.decider.needs_key(route):
+            cid = ex.new_cid = secrets.token_urlsafe(16)
+        return self.decider.decide(route, ex.sid, cid, store_up=self.bridge.store.up,
+                                   new_healthy=bool(self.new.healthy),
+                                   breaker=self.breakers[route.name], pins=self.pins, acting=True)
 
     async def _via_legacy(self, ex: Exchange, reason: str) -> Served:
         safe = ex.request.method in _SAFE_METHODS
@@ -309,13 +302,19 @@ class Pipeline:
 
     def _may_fall_back(self, ex: Exchange, decision: Decision, kind: str) -> str | None:
         """The fallback reason if the rules allow a retry on legacy and the budget has one."""
-        reason = None
-        if decision.fallback and ex.resendable:
+        reason: str | None = None
+        refused: str | None
+        if not decision.fallback:
+            refused = "route_complete"
+        elif not ex.resendable:
+            refused = "body_streamed"
+        else:
             # What was forwarded, not what the client sent: a key the client named in
             # Connection was stripped, and then it does not protect a retry.
             has_key = "Idempotency-Key" in ex.headers
-            reason = fallback_reason(ex.route.fallback, ex.request.method, kind, has_key)
-        refused = "rules" if reason is None else None
+            verdict = fallback_verdict(ex.route.fallback, ex.request.method, kind, has_key)
+            reason = verdict.reason if verdict.retry else None
+            refused = None if verdict.retry else verdict.reason
         if reason is not None and not self.budgets[ex.route.name].try_retry():
             reason, refused = None, "retry_budget_exhausted"
         if refused:

@@ -283,14 +283,23 @@ class FlagsSection(_Frozen):
 
 
 class Fallback(_Frozen):
-    """When a request that failed on new is retried on legacy. Data, not code."""
+    """When a request that failed on new is retried on legacy. Data, not code.
+
+    Each rule rests on an assumption (gateway/fallback.py): a safe method is
+    idempotent; a refused connection never reached new; a keyed write is safe
+    to send again only where both backends share one idempotency store -- a
+    fact about the deployment the gateway cannot know, so it is off unless said.
+    """
 
     safe_methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
     on: tuple[Literal["connect", "reset", "timeout", "protocol", "5xx"], ...] = (
         "connect", "reset", "timeout", "protocol", "5xx",
     )
-    unsafe_with_idempotency_key: bool = True
-    """A POST carrying ``Idempotency-Key`` may be retried: both sides share the key store."""
+    shared_idempotency_store: Annotated[bool, Strict()] = False
+    """True only if legacy and new record ``Idempotency-Key``s in one shared store, so a
+    write new may have done, sent again to legacy with the same key, is answered with
+    new's result instead of done twice. Then such a write falls back; otherwise the
+    client gets new's failure (and retries with its key once new is back)."""
 
 
 class Breaker(_Frozen):
@@ -417,6 +426,14 @@ class Config(_Frozen):
 
 
 
+_RENAMED = {
+    "unsafe_with_idempotency_key": (
+        "no longer a key: a keyed write falls back only with shared_idempotency_store: "
+        "true, which says both backends share one idempotency store (default false)"),
+}
+"""Keys that were renamed: the error says what replaced them, not only "unknown key"."""
+
+
 def _unique_ids(ids: list[str], what: str) -> None:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -446,7 +463,7 @@ def parse(data: Any, source: str = "config") -> Config:
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = _RENAMED.get(str(err["loc"][-1]), "unknown key")
             lines.append(f"{_path(err['loc'])}: {msg}")
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
     lines = _route_conflicts(config)

@@ -7,12 +7,12 @@ import os
 import socket
 from dataclasses import dataclass
 
+from adapters.handles import HandleKeyError, check_key
 from flags.local import LocalProvider
 from flags.model import RouteFlag
 from flags.provider import Provider
 from flags.unleash_server import UnleashServerProvider
 from gateway.redis_client import RedisClient
-from adapters.handles import HandleKeyError, check_key
 from gateway.settings import Config, ConfigError
 
 

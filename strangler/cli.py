@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("method")
     exp.add_argument("path")
     exp.add_argument("--session", help="a shop_session id")
+    exp.add_argument("--cid", help="a strangler_cid cookie (what a canary buckets by "
+                                   "when there is no session)")
     exp.add_argument("--admin", help="admin URL of a running gateway (default: from config)")
     exp.add_argument("--json", action="store_true")
 

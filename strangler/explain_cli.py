@@ -1,4 +1,4 @@
-"""``strangler explain METHOD PATH [--session SID]``: asks a running gateway why.
+"""``strangler explain METHOD PATH [--session SID] [--cid CID]``: asks a running gateway why.
 
 The decision depends on live state only the gateway holds (breakers, health,
 the flag view it is using), so this reads the admin API rather than
@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from gateway.explain import UNBUCKETED
 from gateway.settings import Config
 
 
@@ -23,6 +24,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     query = {"method": args.method.upper(), "path": args.path}
     if args.session:
         query["session"] = args.session
+    if args.cid:
+        query["cid"] = args.cid
     url = f"{base}/api/explain?{urllib.parse.urlencode(query)}"
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (admin URL)
@@ -38,11 +41,13 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
-    print(f"{body['method']} {body['path']}" + (f"  (session {args.session[:8]}...)"
-                                               if args.session else ""))
+    who = (f"  (session {args.session[:8]}...)" if args.session
+           else f"  (cid {args.cid[:8]}...)" if args.cid else "")
+    print(f"{body['method']} {body['path']}{who}")
     for i, step in enumerate(body["steps"], 1):
         print(f"  {i}. {step}")
-    print(f"=> {body['backend'] or 'refused'} ({body['reason']})")
+    unknown = "depends on the cid it gets" if body["reason"] == UNBUCKETED else "refused"
+    print(f"=> {body['backend'] or unknown} ({body['reason']})")
     if body.get("set_by"):
         print(f"   stage set by: {body['set_by']}")
     return 0

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.faultproxy import Fault, FaultProxy, Mode
 from tests.support.shop import Admin, ShopUser, cart_lines
-from tests.support.stack import Stack, db_orders
+from tests.support.stack import DEFAULT_ROUTES, Stack, db_orders
 
 
 class FaultStack(Stack):
@@ -54,7 +54,8 @@ class Faulted:
 @pytest.fixture
 async def faulted(request: pytest.FixtureRequest, tmp_path: Path,
                   redis_url: str) -> AsyncIterator[Faulted]:
-    stack = FaultStack(tmp_path / "stack", redis_url, new_instances=1)
+    routes = getattr(request, "param", None)  # indirect: a test's own routes
+    stack = FaultStack(tmp_path / "stack", redis_url, new_instances=1, routes=routes)
     proxy = await FaultProxy(stack.new_ports["n1"]).start()
     stack.fronts["n1"] = proxy.port
     stack.write_config()
@@ -101,6 +102,34 @@ async def test_a_checkout_with_key_whose_answer_was_lost_is_one_order(faulted: F
         assert again.status == 200 and again.backend == "new" and again.body == reply.body
         assert cart_lines(await user.cart()) == {}
         assert [o["id"] for o in (await user.orders()).body["orders"]] == [order["id"]]
+    assert len(await db_orders(stack.database_url)) == 1
+
+
+UNSAID = [{k: v for k, v in r.items() if k != "fallback"} for r in DEFAULT_ROUTES]
+"""The default routes, but nothing says the backends share an idempotency store."""
+
+
+@pytest.mark.parametrize("faulted", [UNSAID], indirect=True)
+async def test_a_keyed_checkout_whose_answer_was_lost_is_not_replayed_unless_the_store_is_shared(
+        faulted: Faulted) -> None:
+    stack, proxy = faulted.stack, faulted.proxy
+    async with ShopUser(stack.url()) as user:
+        await user.login("alice")
+        await user.add(3, 1)
+        await faulted.admin.set_route("checkout", "new")
+
+        await proxy.set(Mode.FORWARD_THEN_RESET)
+        lost = await user.checkout(key="lost-answer-2")
+        assert lost.status == 502, lost.body  # the gateway does not guess: new may have acted
+        assert lost.headers["Content-Type"].startswith("application/problem+json")
+        rows = await db_orders(stack.database_url)
+        assert [(r["username"], r["placed_by"]) for r in rows] == [("alice", "new")]
+
+        await proxy.set(Mode.PASS)  # the client retries with its key once new is back
+        again = await user.checkout(key="lost-answer-2")
+        assert again.status == 200 and again.backend == "new", again.body
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.body["order"]["id"] == rows[0]["id"]
     assert len(await db_orders(stack.database_url)) == 1
 
 

@@ -113,6 +113,25 @@ async def test_explain_agrees_with_what_the_gateway_does(stack: Stack, admin: Ad
     finally:
         await asyncio.gather(*(u.close() for u in users))
 
+    # Without a session the gateway buckets a client by the strangler_cid it gave it;
+    # explain asked with that cid says the same, and that client stays on its side.
+    visitors = [ShopUser(stack.url()) for _ in range(12)]
+    try:
+        for v in visitors:
+            served = await v.cart()
+            cid = next(c.value for c in v.jar if c.key == "strangler_cid")
+            result = stack.cli("explain", "GET", "/api/cart", f"--cid={cid}", "--json")
+            assert result.returncode == 0, result.stderr
+            told = json.loads(result.stdout)
+            assert told["backend"] == served.backend, told
+            assert told["reason"] in ("canary_in", "canary_out")
+            assert "<cid>" in told["steps"][-1]
+            assert (await v.cart()).backend == served.backend, "a cid keeps its side"
+    finally:
+        await asyncio.gather(*(v.close() for v in visitors))
+    anonymous = stack.cli("explain", "GET", "/api/cart")
+    assert "=> depends on the cid it gets (canary_unbucketed)" in anonymous.stdout
+
     await admin.kill(True)
     text = stack.cli("explain", "GET", "/api/cart")
     assert "kill switch is ON" in text.stdout and "=> legacy (kill_switch)" in text.stdout

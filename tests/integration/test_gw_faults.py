@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.app import Gateway
 from gateway.breaker import State
+from gateway.fallback import STORE_NOT_SHARED, WRITE_MAY_HAVE_REACHED_NEW
 from tests.support.faultproxy import NOT_HTTP, Fault, FaultProxy, Mode
 from tests.support.harness import GatewayHarness
 from tests.support.keys import KeyPair
@@ -112,6 +113,9 @@ class Env:
     def fallbacks(self, reason: str) -> float:
         return self.metric("strangler_fallbacks_total", route="api", reason=reason)
 
+    def refused(self, reason: str) -> float:
+        return self.metric("strangler_fallbacks_refused_total", route="api", reason=reason)
+
 
 Start = Callable[..., Awaitable[Env]]
 
@@ -126,7 +130,8 @@ async def start_env(redis_url: str, key_prefix: str, keypair: KeyPair,
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(*, request_ms: int = 500, health_ms: int = 200,
-                        breaker: dict[str, int] | None = None) -> Env:
+                        breaker: dict[str, int] | None = None,
+                        fallback: dict[str, Any] | None = None) -> Env:
             legacy, new = Backend("legacy"), Backend("new")
             proxies = []
             for backend in (legacy, new):
@@ -142,6 +147,8 @@ async def start_env(redis_url: str, key_prefix: str, keypair: KeyPair,
                 "breaker": breaker or {"failures": 1000, "cooldown_ms": 60_000},
                 "retry_budget": {"ratio": 1.0, "min_retries": 1000},
             }
+            if fallback is not None:
+                api["fallback"] = fallback
             harness = GatewayHarness(
                 redis_url, key_prefix, keypair, legacy={"a": proxies[0].url},
                 routes=[api, {"name": "default", "paths": ["/*"], "legacy_only": True}],
@@ -238,23 +245,40 @@ async def test_a_post_without_key_that_reached_new_is_not_replayed_on_legacy(
     assert env.legacy.calls("POST") == [], "legacy must not place what new may have placed"
     assert env.new_proxy.hits == 1, "not retried on new either"
     assert len(env.new.calls("POST")) == new_posts
-    assert env.metric("strangler_fallbacks_refused_total", route="api", reason="rules") == 1
+    assert env.refused(WRITE_MAY_HAVE_REACHED_NEW) == 1
     await _pool_settles(env)
 
 
-async def test_a_post_refused_by_new_never_reached_it_and_is_served_by_legacy(env: Env) -> None:
+@pytest.mark.parametrize("key", [None, "order-3"])
+@pytest.mark.parametrize("shared", [False, True], ids=["store_not_shared", "store_shared"])
+async def test_a_post_refused_by_new_never_reached_it_and_is_served_by_legacy(
+        start_env: Start, shared: bool, key: str | None) -> None:
+    # Refused: provably never reached new. Whatever the store, legacy is the first to act.
+    env = await start_env(fallback={"shared_idempotency_store": shared})
     await env.new_proxy.set(Mode.REFUSE)
-    async with env.http.post(env.url + "/api/orders", json={"qty": 1}) as resp:
+    headers = {"Idempotency-Key": key} if key else None
+    async with env.http.post(env.url + "/api/orders", json={"qty": 1}, headers=headers) as resp:
         assert resp.status == 200 and _backend(resp) == "legacy"
         assert (await resp.json())["served_by"] == "legacy"
-    assert [(r.path, r.body) for r in env.legacy.calls("POST")] == [
-        ("/api/orders", b'{"qty": 1}')]
+    assert [(r.path, r.body, r.key) for r in env.legacy.calls("POST")] == [
+        ("/api/orders", b'{"qty": 1}', key)]
     assert env.new_proxy.hits == 0 and env.new.seen == []
 
 
-async def test_a_post_with_idempotency_key_that_reached_new_is_retried_with_the_same_key(
-        env: Env) -> None:
-    await env.new_proxy.set(Mode.FORWARD_THEN_RESET)
+KEYED_FAULTS: dict[str, tuple[Fault, int, str]] = {
+    # name: (fault before new, status the client gets unless replayed, failure kind)
+    "forward_then_reset": (Fault(Mode.FORWARD_THEN_RESET), 502, "reset"),
+    "5xx": (Fault(), 503, "5xx"),  # new's backend answers 503: new's answer is passed on
+}
+
+
+@pytest.mark.parametrize("case", KEYED_FAULTS, ids=str)
+async def test_a_keyed_post_that_reached_new_is_replayed_on_legacy_with_the_same_key(
+        start_env: Start, case: str) -> None:
+    env = await start_env(fallback={"shared_idempotency_store": True})
+    fault, _, kind = KEYED_FAULTS[case]
+    env.new.status = 503 if case == "5xx" else 200
+    await env.new_proxy.apply(fault)
     headers = {"Idempotency-Key": "order-7"}
     async with env.http.post(env.url + "/api/orders", json={"qty": 2},
                              headers=headers) as resp:
@@ -263,7 +287,32 @@ async def test_a_post_with_idempotency_key_that_reached_new_is_retried_with_the_
     assert sent == [("order-7", b'{"qty": 2}')], "new acted once"
     assert [(r.key, r.body) for r in env.legacy.calls("POST")] == sent, \
         "legacy got the same key and body, so the shared key store can replay"
-    assert env.fallbacks("new_reset_idempotency_key") == 1
+    assert env.fallbacks(f"new_{kind}_idempotency_key") == 1
+    await _pool_settles(env)
+
+
+@pytest.mark.parametrize("case", KEYED_FAULTS, ids=str)
+@pytest.mark.parametrize("said", [False, None], ids=["store_not_shared", "unsaid"])
+async def test_a_keyed_post_that_reached_new_is_not_replayed_unless_the_store_is_shared(
+        start_env: Start, case: str, said: bool | None) -> None:
+    # Nothing says legacy would find the key new recorded: a replay could act twice.
+    env = await start_env(fallback=None if said is None else {"shared_idempotency_store": said})
+    fault, status, _ = KEYED_FAULTS[case]
+    env.new.status = 503 if case == "5xx" else 200
+    await env.new_proxy.apply(fault)
+    async with env.http.post(env.url + "/api/orders", json={"qty": 2},
+                             headers={"Idempotency-Key": "order-8"}) as resp:
+        assert resp.status == status, await resp.text()
+        if case == "5xx":
+            assert _backend(resp) == "new", "new's own answer, not a replay"
+        else:
+            await _problem(resp, status)
+    assert [(r.key, r.body) for r in env.new.calls("POST")] == [("order-8", b'{"qty": 2}')]
+    assert env.legacy.calls("POST") == [], "legacy must not act on what new may have done"
+    assert env.refused(STORE_NOT_SHARED) == 1
+    assert env.fallbacks("new_reset_idempotency_key") == env.fallbacks(
+        "new_5xx_idempotency_key") == 0
+    await _pool_settles(env)
 
 
 # ---------------------------------------------------------------- bodies cut short

@@ -27,7 +27,9 @@ DEFAULT_ROUTES: list[dict[str, Any]] = [
     {"name": "catalog", "paths": ["/api/products", "/api/products/*"], "methods": ["GET", "HEAD"]},
     {"name": "auth", "paths": ["/login", "/logout", "/api/me"]},
     {"name": "cart", "paths": ["/api/cart", "/api/cart/*"]},
-    {"name": "checkout", "paths": ["/api/checkout"], "methods": ["POST"]},
+    # as in config.yaml: both backends keep Idempotency-Keys in the one shop database
+    {"name": "checkout", "paths": ["/api/checkout"], "methods": ["POST"],
+     "fallback": {"shared_idempotency_store": True}},
     {"name": "orders", "paths": ["/api/orders"], "methods": ["GET", "HEAD"]},
     {"name": "default", "paths": ["/*"], "legacy_only": True},
 ]

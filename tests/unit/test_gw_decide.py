@@ -9,7 +9,7 @@ import pytest
 from flags import FlagState, FlagView, RouteFlag, Stage
 from gateway.breaker import Breaker, State
 from gateway.decide import Backend, Decider, Decision, guard
-from gateway.errors import ServiceUnavailable
+from gateway.errors import NewUnavailable, ServiceUnavailable
 from gateway.routes import Route
 from gateway.settings import RouteSection
 
@@ -126,6 +126,10 @@ def open_breaker(clock: Clock | None = None) -> Breaker:
     return b
 
 
+def state_of(breaker: Breaker) -> State:
+    return breaker.state
+
+
 def closed_breaker() -> Breaker:
     return Breaker("cart", failures=5, cooldown_s=10, clock=Clock())
 
@@ -191,7 +195,8 @@ def test_guard_lets_the_half_open_probe_through_once() -> None:
     first = guard(NEW, store_up=True, breaker=breaker, new_healthy=True)
     second = guard(NEW, store_up=True, breaker=breaker, new_healthy=True)
     assert first == NEW
-    assert second == Decision(Backend.LEGACY, "breaker_open")
+    assert second == Decision(Backend.LEGACY, "breaker_open", replaced=NEW)
+    assert second.steps == ("stage_new", "breaker_open")
 
 
 def test_each_sdk_evaluation_is_reported_once_per_session_and_flag_version() -> None:
@@ -206,3 +211,65 @@ def test_each_sdk_evaluation_is_reported_once_per_session_and_flag_version() -> 
     decider.flag_decision(ROUTES["orders"], "s1")  # no flag: no evaluation
     assert told[-1] == ("cart", False), "a new flag version asks the SDK again"
     assert len(told) == 3
+
+
+# ---------------------------------------------------------------- decide: the one answer
+
+
+async def decide(decider: Decider, sid: str | None, cid: str | None, *,
+                 breaker: Breaker | None = None, acting: bool = True) -> Decision:
+    return await decider.decide(ROUTES["cart"], sid, cid, store_up=True, new_healthy=True,
+                                breaker=breaker or closed_breaker(), pins=None, acting=acting)
+
+
+async def test_a_canary_buckets_a_request_without_a_session_by_its_cid() -> None:
+    v = view({"cart": RouteFlag(Stage.CANARY, 50)})
+    decider = Decider(ROUTES, v)
+    reasons = set()
+    for cid in keys(40, seed=7):
+        decision = await decide(decider, None, cid)
+        reasons.add(decision.reason)
+        assert (decision.reason == "canary_in") == v.evaluate_uncached("cart", cid), cid
+    assert reasons == {"canary_in", "canary_out"}, "both sides seen: the cid decided"
+
+
+async def test_a_session_id_outranks_the_cid() -> None:
+    v = view({"cart": RouteFlag(Stage.CANARY, 50)})
+    decider = Decider(ROUTES, v)
+    sids, cids = keys(30, seed=3), keys(30, seed=4)
+    for sid, cid in zip(sids, cids, strict=True):
+        decision = await decide(decider, sid, cid)
+        assert (decision.reason == "canary_in") == v.evaluate_uncached("cart", sid)
+
+
+async def test_without_any_key_a_canary_stays_on_legacy() -> None:
+    decider = Decider(ROUTES, view({"cart": RouteFlag(Stage.CANARY, 100)}))
+    assert decider.needs_key(ROUTES["cart"]), "the pipeline gives such a client a cid first"
+    assert await decide(decider, None, None) == Decision(Backend.LEGACY, "canary_out")
+
+
+async def test_explain_peeks_at_the_half_open_breaker_and_the_pipeline_claims_it() -> None:
+    clock = Clock()
+    breaker = open_breaker(clock)
+    decider = Decider(ROUTES, view({"cart": RouteFlag(Stage.NEW)}))
+    assert (await decide(decider, "s" * 20, None, breaker=breaker, acting=False)).reason \
+        == "breaker_open"
+    clock.now = 10.0  # cool-down over: one probe may go
+    for _ in range(3):  # explaining it any number of times leaves the probe alone
+        told = await decide(decider, "s" * 20, None, breaker=breaker, acting=False)
+        assert told == NEW
+    assert state_of(breaker) is State.OPEN
+    assert await decide(decider, "s" * 20, None, breaker=breaker) == NEW, "the probe"
+    assert state_of(breaker) is State.HALF_OPEN
+    after = await decide(decider, "s" * 20, None, breaker=breaker, acting=False)
+    assert after.reason == "breaker_open", "the probe is out: explain says what comes next"
+    assert (await decide(decider, "s" * 20, None, breaker=breaker)).reason == "breaker_open"
+
+
+async def test_a_complete_route_new_cannot_serve_names_its_steps() -> None:
+    decider = Decider(ROUTES, view({"cart": RouteFlag(Stage.COMPLETE)}))
+    with pytest.raises(NewUnavailable) as refused:
+        await decide(decider, None, None, breaker=open_breaker())
+    assert refused.value.reason == "breaker_open"
+    assert refused.value.steps == ("stage_complete", "breaker_open")
+    assert refused.value.status == 503

@@ -55,7 +55,8 @@ def test_demo_config_parses_into_typed_frozen_objects() -> None:
     assert default.legacy_only and default.paths == ("/*",)
     checkout = cfg.routes[3]
     assert checkout.methods == ("POST",)
-    assert checkout.fallback.unsafe_with_idempotency_key is True
+    assert checkout.fallback.shared_idempotency_store is True  # docs/protocol.md section 2
+    assert not any(r.fallback.shared_idempotency_store for r in cfg.routes if r is not checkout)
     assert checkout.breaker.failures > 0 and checkout.breaker.cooldown_ms > 0
     with pytest.raises(ValidationError, match="frozen"):
         cfg.gateway.listen.port = 1  # type: ignore[misc]
@@ -88,6 +89,14 @@ def test_a_valid_canary_is_accepted() -> None:
         (lambda d: d["gateway"].update(listne={"port": 1}), "gateway.listne", "unknown key"),
         (lambda d: d.update(rotues=[]), "rotues", "unknown key"),
         (route(3, fallback={"on": ["connect", "boom"]}), "routes[3].fallback.on[1]", "connect"),
+        (route(3, fallback={"shared_idempotency_store": "yes"}),
+         "routes[3].fallback.shared_idempotency_store", "boolean"),
+        (route(3, fallback={"shared_idempotency_store": 1}),
+         "routes[3].fallback.shared_idempotency_store", "boolean"),
+        (route(2, fallback={"shared_idempotency_stor": True}),
+         "routes[2].fallback.shared_idempotency_stor", "unknown key"),
+        (route(3, fallback={"unsafe_with_idempotency_key": True}),
+         "routes[3].fallback.unsafe_with_idempotency_key", "shared_idempotency_store: true"),
         (route(0, stage="beta"), "routes[0].stage", "canary"),
         (route(0, stage="canary", percent=101), "routes[0].percent", "100"),
         (route(0, stage="canary", percent=-1), "routes[0].percent", "0"),
@@ -120,6 +129,18 @@ def test_each_error_names_its_key_path(mutate: Mutation, key_path: str, hint: st
     hit = [ln.strip() for ln in lines if ln.strip().startswith(f"{key_path}:")]
     assert hit, f"no line starts with {key_path!r}:\n{message}"
     assert hint in hit[0], message
+
+
+def test_a_keyed_write_falls_back_only_where_the_config_says_the_store_is_shared() -> None:
+    def unsaid(d: dict[str, Any]) -> None:
+        del d["routes"][3]["fallback"]
+
+    assert accepted(unsaid).routes[3].fallback.shared_idempotency_store is False
+    said = accepted(route(3, fallback={"shared_idempotency_store": True}))
+    assert said.routes[3].fallback.shared_idempotency_store is True
+    yaml_false = yaml.safe_load("fallback: {shared_idempotency_store: no}")["fallback"]
+    assert accepted(route(3, fallback=yaml_false)).routes[3].fallback \
+        .shared_idempotency_store is False
 
 
 def test_every_problem_is_listed_not_just_the_first() -> None:
