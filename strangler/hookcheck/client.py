@@ -7,6 +7,7 @@ and nowhere else; a timeout bounds every request, so the check cannot hang.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from types import TracebackType
@@ -47,7 +48,7 @@ class Reply:
     def __str__(self) -> str:
         if self.status is None:
             return f"no answer ({self.problem})"
-        text = self.body[:120].decode("utf-8", "replace").strip()
+        text = " ".join(self.body[:120].decode("utf-8", "replace").split())  # one line
         more = "..." if len(self.body) > 120 else ""
         return f"{self.status} {text}{more}".rstrip()
 
@@ -82,8 +83,10 @@ class AiohttpTransport:
                    body: bytes | None = None) -> Reply:
         assert self._session is not None, "use AiohttpTransport as an async context manager"
         url = self._base.with_path(self._base.path.rstrip("/") + path, encoded=True)
+        # aiohttp writes big bytes in one go (and warns); a stream it sends in chunks
+        data = io.BytesIO(body) if body is not None and len(body) > 64 * 1024 else body
         try:
-            async with self._session.request(method, url, headers=headers, data=body,
+            async with self._session.request(method, url, headers=headers, data=data,
                                              allow_redirects=False) as resp:
                 raw = await _read(resp)
                 if raw is None:

@@ -50,6 +50,8 @@ RULES: Final = (
          "DELETE again -> 204"),
 )
 BY_NAME: Final = {r.name: r for r in RULES}
+SHOWN: Final = 3
+"""Failed checks a report line spells out; JSON has them all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,10 @@ class RuleResult:
         failed = [c for c in self.checks if not c.ok]
         if not failed:
             return self.summary or "; ".join(c.seen for c in self.checks)
-        return "; ".join(f"{c.what}: {c.seen} (expected {c.expected})" for c in failed)
+        shown = [f"{c.what}: {c.seen} (expected {c.expected})" for c in failed[:SHOWN]]
+        if len(failed) > SHOWN:
+            shown.append(f"and {len(failed) - SHOWN} more (--json lists them)")
+        return "; ".join(shown)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule.number, "name": self.rule.name, "title": self.rule.title,
