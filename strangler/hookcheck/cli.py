@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
     check = hsub.add_parser("check", help="hold a running node's hook to the protocol",
                             description=DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    check.add_argument("url", help="base URL of one node, e.g. http://127.0.0.1:8001 "
+    check.add_argument("url", help="base URL of one node, e.g. http://127.0.0.1:8101 "
                        "(the hook is at URL/_internal/sessions/{sid})")
     check.add_argument("--token-file", required=True, type=Path,
                        help="file holding the node's internal token (X-Internal-Token)")
