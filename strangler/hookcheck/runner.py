@@ -4,12 +4,14 @@ The first look (an export of ``ghost`` with the token) tells a check that
 cannot be made (no answer, token refused: ``CheckImpossible``) from a hook
 that is off (503: rule 1 fails, the others are not run). Rules 4-10 need the
 throwaway session rule 3 creates; without it they are not run, which counts
-as failing. At the end, whatever the check created and still finds is
-deleted, and what it could not delete is reported.
+as failing. At the end -- also when the check is cancelled (Ctrl-C) --
+whatever the check created and still finds is deleted, and what it could not
+delete is reported.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,11 +77,15 @@ async def check_hook(hook: HookClient, url: str, sid: str, ghost: str, *,
     if ids_given:
         await _unused(hook, first.status, ghost, sid)
     results = []
-    for name, rule, needs_session in ORDER:
-        if needs_session and not run.created:
-            results.append(skipped(name, "needs the throwaway session rule 3 creates"))
-        else:
-            results.append(await _guarded(rule, run, name))
+    try:
+        for name, rule, needs_session in ORDER:
+            if needs_session and not run.created:
+                results.append(skipped(name, "needs the throwaway session rule 3 creates"))
+            else:
+                results.append(await _guarded(rule, run, name))
+    except asyncio.CancelledError:  # Ctrl-C: no report, but no session left behind either
+        await _clean_up(run)
+        raise
     return Report(url, sid, ghost, tuple(results), run.node, tuple(await _clean_up(run)))
 
 

@@ -125,6 +125,19 @@ async def test_a_hook_that_never_answers_fails_in_time(aiohttp_server: Any,
     assert "an import of 2.0 MiB: no answer (no answer within 1 s)" in line(report, 9)
 
 
+async def test_a_cancelled_check_still_deletes_its_session(aiohttp_server: Any,
+                                                           internal_token: str) -> None:
+    server = await aiohttp_server(hook_app(Flaw.OVERSIZE_HANGS, internal_token))
+    hook = server.app[HOOK]
+    task = asyncio.create_task(check(server, internal_token, timeout=60.0))
+    await hook.hanging.wait()  # rule 9 is waiting for an answer that never comes
+    assert len(hook.sessions) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert hook.sessions == {}
+
+
 async def test_a_delete_that_keeps_the_session_is_reported_as_left_behind(
         aiohttp_server: Any, internal_token: str) -> None:
     server = await aiohttp_server(hook_app(Flaw.DELETE_KEEPS, internal_token))

@@ -59,6 +59,8 @@ class _Hook:
         self.fences: dict[str, int] = {}
         self.released = asyncio.Event()
         """Set when the app shuts down: a hanging request ends then, not never."""
+        self.hanging = asyncio.Event()
+        """Set when OVERSIZE_HANGS starts not answering."""
 
     def refused(self, request: web.Request) -> web.Response | None:
         given = request.headers.get("X-Internal-Token")
@@ -121,6 +123,7 @@ class _Hook:
                    ) -> tuple[dict[str, Any], int | None, int | None] | web.Response:
         if (request.content_length or 0) > LIMIT:
             if self.flaw is Flaw.OVERSIZE_HANGS:
+                self.hanging.set()
                 await self.released.wait()
             if self.flaw is Flaw.OVERSIZE_500:
                 raise RuntimeError("body too large")  # aiohttp answers 500
