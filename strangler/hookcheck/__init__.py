@@ -11,6 +11,7 @@ The pieces, each one concept:
                  missing answer (a ``Reply`` without a status says why)
     results.py   the rules' names and promises, and what a rule saw (``RuleResult``)
     jsondiff.py  the round-trip payload, strict JSON comparison, canonical text
+    context.py   what the rules share: the hook, the check's two ids, what was learnt
     rules_*.py   one async function per rule over a ``Run``; each reads the state
                  it needs and leaves the session as the next rule can use it
     runner.py    the order, the skips, the clean-up
