@@ -71,9 +71,10 @@ class Proposal:
 
 def propose(summary: Summary, *, cookie: str | None = None,
             duplicate_cookies: str | None = None,
-            headers: Mapping[str, str] | None = None) -> Proposal:
+            headers: Mapping[str, str] | None = None, note: str | None = None) -> Proposal:
     """The ``session:`` block the statistics suggest. ``headers``: the monolith's session
-    headers (``session_id``, ``revision``, ``node``) if known."""
+    headers (``session_id``, ``revision``, ``node``) if known; ``note``: a line for the
+    comment at the top (where the given values come from)."""
     kids = _children(summary)
     total = max(summary.sessions, 1)
     guesses = _identity(summary, kids, total)
@@ -87,7 +88,8 @@ def propose(summary: Summary, *, cookie: str | None = None,
     ProfileSpec.model_validate(filled)  # a guess that does not build is a bug here
     complete = cookie is not None and duplicate_cookies is not None
     text = render(session, guesses, summary, cookie=cookie is not None,
-                  duplicates=duplicate_cookies is not None, headers=headers is not None)
+                  duplicates=duplicate_cookies is not None, headers=headers is not None,
+                  note=note)
     return Proposal(session, text, tuple(guesses), complete)
 
 

@@ -27,12 +27,14 @@ _UNREADABLE = re.compile("[\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def render(session: Mapping[str, Any], guesses: Sequence[Guess], summary: Summary, *,
-           cookie: bool, duplicates: bool, headers: bool) -> str:
+           cookie: bool, duplicates: bool, headers: bool, note: str | None = None) -> str:
     """``cookie`` / ``duplicates`` / ``headers``: given, rather than placeholders or defaults."""
     out = [f"# Proposed by Strangler's session discovery from {summary.samples} samples of "
            f"{summary.sessions} sessions ({when(summary.first_at)} .. {when(summary.last_at)}).",
            "# A guess from shapes and counts (no value was kept): check every line, then",
            "# paste it into config.yaml and run `strangler check-config`."]
+    if note:
+        out.append(f"# {_line(note)}")
     if not (cookie and duplicates):
         out.append("# Fill in the lines marked EDIT: a session does not tell its cookie.")
     out.append("session:")
