@@ -30,6 +30,7 @@ from typing import Any
 
 from adapters.discovery import Proposal, SessionShapes, Summary, propose
 from adapters.document import SessionFormatError, loads
+from adapters.profile import ProfileSpec
 from adapters.wire import INTERNAL_SESSIONS_PATH, INTERNAL_TOKEN_HEADER
 from gateway.settings import Config
 from strangler.shadow_cli import admin_url
@@ -104,6 +105,7 @@ def _headers(text: str) -> dict[str, str]:
 
 def run(cfg: Config | None, args: argparse.Namespace) -> int:
     try:
+        _check_given(args)
         if args.hook:
             summary, proposal = _from_hooks(cfg, args)
         else:
@@ -111,6 +113,9 @@ def run(cfg: Config | None, args: argparse.Namespace) -> int:
     except Refused as exc:
         print(f"strangler session discover: {exc}", file=sys.stderr)
         return exc.code
+    except ValueError as exc:  # a --cookie or --headers the profile refuses
+        print(f"strangler session discover: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps({"stats": summary.to_json(), "proposal": proposal.to_json()}, indent=2))
         return 0
@@ -119,6 +124,18 @@ def run(cfg: Config | None, args: argparse.Namespace) -> int:
         print("#")
     print(proposal.yaml, end="")
     return 0
+
+
+def _check_given(args: argparse.Namespace) -> None:
+    """A --cookie or --headers the profile would refuse fails before any sampling."""
+    spec: dict[str, Any] = {"cookie": args.cookie or "x", "duplicate_cookies": "last",
+                            "identity": {"user_id": {"path": "/x"}}}
+    if args.headers:
+        spec["headers"] = args.headers
+    try:
+        ProfileSpec.model_validate(spec)
+    except ValueError as exc:
+        raise Refused(str(exc), 2) from None
 
 
 # ---------------------------------------------------------------- through the hook

@@ -85,7 +85,9 @@ def propose(summary: Summary, *, cookie: str | None = None,
     session = _block(guesses, cookie, duplicate_cookies, headers)
     filled = {**session, "cookie": cookie or "sessionid",
               "duplicate_cookies": duplicate_cookies or "last"}
-    ProfileSpec.model_validate(filled)  # a guess that does not build is a bug here
+    # a guess that does not build would be a bug here; a given cookie or header name
+    # that does not is the caller's (pydantic's ValidationError is a ValueError)
+    ProfileSpec.model_validate(filled)
     complete = cookie is not None and duplicate_cookies is not None
     text = render(session, guesses, summary, cookie=cookie is not None,
                   duplicates=duplicate_cookies is not None, headers=headers is not None,
