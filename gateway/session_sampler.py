@@ -57,7 +57,8 @@ class SessionSampler:
         self.limits = limits or SamplerLimits()
         self._clock = clock
         self._cut = int(max(0.0, min(self.limits.share, 1.0)) * 2**32)
-        self._last: dict[str, float] = {}
+        self._last: dict[int, float] = {}
+        """hash of a session id -> when it was last sampled (ids are not kept)"""
         self._pending: deque[_Pending] = deque()
         self._pending_bytes = 0
         self._folding = False
@@ -69,10 +70,11 @@ class SessionSampler:
     def offer(self, sid: str, data: Any, size: int) -> None:
         """An export the bridge just read (``size``: its body's bytes). Never raises; never
         changes ``data``, which the caller must not change either."""
-        if self.taken >= self.limits.max_samples or (hash(sid) & 0xFFFFFFFF) >= self._cut:
+        key = hash(sid)
+        if self.taken >= self.limits.max_samples or (key & 0xFFFFFFFF) >= self._cut:
             return
         now = self._clock()
-        last = self._last.get(sid)
+        last = self._last.get(key)
         if last is None:
             if len(self._last) >= self.limits.max_sessions:
                 return
@@ -81,7 +83,7 @@ class SessionSampler:
         if self._pending_bytes + size > self.limits.max_pending_bytes:
             self.dropped += 1
             return
-        self._last[sid] = now
+        self._last[key] = now
         self._pending.append(_Pending(sid, now, data, size))
         self._pending_bytes += size
         self.taken += 1

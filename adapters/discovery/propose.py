@@ -5,7 +5,8 @@
   beside it (``uname``, ``username``, ``_auth_user_name``...);
 - fields, by shape: an object of non-negative integers is a ``counter``; an
   array of strings or of integers a ``set`` (unless an array repeated an item);
-  an array of two-member objects, one of them a non-negative integer count, a
+  an array of two-member objects, one a non-negative integer named like a count
+  (``quantity``, ``qty``, ``count``...) and one a string or integer key, a
   ``counter`` with ``entries``; an object of scalars a ``map``; a scalar seen to
   change within a session ``lww``. An object of anything else is looked into.
 - everything else -- constant scalars, keys whose name says secret (csrf,
@@ -25,7 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from adapters.discovery.render import COOKIE_PLACEHOLDER, DUPLICATES_PLACEHOLDER, render
+from adapters.discovery.render import (
+    COOKIE_PLACEHOLDER,
+    DUPLICATES_PLACEHOLDER,
+    figures,
+    render,
+)
 from adapters.discovery.summary import ANY, SCALARS, Path, PathSummary, Summary, pointer
 from adapters.profile import HeadersSpec, ProfileSpec
 
@@ -127,7 +133,7 @@ def _identity(summary: Summary, kids: dict[Path, list[PathSummary]],
     uid = max(uids, key=lambda p: (p.sessions, -len(p.segments)))
     kind = "integer" if "integer" in uid.types else "string"
     out = [Guess(uid.segments, "user_id", (
-        _figures(uid, total),
+        figures(uid, total),
         f"user_id: its name reads like a user id and it holds {kind}s"
         + ("; null for guests" if "null" in uid.types else "")), {"type": kind})]
     names = [p for p in summary.paths if usable(p) and _name_like(p.segments[-1])
@@ -135,7 +141,7 @@ def _identity(summary: Summary, kids: dict[Path, list[PathSummary]],
     if names:
         name = max(names, key=lambda p: (p.segments[:-1] == uid.segments[:-1], p.sessions))
         out.append(Guess(name.segments, "name", (
-            _figures(name, total),
+            figures(name, total),
             "name: its name reads like a user's name and it holds strings (a name "
             "without a user id makes a session unfit: check they come together)")))
     return out
@@ -146,7 +152,7 @@ def _decide(p: PathSummary, kids: dict[Path, list[PathSummary]], total: int,
             taken: list[Path], names: set[str]) -> list[Guess]:
     """The guesses for ``p`` and, when it is looked into, below it."""
     if p.segments[-1] == ANY:
-        return [Guess(p.segments, "undeclared", (_figures(p, total),
+        return [Guess(p.segments, "undeclared", (figures(p, total),
                       "members keyed by data (ids, emails, tokens) or too many names"))]
     if any(t == p.segments for t in taken):
         return []
@@ -170,8 +176,8 @@ def _decide(p: PathSummary, kids: dict[Path, list[PathSummary]], total: int,
     else:
         rule, why = None, f"its type varies ({', '.join(sorted(kinds))})"
     if rule is None:
-        return [Guess(p.segments, "undeclared", (_figures(p, total), why))]
-    return [Guess(p.segments, "field", (_figures(p, total), why), rule,
+        return [Guess(p.segments, "undeclared", (figures(p, total), why))]
+    return [Guess(p.segments, "field", (figures(p, total), why), rule,
                   _shared_name(p.segments, names))]
 
 
@@ -296,16 +302,6 @@ def _shared_name(segments: Path, taken: set[str]) -> str:
         name, n = f"{base}_{n}", n + 1
     taken.add(name)
     return name
-
-
-def _figures(p: PathSummary, total: int) -> str:
-    types = ", ".join(f"{k} {v}" if len(p.types) > 1 else k for k, v in p.types.items())
-    text = (f"{p.path}: {types}; in {p.sessions} of {total} sessions "
-            f"({100 * p.sessions / total:.0f}%); changed in {p.changes} of {p.repeats} "
-            f"repeat samples; size max {p.size_max} B, avg {p.size_avg:.0f} B")
-    if p.strings:
-        text += "; strings like " + ", ".join(f"{k} {v}" for k, v in p.strings.items())
-    return text
 
 
 def _block(guesses: list[Guess], cookie: str | None, duplicates: str | None,

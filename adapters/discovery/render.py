@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from adapters.discovery.summary import Summary
+from adapters.discovery.summary import PathSummary, Summary
 
 if TYPE_CHECKING:
     from adapters.discovery.propose import Guess
@@ -68,6 +68,17 @@ def render(session: Mapping[str, Any], guesses: Sequence[Guess], summary: Summar
             out.append(f"  #   {_line(g.why[0])}")
             out += [f"  #     {_line(w)}" for w in g.why[1:]]
     return "\n".join(out) + "\n"
+
+
+def figures(p: PathSummary, total: int) -> str:
+    """The figures of one path on one line (a comment): key names and counts only."""
+    types = ", ".join(f"{k} {v}" if len(p.types) > 1 else k for k, v in p.types.items())
+    text = (f"{p.path}: {types}; in {p.sessions} of {total} sessions "
+            f"({100 * p.sessions / total:.0f}%); changed in {p.changes} of {p.repeats} "
+            f"repeat samples; size max {p.size_max} B, avg {p.size_avg:.0f} B")
+    if p.strings:
+        text += "; strings like " + ", ".join(f"{k} {v}" for k, v in p.strings.items())
+    return text
 
 
 def when(at: float | None) -> str:
