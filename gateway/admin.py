@@ -1,6 +1,7 @@
 """The admin listener: health, readiness, metrics, routes, flips, kill switch.
 
-The dashboard page and its live figures are in ``admin_dashboard``.
+The dashboard page and its live figures are in ``admin_dashboard``; session
+discovery (``GET /api/session/schema``) is in ``admin_session``.
 
 Reads are open (bind the listener to a private interface); anything that
 changes state needs ``Authorization: Bearer <admin token>``, compared in
