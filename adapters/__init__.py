@@ -15,6 +15,8 @@ the other:
 - ``contracts`` -- the public shop API's JSON shapes, so the new services
                    answer byte-for-byte what the monolith answers.
 - ``wire``      -- internal header and endpoint names of the session bridge.
+- ``discovery`` -- statistics of sampled session exports (shapes, never values)
+                   and the ``session:`` profile block they suggest.
 
 It imports nothing of ours, so every other part may import it.
 """

@@ -1,6 +1,7 @@
 """The admin listener: health, readiness, metrics, routes, flips, kill switch.
 
-The dashboard page and its live figures are in ``admin_dashboard``.
+The dashboard page and its live figures are in ``admin_dashboard``; session
+discovery (``GET /api/session/schema``) is in ``admin_session``.
 
 Reads are open (bind the listener to a private interface); anything that
 changes state needs ``Authorization: Bearer <admin token>``, compared in
@@ -24,7 +25,7 @@ from redis.exceptions import RedisError
 from flags import FlagError, Stage, UnknownRoute
 from flags.provider import Provider
 from flags.service import FlagService, Outcome
-from gateway import admin_shadow
+from gateway import admin_session, admin_shadow
 from gateway.breaker import Breaker
 from gateway.explain import Explainer
 from gateway.metrics import Metrics
@@ -86,6 +87,7 @@ def create_admin_app(state: AdminState) -> web.Application:
     admin_flags.add_routes(app)
     admin_dashboard.add_routes(app)
     admin_shadow.add_routes(app)
+    admin_session.add_routes(app)
     return app
 
 

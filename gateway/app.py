@@ -25,6 +25,7 @@ from gateway import log
 from gateway.admin import AdminState, create_admin_app
 from gateway.admin_reload import RELOADER
 from gateway.admin_reload import add_routes as add_reload_routes
+from gateway.admin_session import DISCOVERY, Discovery
 from gateway.admin_shadow import SHADOWER
 from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
@@ -41,6 +42,7 @@ from gateway.redis_client import make_redis
 from gateway.reload import Reloader
 from gateway.routes import Router
 from gateway.session_bridge import SessionBridge
+from gateway.session_sampler import SamplerLimits, SessionSampler
 from gateway.session_store import SessionStore
 from gateway.settings import Config, ConfigError, Listen
 from gateway.shadow import Shadower
@@ -57,11 +59,13 @@ class Gateway:
     ``load`` re-reads the config (file and command-line overrides) for a reload;
     without it the admin API refuses to reload. ``reuse_port`` and ``worker_admin``
     are for ``--workers``: every worker binds the same ports (SO_REUSEPORT), and
-    each may also have an admin port of its own.
+    each may also have an admin port of its own. ``sampling`` bounds the session
+    sampler behind ``GET /api/session/schema`` (default: ``SamplerLimits()``).
     """
 
     def __init__(self, cfg: Config, *, load: Callable[[], Config] | None = None,
-                 reuse_port: bool = False, worker_admin: Listen | None = None) -> None:
+                 reuse_port: bool = False, worker_admin: Listen | None = None,
+                 sampling: SamplerLimits | None = None) -> None:
         if not cfg.redis.configured:
             raise ConfigError("redis: the gateway needs redis.url, redis.sentinel or "
                               "redis.cluster (the demo provides a url)")
@@ -73,6 +77,7 @@ class Gateway:
         self._runners: list[web.BaseRunner] = []
         self._reuse_port = reuse_port
         self._worker_admin = worker_admin
+        self._sampling = sampling
         self.draining = False
         self.in_flight = 0
         self.reloader = Reloader(lambda: self.cfg, load, self.apply) if load else None
@@ -106,7 +111,8 @@ class Gateway:
         router = Router(cfg.routes)
         self.breakers, self.budgets = self._route_guards(router)
         profile = build_profile(cfg.session)
-        hook = LegacyHook(self.secrets.internal_token, profile)
+        self.sampler = SessionSampler(self._sampling)
+        hook = LegacyHook(self.secrets.internal_token, profile, self.sampler.offer)
         minter = TokenMinter(cfg.tokens, self.key)
         self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics, profile,
                                     budget_s=budget_ms / 1000)
@@ -209,6 +215,7 @@ class Gateway:
                                  shutdown_timeout=g.shutdown.timeout_s)
         admin_app = create_admin_app(self.admin)
         admin_app[SHADOWER] = self.shadow
+        admin_app[DISCOVERY] = Discovery(self.sampler, self.bridge.profile)
         if self.reloader is not None:
             admin_app[RELOADER] = self.reloader
         add_reload_routes(admin_app)

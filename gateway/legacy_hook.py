@@ -9,7 +9,9 @@ and is the session profile's business: a ``data`` that does not fit raises
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from multidict import CIMultiDict
 
@@ -37,10 +39,18 @@ class Exported:
     """(fence, revision) of the last fenced import the node took."""
 
 
+ExportObserver = Callable[[str, Any, int], None]
+"""Told of each export read: session id, the monolith's ``data`` (read-only), body bytes."""
+
+
 class LegacyHook:
-    def __init__(self, token: str, profile: SessionProfile) -> None:
+    def __init__(self, token: str, profile: SessionProfile,
+                 observer: ExportObserver | None = None) -> None:
         self._token = token
         self._profile = profile
+        self._observer = observer
+        """The session sampler (``gateway.session_sampler``): it sees the export as the
+        monolith wrote it, also when the profile then finds it unfit."""
 
     def _headers(self, rid: str) -> CIMultiDict[str]:
         return CIMultiDict({INTERNAL_TOKEN_HEADER: self._token, "X-Request-Id": rid,
@@ -64,6 +74,8 @@ class LegacyHook:
         revision, data = body.get("revision"), body.get("data")
         if type(revision) is not int or revision < 0 or "data" not in body:
             raise UpstreamProtocolError(f"{node.id}: session export without revision or data")
+        if self._observer is not None:
+            self._observer(sid, data, size)
         doc = self._profile.from_export(data)
         return Exported(revision, doc, _imported(node.id, body.get("imported")))
 

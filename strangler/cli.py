@@ -4,6 +4,7 @@
     strangler flags list | set ROUTE STAGE [--percent N] [--reason TEXT] | kill on|off | reset
     strangler keys generate
     strangler shadow report ROUTE [--admin URL] [--json]
+    strangler session discover [--admin URL | --hook URL --session-id SID...] [--stats]
     strangler rehearse PLAN.yaml [--stack] | drill rollback [--stack]
     strangler hook check URL --token-file F [--session-id SID] [--json]   (no config needed)
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gateway.settings import Config, ConfigError, Node, RedisSection, load
-from strangler import gateway_cli, shadow_cli
+from strangler import discover_cli, gateway_cli, shadow_cli
 from strangler.hookcheck import cli as hook_cli
 from strangler.rehearse import cli as rehearse_cli
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="make the local JWT key pair and tokens")
     keys.add_argument("action", choices=("generate",))
     shadow_cli.add_parser(sub)
+    discover_cli.add_parser(sub)
     rehearse_cli.add_parsers(sub)
     hook_cli.add_parser(sub)
     return p
@@ -99,16 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load(args.config)
     except ConfigError as exc:
+        if args.command == "session":  # discovery comes before a config: it may need none
+            return discover_cli.run(None, args)
         print(f"strangler: {exc}", file=sys.stderr)
         return 2
-    if args.command in ("flags", "explain", "check-config", "keys"):
+    if args.command in ("flags", "explain", "check-config", "keys", "session"):
         from gateway import log
 
         log.configure("warning", sys.stderr)  # a terminal command: its output is the answer
     handler = {
         "gateway": _gateway, "legacy": _legacy, "services": _services, "demo": _demo,
         "check-config": _check, "flags": _flags, "keys": _keys, "explain": _explain,
-        "shadow": shadow_cli.run,
+        "shadow": shadow_cli.run, "session": discover_cli.run,
         "rehearse": rehearse_cli.run_rehearse, "drill": rehearse_cli.run_drill,
     }[args.command]
     try:
