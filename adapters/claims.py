@@ -40,7 +40,7 @@ class Identity:
 
 
 def session_claims(
-    identity: Identity, *, issuer: str, audience: str, now: int, ttl_s: int
+    identity: Identity, *, issuer: str, audience: str | list[str], now: int, ttl_s: int
 ) -> dict[str, Any]:
     claims: dict[str, Any] = {k: v for k, v in identity.claims.items() if k not in _OWN}
     claims.update({

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +53,8 @@ class AdminState:
         """admin token name -> token"""
         self.shutting_down = False
         self.explainer: Explainer | None = None
+        self.jwks: Callable[[], dict[str, Any]] = lambda: {"keys": []}
+        """The public keys services verify tokens with (``gateway.signing.KeyRing``)."""
 
 
 STATE = web.AppKey("admin_state", AdminState)
@@ -78,6 +81,7 @@ def create_admin_app(state: AdminState) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/api/routes", list_routes)
     app.router.add_put("/api/routes/{name}", put_route)
     app.router.add_get("/api/kill-switch", get_kill)
@@ -89,6 +93,13 @@ def create_admin_app(state: AdminState) -> web.Application:
     admin_shadow.add_routes(app)
     admin_session.add_routes(app)
     return app
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The gateway's public signing keys (RFC 7517): public, like any JWKS. Services fetch
+    it when a token names a ``kid`` they do not know, and now and then."""
+    return web.json_response(request.app[STATE].jwks(),
+                             headers={"Cache-Control": "public, max-age=30"})
 
 
 def _authorized(request: web.Request) -> str:

@@ -46,8 +46,9 @@ from gateway.session_sampler import SamplerLimits, SessionSampler
 from gateway.session_store import SessionStore
 from gateway.settings import Config, ConfigError, Listen
 from gateway.shadow import Shadower
+from gateway.signing import KeyRing
 from gateway.startup import make_provider, read_secrets
-from gateway.tokens import TokenMinter, load_private_key
+from gateway.tokens import TokenMinter
 from gateway.upstreams import LegacyPool, Member, NewPool
 
 _log = log.get("gateway")
@@ -71,7 +72,9 @@ class Gateway:
                               "redis.cluster (the demo provides a url)")
         self.cfg = cfg
         self.secrets = read_secrets(cfg)
-        self.key = load_private_key(cfg.tokens.private_key_file)
+        t = cfg.tokens
+        self.keys = KeyRing(t.private_key_file, ttl_s=t.ttl_s, publish_ahead_s=t.publish_ahead_s,
+                            check_s=t.key_check_s)
         self.metrics = Metrics()
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.BaseRunner] = []
@@ -113,7 +116,7 @@ class Gateway:
         profile = build_profile(cfg.session)
         self.sampler = SessionSampler(self._sampling)
         hook = LegacyHook(self.secrets.internal_token, profile, self.sampler.offer)
-        minter = TokenMinter(cfg.tokens, self.key)
+        minter = TokenMinter(cfg.tokens, self.keys)
         self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics, profile,
                                     budget_s=budget_ms / 1000)
         await self._first_health_check()
@@ -139,11 +142,22 @@ class Gateway:
                                          self.new, self.pin_book, self.ledger,
                                          cfg.gateway.limits.max_url_bytes)
         interval = cfg.health.interval_ms / 1000
+        self.admin.jwks = self.keys.jwks
+        self._tasks.append(asyncio.create_task(self._watch_keys()))
         self._tasks.append(asyncio.create_task(self.store.watch()))
         for pool in (self.legacy, self.new):
             pool.on_change(self._upstream_listener(pool.kind))
             self._tasks.append(asyncio.create_task(pool.run_checks(interval)))
         await self._listen()
+
+    async def _watch_keys(self) -> None:
+        """Key rotation without a restart (``gateway.signing``)."""
+        while True:
+            await asyncio.sleep(self.keys.check_s)
+            try:
+                self.keys.tick()
+            except Exception as exc:
+                _log.error("signing_key_check_failed", reason=repr(exc))
 
     def _upstreams(self, cfg: Config) -> tuple[list[HttpUpstream], list[HttpUpstream]]:
         limits = _limits(cfg)

@@ -47,7 +47,8 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
                 "together, by restarting them"),
     ("redis", "the Redis client connects at start"),
     ("database", "the ledger database connects at start"),
-    ("tokens", "the signing key and token settings are loaded at start"),
+    ("tokens", "token settings are read at start (the signing key itself rotates by "
+               "replacing its file, gateway.signing)"),
     ("flags", "the flag provider is built at start"),
     ("legacy.internal_token", "the internal token is read at start"),
 )

@@ -237,8 +237,12 @@ class TokensSection(_Frozen):
     issuer: str = "strangler-gateway"
     audience: str = "strangler-services"
     ttl_s: Int = Field(300, ge=30)
-    kid: str = Field("strangler-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     private_key_file: Path = Path(".strangler/keys/jwt-private.pem")
+    """The Ed25519 signing key (PEM). Replace the file to rotate: every gateway publishes the
+    new public key at once and signs with it ``publish_ahead_s`` later (gateway.signing)."""
+    publish_ahead_s: float = Field(10.0, ge=0, le=600)
+    key_check_s: float = Field(2.0, gt=0, le=60)
+    """How often the key file is looked at."""
     session_key: Secret = Secret(env="STRANGLER_SESSION_KEY", file=Path(".strangler/session-key"))
     """The key that turns a session id into its handle (adapters.handles), the only name
     tokens and Redis use for a session: the gateway and every service that creates

@@ -1,7 +1,8 @@
 """JWTs for the new services: minted once per session, reused until near expiry.
 
-A token carries the session id and the user (``adapters.claims``) and is
-signed with the gateway's Ed25519 key (EdDSA, ``kid`` header). A session
+A token carries the session handle and the user (``adapters.claims``) and is
+signed with the gateway's Ed25519 key (EdDSA; ``kid``: the key's thumbprint,
+``gateway.signing``, which also rotates it). A session
 costs one signature per ``ttl - refresh_margin`` seconds, not one per request.
 """
 
@@ -9,29 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.claims import Identity, session_claims
 from gateway.settings import TokensSection
-
-
-class SigningKeyError(Exception):
-    """The signing key file is missing or not an Ed25519 private key."""
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise SigningKeyError(f"tokens.private_key_file: cannot load {path}: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"tokens.private_key_file: {path} is not an Ed25519 key")
-    return key
-
+from gateway.signing import KeyRing, SigningKeyError, load_private_key, public_jwk
 
 ANONYMOUS = ""
 """``cached``'s answer for a known guest on a route that does not serve guests: no token,
@@ -42,9 +27,14 @@ class TokenMinter:
     """Mints and caches one token per session and audience (services re-check the user on
     every read). Keyed by the bridge's session key; ``forget`` drops all of a session's."""
 
-    def __init__(self, cfg: TokensSection, key: Ed25519PrivateKey, max_cached: int = 100_000):
+    def __init__(self, cfg: TokensSection, key: Ed25519PrivateKey | KeyRing,
+                 max_cached: int = 100_000):
         self._cfg = cfg
-        self._key = key
+        self._ring = key if isinstance(key, KeyRing) else None
+        self._key = key.key if isinstance(key, KeyRing) else key
+        self._kid = key.kid if isinstance(key, KeyRing) else public_jwk(key)["kid"]
+        if self._ring is not None:
+            self._ring.on_switch.append(self._switched)
         self._refresh_at = max(cfg.ttl_s // 5, 10)
         self._cache: OrderedDict[str, tuple[bool, dict[str, tuple[str, int]]]] = OrderedDict()
         """sid -> (a guest?, audience -> (token, exp))"""
@@ -71,7 +61,7 @@ class TokenMinter:
         issued = int(now or time.time())
         claims = session_claims(identity, issuer=self._cfg.issuer, audience=aud,
                                 now=issued, ttl_s=self._cfg.ttl_s)
-        token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._cfg.kid})
+        token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._kid})
         guest = identity.user_id is None
         hit = self._cache.get(sid)
         if hit is None or hit[0] != guest:
@@ -91,3 +81,13 @@ class TokenMinter:
 
     def forget(self, sid: str) -> None:
         self._cache.pop(sid, None)
+
+    def _switched(self) -> None:
+        """A new key signs from now: tokens signed by the old one are minted afresh as
+        sessions come by (the old public key stays published until they expire)."""
+        assert self._ring is not None
+        self._key, self._kid = self._ring.key, self._ring.kid
+        self._cache.clear()
+
+
+__all__ = ["ANONYMOUS", "SigningKeyError", "TokenMinter", "load_private_key"]

@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from . import auth, cart, catalog, checkout, health, orders
-from .appkeys import ENGINE, PASSWORDS, REDIS, SESSIONS, SETTINGS, VERIFIER
+from .appkeys import ENGINE, HTTP, PASSWORDS, REDIS, SESSIONS, SETTINGS, VERIFIER
 from .db import make_engine
 from .middleware import MIDDLEWARES
 from .passwords import Passwords
 from .redis_client import make_client
 from .sessions import SessionStore
 from .settings import Settings
-from .tokens import TokenVerifier, load_jwks
+from .tokens import KeySet, TokenVerifier, load_jwks
 
 SERVICES = (health, catalog, cart, checkout, orders, auth)
 
@@ -38,10 +39,25 @@ def make_app(settings: Settings) -> web.Application:
 async def _tokens(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     keys = await asyncio.to_thread(load_jwks, settings.jwks_path)
-    app[VERIFIER] = TokenVerifier(
-        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-        leeway_s=settings.jwt_leeway_s, cache_size=settings.token_cache_size)
+    keyset = KeySet(keys, settings.jwks_url)
+    app[VERIFIER] = TokenVerifier(keyset, issuer=settings.jwt_issuer,
+                                  leeway_s=settings.jwt_leeway_s,
+                                  cache_size=settings.token_cache_size)
+    app[HTTP] = http = aiohttp.ClientSession()
+    refresher = asyncio.create_task(_refresh_keys(keyset, http))
     yield
+    refresher.cancel()
+    await asyncio.gather(refresher, return_exceptions=True)
+    await http.close()
+
+
+async def _refresh_keys(keyset: KeySet, http: aiohttp.ClientSession) -> None:
+    """Now and then, so a key the gateway retired stops verifying here too."""
+    if keyset.url is None:
+        return
+    while True:
+        await keyset.refresh(http)
+        await asyncio.sleep(keyset.refresh_s)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,3 +18,5 @@ REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 SESSIONS = web.AppKey("sessions", SessionStore)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 PASSWORDS = web.AppKey("passwords", Passwords)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+"""For the gateway's key set (``/.well-known/jwks.json``)."""

@@ -29,6 +29,9 @@ from .shop_session import ShopSession, ShopUser
 from .validation import Credentials, credentials, json_object
 
 log = structlog.get_logger("new_services.auth")
+SERVICE = "auth"
+"""This service's name: the ``aud`` its tokens must carry (config: routes[].service)."""
+
 
 MAX_USERNAME = 64
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -67,7 +70,7 @@ async def _check_password(request: web.Request, creds: Credentials) -> ShopUser 
 
 async def _retire_previous_session(request: web.Request) -> None:
     try:
-        previous = token_identity(request)
+        previous = await token_identity(request, SERVICE)
     except ApiError:  # a bad token names no session we may touch
         return
     if previous is not None and await request.app[SESSIONS].log_out(previous):
@@ -100,7 +103,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     try:
-        identity = token_identity(request)
+        identity = await token_identity(request, SERVICE)
     except ApiError:  # a bad token logs nobody out, and logout still answers 200
         identity = None
     if identity is not None and await request.app[SESSIONS].log_out(identity):
@@ -112,7 +115,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    who = await require_login(request)
+    who = await require_login(request, SERVICE)
     user = who.session.user
     assert user is not None  # require_login only returns sessions with their user
     return web.json_response(contracts.user(user.id, user.username))

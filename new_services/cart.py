@@ -21,6 +21,10 @@ from .identity import require_login
 from .shop_session import ShopSession
 from .validation import cart_item, json_object, path_id
 
+SERVICE = "cart"
+"""This service's name: the ``aud`` its tokens must carry (config: routes[].service)."""
+
+
 
 async def render_cart(engine: AsyncEngine, session: ShopSession) -> dict[str, Any]:
     """The cart as the shop API shows it, priced from ``products`` now."""
@@ -32,12 +36,12 @@ async def render_cart(engine: AsyncEngine, session: ShopSession) -> dict[str, An
 
 
 async def get_cart(request: web.Request) -> web.Response:
-    login = await require_login(request)
+    login = await require_login(request, SERVICE)
     return web.json_response(await render_cart(request.app[ENGINE], login.session))
 
 
 async def add_item(request: web.Request) -> web.Response:
-    login = await require_login(request)
+    login = await require_login(request, SERVICE)
     item = cart_item(json_object(await request.read()))
     engine = request.app[ENGINE]
     async with engine.connect() as conn:
@@ -50,7 +54,7 @@ async def add_item(request: web.Request) -> web.Response:
 
 
 async def remove_item(request: web.Request) -> web.Response:
-    login = await require_login(request)
+    login = await require_login(request, SERVICE)
     product_id = path_id(request.match_info["product_id"])
     session = await request.app[SESSIONS].update(
         login.identity, lambda s: s.without_item(product_id), first=login.snapshot

@@ -34,6 +34,9 @@ from .orders import one_order
 from .validation import idempotency_key, request_hash
 
 log = structlog.get_logger("new_services.checkout")
+SERVICE = "checkout"
+"""This service's name: the ``aud`` its tokens must carry (config: routes[].service)."""
+
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -56,7 +59,7 @@ class Outcome:
 
 
 async def checkout(request: web.Request) -> web.Response:
-    login = await require_login(request)
+    login = await require_login(request, SERVICE)
     key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
     digest = request_hash(await request.read())
     outcome = await place_order(request.app[ENGINE], login, key, digest)

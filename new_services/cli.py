@@ -19,7 +19,7 @@ from aiohttp import web
 from .app import make_app
 from .log import configure_logging
 from .redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV, parse_nodes, parse_sentinel
-from .settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, DEFAULT_SESSION_TTL_S, Settings
+from .settings import DEFAULT_JWT_ISSUER, DEFAULT_SESSION_TTL_S, Settings
 
 log = structlog.get_logger("new_services.cli")
 
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--jwks", type=Path, required=True,
                        help="JWKS file with the gateway's Ed25519 public key(s)")
     serve.add_argument("--jwt-issuer", default=DEFAULT_JWT_ISSUER)
-    serve.add_argument("--jwt-audience", default=DEFAULT_JWT_AUDIENCE)
+    serve.add_argument("--jwks-url", help="the gateway's /.well-known/jwks.json, for keys "
+                       "rotated after start (each service checks aud = its own name)")
     return parser
 
 
@@ -73,7 +74,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         redis_sentinel_password=os.environ.get(SENTINEL_PASSWORD_ENV) or None,
         jwks_path=args.jwks, key_prefix=args.key_prefix, session_ttl_s=args.session_ttl,
         session_key=os.environ.get(SESSION_KEY_ENV, "").strip().encode(),
-        jwt_issuer=args.jwt_issuer, jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer, jwks_url=args.jwks_url,
     )
 
 

@@ -17,11 +17,11 @@ from aiohttp import web
 from adapters.claims import Identity
 from adapters.wire import IDENTITY_HEADER
 
-from .appkeys import SESSIONS, VERIFIER
+from .appkeys import HTTP, SESSIONS, VERIFIER
 from .errors import not_logged_in
 from .sessions import Snapshot
 from .shop_session import ShopSession, user_id
-from .tokens import InvalidToken
+from .tokens import InvalidToken, UnknownKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +43,21 @@ class LoggedIn:
         return user.id
 
 
-def token_identity(request: web.Request) -> Identity | None:
-    """The token's identity; ``None`` without a header; 401 for a bad token or one that
-    names no user of the shop."""
+async def token_identity(request: web.Request, service: str) -> Identity | None:
+    """The token's identity for ``service`` (its ``aud``); ``None`` without a header; 401
+    for a bad token, one minted for another service, or one that names no shop user."""
     token = request.headers.get(IDENTITY_HEADER)
     if token is None:
         return None
+    verifier = request.app[VERIFIER]
     try:
-        identity = request.app[VERIFIER].verify(token)
+        try:
+            identity = verifier.verify(token, service)
+        except UnknownKey:  # a rotated key the gateway has published since we looked
+            keys = verifier.keys
+            if keys.url is None or not await keys.refresh(request.app[HTTP]):
+                raise
+            identity = verifier.verify(token, service)
     except InvalidToken:
         raise not_logged_in() from None  # the reason stays out of logs and answers
     if identity.user_id is None or user_id(identity.user_id) is None:
@@ -58,9 +65,9 @@ def token_identity(request: web.Request) -> Identity | None:
     return identity
 
 
-async def require_login(request: web.Request) -> LoggedIn:
-    """A valid token whose session exists and belongs to its user; else 401."""
-    identity = token_identity(request)
+async def require_login(request: web.Request, service: str) -> LoggedIn:
+    """A valid token for ``service`` whose session exists and belongs to its user; else 401."""
+    identity = await token_identity(request, service)
     if identity is None:
         raise not_logged_in()
     snapshot = await request.app[SESSIONS].read_owned(identity)

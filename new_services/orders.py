@@ -17,6 +17,10 @@ from .appkeys import ENGINE
 from .db import order_items, orders
 from .identity import require_login
 
+SERVICE = "orders"
+"""This service's name: the ``aud`` its tokens must carry (config: routes[].service)."""
+
+
 
 async def _render(conn: AsyncConnection,
                   heads: Sequence[tuple[int, datetime]]) -> list[dict[str, Any]]:
@@ -48,7 +52,7 @@ async def one_order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    login = await require_login(request)
+    login = await require_login(request, SERVICE)
     async with request.app[ENGINE].connect() as conn:
         found = await user_orders(conn, login.user_id)
     return web.json_response({"orders": found})

@@ -9,7 +9,6 @@ from .redis_client import HostPort, SentinelSpec
 
 DEFAULT_SESSION_TTL_S = 86400
 DEFAULT_JWT_ISSUER = "strangler-gateway"
-DEFAULT_JWT_AUDIENCE = "strangler-services"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +30,9 @@ class Settings:
     """Derives a new session's handle (``adapters.handles``), as the gateway does: needed
     to log in on new. From ``$STRANGLER_SESSION_KEY``."""
     session_ttl_s: int = DEFAULT_SESSION_TTL_S
+    jwks_url: str | None = None
+    """The gateway's ``/.well-known/jwks.json``: rotated keys are fetched from it."""
     jwt_issuer: str = DEFAULT_JWT_ISSUER
-    jwt_audience: str = DEFAULT_JWT_AUDIENCE
     # A few seconds absorb clock skew between the gateway's host and ours.
     jwt_leeway_s: int = 5
     token_cache_size: int = 10_000

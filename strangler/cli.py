@@ -197,8 +197,16 @@ def _services(cfg: Config, args: argparse.Namespace) -> int:
         "--database-url", cfg.database.url, *_redis_args(redis),
         "--key-prefix", cfg.redis.key_prefix, "--session-ttl", str(cfg.redis.session_ttl_s),
         "--jwks", str(cfg.tokens.jwks_file), "--jwt-issuer", cfg.tokens.issuer,
-        "--jwt-audience", cfg.tokens.audience,
+        "--jwks-url", _jwks_url(cfg),
     ])
+
+
+def _jwks_url(cfg: Config) -> str:
+    """The gateway's key set, on its admin listener (config's first gateway)."""
+    host = cfg.gateway.admin_listen.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a wildcard bind is reached on loopback)
+        host = "127.0.0.1"
+    return f"http://{host}:{cfg.gateway.admin_listen.port}/.well-known/jwks.json"
 
 
 def _redis_args(redis: RedisSection) -> list[str]:
@@ -239,7 +247,7 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
 def _keys(cfg: Config, args: argparse.Namespace) -> int:
     from strangler.keys import ensure_keypair, ensure_token
 
-    made = ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file, cfg.tokens.kid)
+    made = ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file)
     print(f"signing key: {cfg.tokens.private_key_file} ({'created' if made else 'exists'})")
     for label, secret in (("internal token", cfg.legacy.internal_token),
                           ("admin token", cfg.gateway.admin_token),

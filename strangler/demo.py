@@ -137,7 +137,7 @@ def _prepare(cfg: Config, keep_data: bool) -> None:
     STATE_DIR.mkdir(exist_ok=True)
     if not keep_data:
         _fresh_database(cfg.database.url)
-    ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file, cfg.tokens.kid)
+    ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file)
     for where, secret in (("legacy.internal_token", cfg.legacy.internal_token),
                           ("gateway.admin_token", cfg.gateway.admin_token),
                           ("tokens.session_key", cfg.tokens.session_key)):

@@ -11,9 +11,10 @@ import os
 import secrets
 from pathlib import Path
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.signing import public_jwk
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -23,16 +24,16 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def ensure_keypair(private_pem: Path, jwks: Path, kid: str) -> bool:
-    """Create an Ed25519 key and its JWKS if missing. True if created."""
+def ensure_keypair(private_pem: Path, jwks: Path) -> bool:
+    """Create an Ed25519 key and its JWKS (``kid``: the key's thumbprint, as the gateway
+    names it) if missing. True if created."""
     if private_pem.exists() and jwks.exists():
         return False
     key = Ed25519PrivateKey.generate()
     _write_private(private_pem, key.private_bytes(serialization.Encoding.PEM,
                                                   serialization.PrivateFormat.PKCS8,
                                                   serialization.NoEncryption()))
-    jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
-    jwk.update({"kid": kid, "alg": "EdDSA", "use": "sig"})
+    jwk = public_jwk(key)
     jwks.parent.mkdir(parents=True, exist_ok=True)
     jwks.write_text(json.dumps({"keys": [jwk]}, indent=2))
     return True

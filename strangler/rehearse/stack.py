@@ -175,7 +175,8 @@ def _stack_config(raw: dict[str, Any], cfg: Config, workdir: Path, ports: dict[s
                                 for n in cfg.new.instances]}
     doc["tokens"] = {**(doc.get("tokens") or {}),
                      "private_key_file": str(workdir / "keys" / "jwt-private.pem"),
-                     "jwks_file": str(workdir / "keys" / "jwks.json")}
+                     "jwks_file": str(workdir / "keys" / "jwks.json"),
+                     "session_key": {"file": str(workdir / "session-key")}}
     flags = {k: v for k, v in (doc.get("flags") or {}).items() if k == "poll_interval_ms"}
     doc["flags"] = {**flags, "provider": "local", "kill_switch": False}
     return doc
@@ -207,10 +208,10 @@ def prepare(config_path: Path, workdir: Path, free_ports: bool
     redis = StackProcess("redis", [binary, "--port", str(rport), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--dir", str(workdir)],
                          None, log_dir=workdir / "logs", probe=lambda: _redis_answers(rport))
-    ensure_keypair(workdir / "keys" / "jwt-private.pem", workdir / "keys" / "jwks.json",
-                   cfg.tokens.kid)
+    ensure_keypair(workdir / "keys" / "jwt-private.pem", workdir / "keys" / "jwks.json")
     token = ensure_token(workdir / "admin-token")
     ensure_token(workdir / "internal-token")
+    ensure_token(workdir / "session-key")
     doc = _stack_config(raw, cfg, workdir, ports, f"redis://127.0.0.1:{rport}/0")
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

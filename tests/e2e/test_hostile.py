@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yarl import URL
 
 from adapters.claims import Identity, session_claims
+from adapters.handles import session_handle
 from adapters.wire import IDENTITY_HEADER, SESSION_COOKIE
 from gateway.settings import TokensSection
 from tests.support.shop import Admin, Reply
@@ -185,8 +186,8 @@ def _forgeries(stack: Stack, sid: str, uid: int, other_uid: int) -> dict[str, st
     now = int(time.time())
 
     def claims(**changes: Any) -> dict[str, Any]:
-        base = session_claims(Identity(sid, uid, "alice"), issuer=cfg.issuer,
-                              audience=cfg.audience, now=now, ttl_s=300)
+        base = session_claims(Identity(sid, str(uid), "alice"), issuer=cfg.issuer,
+                              audience="auth", now=now, ttl_s=300)
         base.update(changes)
         return {k: v for k, v in base.items() if v is not None}
 
@@ -205,6 +206,7 @@ def _forgeries(stack: Stack, sid: str, uid: int, other_uid: int) -> dict[str, st
         "expired": signed(claims(iat=now - 4000, nbf=now - 4000, exp=now - 3600)),
         "missing_exp": signed(claims(exp=None)),
         "wrong_aud": signed(claims(aud="someone-else")),
+        "another_service_aud": signed(claims(aud="cart")),
         "wrong_iss": signed(claims(iss="evil-gateway")),
         "unknown_kid": signed(claims(), kid="no-such-key"),
         "path_kid": signed(claims(), kid="../../../../etc/passwd"),
@@ -230,12 +232,12 @@ async def test_forged_tokens_are_refused_by_new_and_never_honoured_through_the_g
         await bob.login("bob")
         uid = (await alice.me()).body["user"]["id"]
         bob_uid = (await bob.me()).body["user"]["id"]
-        sid = alice.sid
-        assert sid is not None
+        assert alice.sid is not None
+        sid = session_handle(stack.session_key.encode(), alice.sid)  # what tokens name
         cfg = TokensSection()
         genuine = jwt.encode(
-            session_claims(Identity(sid, uid, "alice"), issuer=cfg.issuer,
-                           audience=cfg.audience, now=int(time.time()), ttl_s=300),
+            session_claims(Identity(sid, str(uid), "alice"), issuer=cfg.issuer,
+                           audience="auth", now=int(time.time()), ttl_s=300),
             stack.keys.private_key, algorithm="EdDSA", headers={"kid": stack.keys.kid})
 
         # Directly at every new instance: the genuine token works (so the key, claims

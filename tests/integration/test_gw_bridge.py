@@ -118,7 +118,7 @@ async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token:
     await pool.check_all()
     client = aioredis.Redis.from_url(redis_url)
     store = SessionStore(client, key_prefix, 3600, handle_key=SESSION_KEY)
-    minter = TokenMinter(TokensSection(kid=keypair.kid), keypair.private_key)
+    minter = TokenMinter(TokensSection(), keypair.private_key)
     bridge = SessionBridge(store, pool, LegacyHook(internal_token, SHOP), minter,
                            Metrics(), SHOP)
     test_http = aiohttp.ClientSession()

@@ -32,8 +32,7 @@ async def test_the_service_process_serves_and_stops_cleanly(
                            "--host", "127.0.0.1", "--port", str(port),
                            "--database-url", database_url, "--redis-url", redis_url,
                            "--key-prefix", key_prefix, "--session-ttl", "600",
-                           "--jwks", str(keypair.jwks), "--jwt-issuer", "strangler-gateway",
-                           "--jwt-audience", "strangler-services"),
+                           "--jwks", str(keypair.jwks), "--jwt-issuer", "strangler-gateway"),
         log_dir=tmp_path,
         ready_url=f"{base}/healthz",
     )

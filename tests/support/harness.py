@@ -55,7 +55,7 @@ class GatewayHarness:
                        "internal_token": {"env": "STRANGLER_TEST_INTERNAL_TOKEN"}},
             "new": {"instances": [{"id": k, "url": v.rstrip("/")} for k, v in self.new.items()]},
             "health": {"interval_ms": 200},
-            "tokens": {"kid": self.keypair.kid, "private_key_file": str(self.keypair.private_pem),
+            "tokens": {"private_key_file": str(self.keypair.private_pem),
                        "session_key": {"env": "STRANGLER_TEST_SESSION_KEY"},
                        "jwks_file": str(self.keypair.jwks)},
             "session": shop_session(),

@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.signing import public_jwk
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class KeyPair:
     private_key: Ed25519PrivateKey
 
 
-def make_keypair(directory: Path, kid: str = "test-1") -> KeyPair:
+def make_keypair(directory: Path, kid: str | None = None) -> KeyPair:
+    """A key pair and its JWKS; ``kid`` defaults to the key's thumbprint, the name the
+    gateway gives it (``gateway.signing.public_jwk``)."""
     directory.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = directory / "jwt-private.pem"
@@ -27,8 +30,10 @@ def make_keypair(directory: Path, kid: str = "test-1") -> KeyPair:
                                       serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
     pem.chmod(0o600)
-    jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
-    jwk.update({"kid": kid, "alg": "EdDSA", "use": "sig"})
+    jwk = public_jwk(key)
+    if kid is not None:
+        jwk["kid"] = kid
+    kid = jwk["kid"]
     jwks = directory / "jwks.json"
     jwks.write_text(json.dumps({"keys": [jwk]}))
     return KeyPair(kid, pem, jwks, key)

@@ -24,15 +24,19 @@ from .procs import ROOT, Proc
 from .profiles import shop_session
 
 DEFAULT_ROUTES: list[dict[str, Any]] = [
-    {"name": "catalog", "paths": ["/api/products", "/api/products/*"], "methods": ["GET", "HEAD"]},
-    {"name": "auth", "paths": ["/login", "/logout", "/api/me"]},
-    {"name": "cart", "paths": ["/api/cart", "/api/cart/*"]},
+    {"name": "catalog", "service": "catalog", "paths": ["/api/products", "/api/products/*"],
+     "methods": ["GET", "HEAD"]},
+    {"name": "auth", "service": "auth", "paths": ["/login", "/logout", "/api/me"]},
+    {"name": "cart", "service": "cart", "paths": ["/api/cart", "/api/cart/*"]},
     # as in config.yaml: both backends keep Idempotency-Keys in the one shop database
-    {"name": "checkout", "paths": ["/api/checkout"], "methods": ["POST"],
+    {"name": "checkout", "service": "checkout", "paths": ["/api/checkout"], "methods": ["POST"],
      "fallback": {"shared_idempotency_store": True}},
-    {"name": "orders", "paths": ["/api/orders"], "methods": ["GET", "HEAD"]},
+    {"name": "orders", "service": "orders", "paths": ["/api/orders"], "methods": ["GET", "HEAD"]},
     {"name": "default", "paths": ["/*"], "legacy_only": True},
 ]
+
+
+SHOP_SERVICES = frozenset({"catalog", "auth", "cart", "checkout", "orders"})
 
 
 class Stack:
@@ -51,7 +55,7 @@ class Stack:
         self.redis = {"url": redis_url} if redis is None else dict(redis)
         self.prefix = f"e2e{secrets.token_hex(5)}"
         self.database_url = database_url or f"sqlite+aiosqlite:///{self.dir / 'shop.db'}"
-        self.keys = make_keypair(self.dir / "keys", kid="e2e-1")
+        self.keys = make_keypair(self.dir / "keys")
         self.internal_token = secrets.token_urlsafe(24)
         self.admin_token = secrets.token_urlsafe(24)
         self.session_key = secrets.token_urlsafe(32)
@@ -59,6 +63,9 @@ class Stack:
         self.new_ports = {f"n{i + 1}": free_port() for i in range(new_instances)}
         self.gateway_ports = [(free_port(), free_port()) for _ in range(gateways)]
         self.routes = copy.deepcopy(routes or DEFAULT_ROUTES)
+        for route in self.routes:  # the shop's services each take tokens for their own name
+            if route.get("name") in SHOP_SERVICES and not route.get("legacy_only"):
+                route.setdefault("service", route["name"])
         self.gateway_overrides = gateway_overrides or {}
         self.config_path = self.dir / "config.yaml"
         self.write_config()
@@ -94,7 +101,7 @@ class Stack:
             "new": {"instances": [{"id": n, "url": f"http://127.0.0.1:{p}"}
                                   for n, p in self.new_ports.items()]},
             "health": {"interval_ms": 200},
-            "tokens": {"kid": self.keys.kid, "private_key_file": str(self.keys.private_pem),
+            "tokens": {"private_key_file": str(self.keys.private_pem),
                        "jwks_file": str(self.keys.jwks)},
             "flags": {"poll_interval_ms": 500},
             "session": shop_session(),

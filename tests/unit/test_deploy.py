@@ -407,12 +407,15 @@ def check_services_args(cfg: Config, args: Any, where: str) -> None:
     expected = {"host": ALL_INTERFACES, "database_url": cfg.database.url,
                 "redis_url": cfg.redis.url, "key_prefix": cfg.redis.key_prefix,
                 "session_ttl": cfg.redis.session_ttl_s, "jwks": cfg.tokens.jwks_file,
-                "jwt_issuer": cfg.tokens.issuer, "jwt_audience": cfg.tokens.audience}
+                "jwt_issuer": cfg.tokens.issuer}
     for key, want in expected.items():
         got = getattr(args, key)
         assert got == want, f"{where}: --{key.replace('_', '-')} {got}: deploy/config.yaml: {want}"
     assert args.port in instance_ports, \
         f"{where}: --port {args.port}: new.instances use {sorted(instance_ports)}"
+    port = cfg.gateway.admin_listen.port
+    assert args.jwks_url and args.jwks_url.endswith(f":{port}/.well-known/jwks.json"), \
+        f"{where}: --jwks-url {args.jwks_url}: the gateway's admin listener is :{port}"
 
 
 def check_init_db_args(cfg: Config, args: Any, where: str) -> None:

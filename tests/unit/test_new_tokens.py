@@ -31,7 +31,7 @@ from new_services.middleware import MIDDLEWARES
 from new_services.tokens import InvalidToken, TokenCache, TokenVerifier, load_jwks
 from tests.support.keys import KeyPair, make_keypair
 
-ISSUER, AUDIENCE = "strangler-gateway", "strangler-services"
+ISSUER, AUDIENCE = "strangler-gateway", "cart"  # a service checks aud = its own name
 SID = "s" * 43
 Client = TestClient[Any, Any]
 
@@ -76,7 +76,7 @@ def public_pem(keypair: KeyPair) -> bytes:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    identity = token_identity(request)
+    identity = await token_identity(request, AUDIENCE)
     if identity is None:
         return web.json_response({"anonymous": True})
     return web.json_response({"sid": identity.session_id, "user_id": identity.user_id,
@@ -86,7 +86,7 @@ async def whoami(request: web.Request) -> web.Response:
 @pytest.fixture
 async def client(aiohttp_client: Any, keypair: KeyPair) -> Client:
     app = web.Application(middlewares=MIDDLEWARES)
-    app[VERIFIER] = TokenVerifier(load_jwks(keypair.jwks), issuer=ISSUER, audience=AUDIENCE)
+    app[VERIFIER] = TokenVerifier(load_jwks(keypair.jwks), issuer=ISSUER)
     app.router.add_get("/whoami", whoami)
     return await aiohttp_client(app)
 
@@ -228,15 +228,15 @@ async def test_malformed_tokens_are_401(client: Client, token: str) -> None:
 def test_cache_serves_a_verified_token_until_its_exp_and_not_after(keypair: KeyPair) -> None:
     clock = [time.time()]
     keys = load_jwks(keypair.jwks)
-    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, clock=lambda: clock[0])
+    verifier = TokenVerifier(keys, issuer=ISSUER, clock=lambda: clock[0])
     token = sign(keypair, claims())
-    assert verifier.verify(token).user_id == "7"
+    assert verifier.verify(token, AUDIENCE).user_id == "7"
     keys.clear()  # from now on only the cache can vouch for the token
     clock[0] += 299
-    assert verifier.verify(token).session_id == SID
+    assert verifier.verify(token, AUDIENCE).session_id == SID
     clock[0] += 2  # past exp: the cached entry is dropped and verification runs again
     with pytest.raises(InvalidToken):
-        verifier.verify(token)
+        verifier.verify(token, AUDIENCE)
 
 
 # ---------------------------------------------------------------- cache and key set

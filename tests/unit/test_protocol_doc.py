@@ -20,7 +20,7 @@ def test_the_write_script_in_the_doc_is_the_one_that_runs() -> None:
 
 
 def test_the_handle_test_vector_is_right() -> None:
-    vector = re.search(r"key `(k+)` \(32 × `k`\), session id\n`([^`]+)` -> handle `([^`]+)`",
+    vector = re.search(r"key `(k+)` \(32 times `k`\), session id\n`([^`]+)` -> handle `([^`]+)`",
                        DOC)
     assert vector is not None
     key, sid, handle = vector.groups()
