@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from adapters.store import valid_session_id
+from adapters.handles import valid_cookie_id
 from gateway.admin import STATE, _authorized, _error
 
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}")
@@ -56,7 +56,7 @@ async def explain(request: web.Request) -> web.Response:
     cid = request.query.get("cid") or None
     if not path or not path.startswith("/"):
         raise _error(400, "bad_request", "path must be given and start with '/'")
-    if session is not None and not valid_session_id(session):
+    if session is not None and not valid_cookie_id(session):
         raise _error(400, "bad_request", "session is not a valid session id")
     if cid is not None and not _COOKIE_VALUE.fullmatch(cid):
         raise _error(400, "bad_request", "cid is not a cookie value (1-256 cookie octets)")

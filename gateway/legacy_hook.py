@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from multidict import CIMultiDict
 
@@ -59,7 +60,7 @@ class LegacyHook:
     async def export(self, node: Upstream, sid: str, rid: str,
                      fence: int | None = None) -> Exported | None:
         """The node's copy; with ``fence``, no import with a lower fence lands after it."""
-        path = INTERNAL_SESSIONS_PATH.format(sid=sid)
+        path = _path(sid)
         headers = self._headers(rid)
         if fence is not None:
             headers[FENCE_HEADER] = str(fence)
@@ -82,7 +83,7 @@ class LegacyHook:
     async def import_(self, node: Upstream, sid: str, doc: Document,
                       expected_revision: int | None, rid: str,
                       fence: int | None = None) -> ImportResult:
-        path = INTERNAL_SESSIONS_PATH.format(sid=sid)
+        path = _path(sid)
         payload: dict[str, object] = {"data": self._profile.to_import(doc),
                                       "expected_revision": expected_revision}
         if fence is not None:
@@ -98,7 +99,7 @@ class LegacyHook:
         return ImportResult(result.status == 200, revision, body.get("fenced") is True)
 
     async def drop(self, node: Upstream, sid: str, rid: str) -> None:
-        path = INTERNAL_SESSIONS_PATH.format(sid=sid)
+        path = _path(sid)
         await node.send(Outgoing("DELETE", path, self._headers(rid)))
 
     @staticmethod
@@ -115,6 +116,12 @@ class LegacyHook:
         if status not in (200, 409):
             raise UpstreamProtocolError(f"{node_id}: session hook answered {status}")
         return obj
+
+
+def _path(sid: str) -> str:
+    """The hook's path for ``sid``, percent-encoded: a cookie value may hold ``/``, ``%``,
+    ``?`` or ``#`` (Java, PHP and URL-encoded ids do), and must stay one path segment."""
+    return INTERNAL_SESSIONS_PATH.format(sid=quote(sid, safe=""))
 
 
 def _imported(node_id: str, value: object) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from adapters.store import valid_session_id
+from adapters.handles import valid_cookie_id
 from adapters.wire import (
     AFFINITY_COOKIE,
     BACKEND_HEADER,
@@ -166,7 +166,7 @@ class Pipeline:
         except DuplicateCookie:
             raise self._duplicate(request, target.path) from None
         sid = cookies.get(self._cookie)
-        if sid is not None and not valid_session_id(sid):
+        if sid is not None and not valid_cookie_id(sid):
             sid = None
         peer = request.remote or ""
         headers = self.hygiene.to_upstream(
