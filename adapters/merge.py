@@ -80,18 +80,6 @@ def _num(value: Any) -> int:
     return 0 if value is ABSENT else int(value)
 
 
-def counter(base: Any, legacy: Any, current: Any, out: Outcome, where: str) -> Any:
-    if legacy is ABSENT and current is ABSENT:
-        return ABSENT
-    b, lg, c = _obj(base), _obj(legacy), _obj(current)
-    merged: dict[str, int] = {}
-    for key in _keys(c, lg, b):
-        total = c.get(key, 0) + lg.get(key, 0) - b.get(key, 0)
-        if total > 0:
-            merged[key] = total
-    return merged
-
-
 def set_rule(base: Any, legacy: Any, current: Any, out: Outcome, where: str) -> Any:
     if legacy is ABSENT and current is ABSENT:
         return ABSENT
@@ -117,6 +105,10 @@ def map_rule(values: str) -> Rule:
                 merged[key] = value
         return merged
     return merge
+
+
+counter = map_rule("counter")
+"""``{key: count}``: a map whose entries merge as deltas (``_count_value``)."""
 
 
 def rule_for(name: str, values: str = "lww") -> Rule:
