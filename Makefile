@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
-.PHONY: install demo test test-unit test-integration test-e2e stress lint bench clean unleash
+.PHONY: install prereqs demo test test-unit test-integration test-e2e stress lint bench clean unleash
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,20 +18,23 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/strangler demo
 
-test: $(STAMP)
+prereqs:  # Redis and PostgreSQL up, the Unleash server and Chromium installed (idempotent)
+	@scripts/test-prereqs.sh
+
+test: $(STAMP) prereqs
 	$(PYTEST) tests
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) prereqs
 	$(PYTEST) tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) prereqs
 	$(PYTEST) tests/e2e
 
 STRESS_RUNS ?= 5
-stress: $(STAMP)  # the saturated stress test at full size, STRESS_RUNS times in a row
+stress: $(STAMP) prereqs  # the saturated stress test at full size, STRESS_RUNS times in a row
 	@for i in $$(seq 1 $(STRESS_RUNS)); do \
 	  echo "== stress run $$i of $(STRESS_RUNS)"; \
 	  $(PYTEST) -q -s tests/e2e/test_stress_saturated.py || exit 1; \

@@ -4,7 +4,7 @@ Redis: the server on 127.0.0.1:6379 (``STRANGLER_TEST_REDIS_URL`` overrides),
 database 9, and a random key prefix per test so runs never see each other.
 PostgreSQL: the server on 127.0.0.1:5432 (``STRANGLER_TEST_PG_DSN``); each test
 that asks for it gets a fresh database, dropped afterwards.
-``.ci/run`` starts both when they do not answer; nothing here skips.
+``make test`` (scripts/test-prereqs.sh) starts both when they do not answer; nothing here skips.
 """
 
 from __future__ import annotations

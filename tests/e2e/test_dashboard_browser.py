@@ -1,6 +1,6 @@
 """The admin dashboard in a real browser, against a real stack under real traffic.
 
-Debian's headless Chromium (``/usr/bin/chromium``; ``.ci/run`` installs the
+Debian's headless Chromium (``/usr/bin/chromium``; ``make prereqs`` installs the
 ``chromium`` package when it is missing) driven by Playwright for Python with
 that executable -- Playwright's own browser downloads are never used. Nothing
 skips without a browser: a missing one is a failure.
@@ -98,7 +98,7 @@ class Shoppers:
 @contextlib.asynccontextmanager
 async def chromium_page() -> AsyncIterator[Page]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("headless Chromium is needed: apt-get install -y chromium (.ci/run does it)")
+        pytest.fail("headless Chromium is needed: apt-get install -y chromium (make prereqs does it)")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                            headless=True)

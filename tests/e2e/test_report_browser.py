@@ -1,7 +1,7 @@
 """The HTML report in a real browser: Debian's headless Chromium runs the page's script,
 and the DOM it leaves behind must hold the charts, really drawn.
 
-Chromium comes from the distribution (``.ci/run`` installs the ``chromium``
+Chromium comes from the distribution (``make prereqs`` installs the ``chromium``
 package when it is missing); nothing here downloads a browser, and nothing
 skips without one: a missing browser is a failure.
 """
@@ -78,7 +78,7 @@ class Dom(HTMLParser):
 
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     assert Path(CHROMIUM).exists(), (
-        "headless Chromium is needed: apt-get install -y chromium (.ci/run does it)")
+        "headless Chromium is needed: apt-get install -y chromium (make prereqs does it)")
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND",

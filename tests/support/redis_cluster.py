@@ -26,7 +26,7 @@ from .procs import Proc
 def _binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"{name} is not on PATH; .ci/run installs redis-server")
+        raise RuntimeError(f"{name} is not on PATH; make prereqs installs redis-server")
     return found
 
 

@@ -13,7 +13,7 @@ class PrivateRedis:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not on PATH; .ci/run installs it")
+            raise RuntimeError("redis-server is not on PATH; make prereqs installs it")
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = Proc("redis", [binary, "--port", str(self.port), "--bind", "127.0.0.1",

@@ -8,7 +8,7 @@ for ``/health`` with a deadline, and stops it (and drops the database) at the
 end. The ``unleash_server`` fixture gives the whole pytest session one server:
 booting and migrating takes seconds.
 
-    scripts/install-unleash.sh                # what .ci/run does before the tests
+    scripts/install-unleash.sh                # what make test (scripts/test-prereqs.sh) does first
     python -m tests.support.unleash install   # the same, from Python
 """
 
