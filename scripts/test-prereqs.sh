@@ -52,9 +52,10 @@ wait_for() {  # name, check function, seconds
   done
 }
 
+# redis-server on PATH: fault tests start private servers (a cluster, a sentinel).
+command -v redis-server >/dev/null || apt_install redis-server
 if ! redis_up; then
   say "Redis does not answer on 127.0.0.1:6379: starting it"
-  command -v redis-server >/dev/null || apt_install redis-server
   as_root mkdir -p /var/lib/redis /var/log/redis
   as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
     --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
