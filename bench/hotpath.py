@@ -44,9 +44,10 @@ SCENARIO = "H hot path"
 OPEN = "H half load"
 WORKERS = "H workers"
 CART = "/api/cart"
-ANON = "/api/products"
-"""Route ``catalog``, at legacy: no session, so no session bridge work. nginx answers
-it with the cart's bytes (without session headers), so only the proxy's work differs."""
+"""The shop's measured path (``rig.App.path`` for the app of the run). The anonymous path
+(``App.anon_path``: the shop's catalog, the notes app's legacy-only ``/about``) has no
+session, so no session bridge work; nginx answers it with the same bytes (without session
+headers), so only the proxy's work differs."""
 _NOT_REPLAYED = frozenset({"date", "server", "content-length", "connection", "keep-alive",
                            "transfer-encoding", "content-type", "x-request-id"})
 """Headers nginx sets itself, or that belong to one response only (the request id)."""
@@ -57,7 +58,8 @@ class Captured:
     """What the real backends answered, served back by nginx."""
 
     cart: nginx.Fixed
-    """Legacy's answer to the user's ``GET /api/cart``: the cart and its session headers."""
+    """Legacy's answer to the user's measured GET (the shop's ``/api/cart``): the body
+    and its session headers."""
     legacy_health: nginx.Fixed
     new_health: nginx.Fixed
 
@@ -79,7 +81,7 @@ def _fetch(url: str, headers: dict[str, str]) -> nginx.Fixed:
 
 def capture(rig: Rig, login: Login) -> Captured:
     legacy, new = rig.legacy_url(), rig.new_url()
-    return Captured(cart=_fetch(legacy + CART, {"Cookie": login.cookie}),
+    return Captured(cart=_fetch(legacy + rig.app.path, {"Cookie": login.cookie}),
                     legacy_health=_fetch(legacy + "/healthz", {}),
                     new_health=_fetch(new + "/healthz", {}))
 
@@ -125,7 +127,7 @@ class HotPath:
         bare = replace(cap.cart, headers={})
         sites = {
             self.legacy_port: nginx.Site(cap.cart, {"/healthz": cap.legacy_health,
-                                                    ANON: bare}),
+                                                    self.rig.app.anon_path: bare}),
             self.new_port: nginx.Site(bare, {"/healthz": cap.new_health}),
         }
         conf = nginx.upstream_conf(self.directory / "nginx-upstream", sites)
@@ -266,7 +268,8 @@ def scenario_h(rig: Rig, meter: Meter, login: Login, hot: HotPath, opts: Options
     extras.captured = cap.describe()
     session = {"Cookie": login.cookie}
     up = hot.upstream_pid
-    cart = hot.legacy_url + CART
+    app = rig.app
+    cart = hot.legacy_url + app.path
 
     def fixed(name: str, kind: str, url: str, measured: int, body: bytes = cap.cart.body,
               headers: dict[str, str] | None = None, scenario: str = SCENARIO,
@@ -276,9 +279,9 @@ def scenario_h(rig: Rig, meter: Meter, login: Login, hot: HotPath, opts: Options
 
     yield meter.measure(fixed("direct (nginx upstream)", "direct", cart, up))
     with hot.nginx_proxy() as (url, proxy):
-        yield meter.measure(fixed("nginx proxy", "nginx", url + CART, proxy))
+        yield meter.measure(fixed("nginx proxy", "nginx", url + app.path, proxy))
     with rig.plain_proxy(hot.legacy_url) as (url, proc):
-        yield meter.measure(fixed("plain proxy", "plain", url + CART, pid(proc)))
+        yield meter.measure(fixed("plain proxy", "plain", url + app.path, pid(proc)))
 
     saturating: Row | None = None
     with hot.gateway() as (url, admin, gw, _):
@@ -288,23 +291,24 @@ def scenario_h(rig: Rig, meter: Meter, login: Login, hot: HotPath, opts: Options
                            admin_url=admin, expect_route=route, expect_backend=backend,
                            max_redis_per_req=redis)
 
-        wait_for_stage(admin, "cart", "legacy")
-        saturating = meter.measure(gateway("gateway, legacy, session", CART, "cart", "legacy",
-                                           session, cap.cart.body, 1))
+        wait_for_stage(admin, app.route, "legacy")
+        saturating = meter.measure(gateway("gateway, legacy, session", app.path, app.route,
+                                           "legacy", session, cap.cart.body, 1))
         yield saturating
-        yield meter.measure(gateway("gateway, legacy, no session", ANON, "catalog", "legacy",
-                                    {}, cap.cart.body, 0))
-        rig.set_stage("cart", "new")
+        yield meter.measure(gateway("gateway, legacy, no session", app.anon_path,
+                                    app.anon_route, "legacy", {}, cap.cart.body, 0))
+        rig.set_stage(app.route, "new")
         try:
-            wait_for_stage(admin, "cart", "new")
-            yield meter.measure(gateway("gateway, new, session", CART, "cart", "new", session,
-                                        cap.cart.body, 1))
+            wait_for_stage(admin, app.route, "new")
+            yield meter.measure(gateway("gateway, new, session", app.path, app.route, "new",
+                                        session, cap.cart.body, 1))
         finally:
-            rig.set_stage("cart", "legacy")
-        wait_for_stage(admin, "cart", "legacy")
+            rig.set_stage(app.route, "legacy")
+        wait_for_stage(admin, app.route, "legacy")
         if opts.profile_seconds > 0:
-            extras.profile, extras.profile_skipped = _profile(rig, meter, url + CART, session,
-                                                              gw, opts.profile_seconds)
+            extras.profile, extras.profile_skipped = _profile(rig, meter, url + app.path,
+                                                              session, gw,
+                                                              opts.profile_seconds)
 
     yield from _workers(rig, meter, hot, login, opts.workers, cap.cart.body, extras)
     yield from _half_load(rig, meter, hot, login, opts, saturating, extras)
@@ -334,11 +338,12 @@ def _workers(rig: Rig, meter: Meter, hot: HotPath, login: Login, n: int, body: b
     session = {"Cookie": login.cookie}
     for count in (1, n):
         with hot.gateway(workers=count, pinned=False) as (url, admin, gw, admins):
-            wait_for_stage(admin, "cart", "legacy")
+            wait_for_stage(admin, rig.app.route, "legacy")
             yield meter.measure(Target(
-                WORKERS, f"gateway --workers {count}", "gateway", url + CART, session, gw,
-                hot.upstream_pid, admin_url=admin, worker_admin_urls=admins,
-                expect_backend="legacy", expect_body=body, max_redis_per_req=1))
+                WORKERS, f"gateway --workers {count}", "gateway", url + rig.app.path, session,
+                gw, hot.upstream_pid, admin_url=admin, worker_admin_urls=admins,
+                expect_backend="legacy", expect_route=rig.app.route, expect_body=body,
+                max_redis_per_req=1))
 
 
 def _half_load(rig: Rig, meter: Meter, hot: HotPath, login: Login, opts: Options,
@@ -352,13 +357,13 @@ def _half_load(rig: Rig, meter: Meter, hot: HotPath, login: Login, opts: Options
     body = hot.captured.cart.body if hot.captured else b""
 
     def at(name: str, kind: str, url: str, measured: int, **more: Any) -> Target:
-        return Target(OPEN, name, kind, url + CART, session, measured, up, rate=rate,
-                      expect_body=body, **more)
+        return Target(OPEN, name, kind, url + rig.app.path, session, measured, up, rate=rate,
+                      expect_body=body, expect_route=rig.app.route, **more)
 
     yield meter.measure(at("direct (nginx upstream)", "direct", hot.legacy_url, up))
     with rig.plain_proxy(hot.legacy_url) as (url, proc):
         yield meter.measure(at("plain proxy", "plain", url, pid(proc)))
     with hot.gateway() as (url, admin, gw, _):
-        wait_for_stage(admin, "cart", "legacy")
+        wait_for_stage(admin, rig.app.route, "legacy")
         yield meter.measure(at("gateway, legacy, session", "gateway", url, gw,
                                admin_url=admin, expect_backend="legacy", max_redis_per_req=1))

@@ -31,8 +31,36 @@ from tests.support.procs import Proc
 from tests.support.shop import Admin, ShopUser, cart_lines
 from tests.support.stack import Stack
 
+# (tests.support.notes_stack is imported only for ``--app notes``: it installs the Node
+# service's packages on first use.)
+
 CART_ITEMS = {3: 2, 5: 1}
 """What the benchmark user's cart holds: every measured GET /api/cart returns it."""
+
+
+@dataclass(frozen=True)
+class App:
+    """The monolith a run measures, as scenario H needs to know it: its session cookie,
+    the GET that reads a session (``path``, on route ``route``) and one that touches
+    none (``anon_path``, on ``anon_route``, at legacy)."""
+
+    name: str
+    cookie: str
+    path: str
+    route: str
+    anon_path: str
+    anon_route: str
+
+
+SHOP = App("shop", SESSION_COOKIE, "/api/cart", "cart", "/api/products", "catalog")
+NOTES = App("notes", "sessionid", "/api/state", "state", "/about", "default")
+"""The second monolith (tests/apps/notes): its own cookie, string user ids, a session of
+preferences, tags, counters and a draft; its new side in Node. ``/about`` is on the
+legacy-only default route."""
+APPS = {a.name: a for a in (SHOP, NOTES)}
+NOTES_STATE: dict[str, Any] = {"prefs": {"theme": "dark", "lang": "en"}, "tags": ["home", "work"],
+               "visits": {"docs": 2}, "draft": "bench"}
+"""What the notes benchmark user's session holds: every measured GET /api/state shows it."""
 
 _METRIC = re.compile(r'^strangler_requests_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$')
 _SHADOW_METRIC = re.compile(r'^strangler_shadow_(?P<kind>comparisons|noise_comparisons)_total'
@@ -42,17 +70,18 @@ _SHADOW_METRIC = re.compile(r'^strangler_shadow_(?P<kind>comparisons|noise_compa
 @dataclass(frozen=True)
 class Login:
     sid: str
-    user_id: int
+    user_id: int | str
     username: str
     node: str
     sync: str = ""
     """The gateway's strangler_sync cookie, as the browser got it."""
+    cookie_name: str = SESSION_COOKIE
 
     @property
     def cookie(self) -> str:
-        """What a browser sends back: every cookie it holds for the shop."""
+        """What a browser sends back: every cookie it holds for the site."""
         sync = f"; {SYNC_COOKIE}={self.sync}" if self.sync else ""
-        return f"{SESSION_COOKIE}={self.sid}; {AFFINITY_COOKIE}={self.node}{sync}"
+        return f"{self.cookie_name}={self.sid}; {AFFINITY_COOKIE}={self.node}{sync}"
 
 
 @dataclass(frozen=True)
@@ -63,11 +92,17 @@ class Cores:
 
 
 class Rig:
-    def __init__(self, workdir: Path, redis_url: str, cores: Cores) -> None:
+    def __init__(self, workdir: Path, redis_url: str, cores: Cores, app: App = SHOP) -> None:
         self.cores = cores
-        self.stack = Stack(workdir, redis_url, legacy_nodes=1, new_instances=1, gateways=1,
-                           gateway_overrides={"debug_backend_header": False,
-                                              "log_level": "info"})
+        self.app = app
+        overrides = {"debug_backend_header": False, "log_level": "info"}
+        if app is NOTES:
+            from tests.support.notes_stack import NotesStack
+            self.stack: Stack = NotesStack(workdir, redis_url, legacy_nodes=1, new_instances=1,
+                                           gateways=1, gateway_overrides=overrides)
+        else:
+            self.stack = Stack(workdir, redis_url, legacy_nodes=1, new_instances=1, gateways=1,
+                               gateway_overrides=overrides)
         self.extra: list[Proc] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -104,7 +139,34 @@ class Rig:
 
     # ------------------------------------------------------------ session and flags
     def login(self) -> Login:
-        return asyncio.run(self._login())
+        return asyncio.run(self._login_notes() if self.app is NOTES else self._login())
+
+    async def _login_notes(self) -> Login:
+        """``ann`` logs in through the gateway and fills her session (route at legacy)."""
+        from tests.support.notes_user import NotesUser
+
+        async with NotesUser(self.stack.url()) as user:
+            reply = await user.login("ann")
+            if reply.status != 200:
+                raise RuntimeError(f"login through the gateway failed: {reply.status} "
+                                   f"{reply.body}")
+            for key, value in NOTES_STATE["prefs"].items():
+                await _ok(user.call("PUT", f"/api/prefs/{key}", {"value": value}))
+            for tag in NOTES_STATE["tags"]:
+                await _ok(user.call("POST", "/api/tags", {"tag": tag}))
+            for page, count in NOTES_STATE["visits"].items():
+                for _ in range(count):
+                    await _ok(user.call("POST", f"/api/visits/{page}"))
+            await _ok(user.call("PUT", "/api/draft", {"text": NOTES_STATE["draft"]}))
+            state = await _ok(user.call("GET", "/api/state"))  # now in Redis too
+            shown = {k: state.body.get(k) for k in NOTES_STATE}
+            if shown != NOTES_STATE:
+                raise RuntimeError(f"unexpected state: {state.body}")
+            node = next((c.value for c in user.jar if c.key == AFFINITY_COOKIE),
+                        self.legacy_node[0])
+            sync = next((c.value for c in user.jar if c.key == SYNC_COOKIE), "")
+            return Login(user.session_id or "", str(reply.body["id"]), str(reply.body["name"]),
+                         node, sync, cookie_name=NOTES.cookie)
 
     async def _login(self) -> Login:
         async with ShopUser(self.stack.url()) as user:
@@ -221,6 +283,13 @@ def shadow_counts(admin_url: str) -> dict[str, float]:
             prefix = "noise_" if m["kind"] == "noise_comparisons" else ""
             out[f"{labels['route']}/{prefix}{labels['result']}"] = float(m["value"])
     return out
+
+
+async def _ok(call: Any) -> Any:
+    reply = await call
+    if reply.status != 200:
+        raise RuntimeError(f"setting up the bench user: {reply.status} {reply.body}")
+    return reply
 
 
 def get_bytes(url: str, headers: dict[str, str]) -> tuple[int, bytes]:

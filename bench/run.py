@@ -35,7 +35,7 @@ import redis
 from bench import hotpath, loadgen, nginx, report, sysstat
 from bench.measure import Meter, Row, Settings, Target
 from bench.redisstats import CommandCounter
-from bench.rig import Cores, Login, Rig, pid, wait_for_stage
+from bench.rig import APPS, NOTES, Cores, Login, Rig, pid, wait_for_stage
 from tests.support.redis_proc import PrivateRedis
 
 REDIS_URL = os.environ.get("STRANGLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -55,8 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"starts, so commandstats count only the stack's commands; "
                         f"without redis-server on PATH: {REDIS_URL})")
     p.add_argument("--keep", action="store_true", help="keep the stack's directory and logs")
-    p.add_argument("--scenarios", default="A,B,S,H",
-                   help="which scenarios, comma-separated (default: %(default)s)")
+    p.add_argument("--scenarios", default=None,
+                   help="which scenarios, comma-separated (default: A,B,S,H; H with --app "
+                        "notes)")
     p.add_argument("--shadow-rate", type=float,
                    help="open-loop rate of scenario S (default: 10%% of the closed-loop rate "
                         "measured with the route at legacy, so that legacy's and new's work "
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1,
                    help="run scenario H this many times, interleaved, and keep each row's "
                         "median round (this machine's run-to-run spread is +-30 %%)")
+    p.add_argument("--app", choices=sorted(APPS), default="shop",
+                   help="the monolith behind the gateway: the demo shop, or the second "
+                        "monolith (tests/apps/notes: its own cookie, string user ids, another "
+                        "session profile; scenario H only)")
     p.add_argument("--write-results", action="store_true",
                    help="also rewrite scenario H's section of bench/RESULTS.md from this run")
     return p.parse_args(argv)
@@ -203,7 +208,10 @@ def meta(args: argparse.Namespace, cores: Cores, settings: Settings) -> dict[str
                  "warmup_s": settings.warmup_s, "threads": 1},
         "redis_url": args.redis_url, "redis_background_cmds_per_s": None,
         "idle_busy_pct": None,
-        "request": f"GET {PATH}, logged-in session (alice, 2 cart lines)",
+        "app": args.app,
+        "request": (f"GET {PATH}, logged-in session (alice, 2 cart lines)" if args.app == "shop"
+                    else f"GET {NOTES.path}, logged-in session (ann: prefs, tags, visits, "
+                         "draft), notes session profile"),
         "pinning_h": hotpath.PINNING.format(proxy=cores.proxy, other=cores.other),
         "nginx": nginx.version() if nginx.available() else None,
     }
@@ -242,6 +250,11 @@ def drop_keys(url: str, prefix: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.scenarios = args.scenarios or ("A,B,S,H" if args.app == "shop" else "H")
+    others = {x.strip().upper() for x in args.scenarios.split(",")} - {"H"}
+    if args.app != "shop" and others:
+        raise SystemExit(f"--app {args.app} measures scenario H only (--scenarios H); "
+                         f"{', '.join(sorted(others))} are the shop's")
     workdir = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
     server: PrivateRedis | None = None
     args.private_redis = args.redis_url is None and shutil.which("redis-server") is not None
@@ -265,7 +278,8 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
     print(headline(info), file=sys.stderr)
     rows: list[Row] = []
     extras = hotpath.Extras()
-    with running(Rig(workdir / "stack", args.redis_url, cores), workdir, args.keep,
+    with running(Rig(workdir / "stack", args.redis_url, cores, APPS[args.app]), workdir,
+                 args.keep,
                  args.redis_url) as rig:
         login = rig.login()
         info["redis_background_cmds_per_s"], info["idle_busy_pct"] = background(counter)
