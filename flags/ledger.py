@@ -4,6 +4,10 @@ One SQL table (``strangler_ledger``) in the configured database, written by
 whatever made the change (the admin API, the CLI) right after the flag
 store accepted it, and read by ``strangler flags history``, the admin API
 and ``explain``. A route's current stage can always be traced to its entry.
+
+Its free text is shown only through ``Entry.to_dict`` and ``Entry.describe``,
+which render it inert (``flags.text``): a row written before reasons were
+checked, or straight into the table, still reads as one plain line.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from flags.model import RouteFlag
 from flags.store import Change
+from flags.text import REASON_MAX, fit, inert
 
 KILL_SWITCH = "*kill-switch*"
 metadata = MetaData()
@@ -67,20 +72,29 @@ class Entry:
     moved_with: str
 
     def to_dict(self) -> dict[str, Any]:
+        """As the admin API serves it: every text field inert (``flags.text``)."""
         out = {k: getattr(self, k) for k in self.__slots__}
+        out.update({k: inert(v) for k, v in out.items() if isinstance(v, str)})
         out["at"] = self.at.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
         return out
 
     def describe(self) -> str:
+        """One line of plain text, whatever the row holds (``flags history``, ``explain``)."""
         def fmt(stage: str, pct: int) -> str:
             return f"{stage} {pct}%" if stage == "canary" else stage
         what = (f"kill switch {self.to_stage}" if self.route == KILL_SWITCH
                 else f"{self.route}: {fmt(self.from_stage, self.from_percent)} -> "
                      f"{fmt(self.to_stage, self.to_percent)}")
         also = f" (with {self.moved_with})" if self.moved_with else ""
-        why = f" -- {self.reason}" if self.reason else ""
+        why = f" -- {_clip(self.reason)}" if self.reason else ""
         when = self.at.strftime("%Y-%m-%d %H:%M:%S")
-        return f"#{self.id} {when}Z {self.actor} via {self.source}: {what}{also}{why}"
+        return inert(f"#{self.id} {when}Z {self.actor} via {self.source}: {what}{also}{why}")
+
+
+def _clip(reason: str) -> str:
+    """An old row's reason may be any length; a line shows at most the limit of a new one."""
+    more = len(reason) - REASON_MAX
+    return reason if more <= 0 else f"{reason[:REASON_MAX]}... (+{more} characters)"
 
 
 def _engine(url: str) -> AsyncEngine:
@@ -139,7 +153,8 @@ class Ledger:
     def _row(now: datetime, actor: str, source: str, route: str, change: Change,
              before: tuple[str, int], after: tuple[str, int], others: str) -> dict[str, Any]:
         reason = change.reason
-        return {"at": now, "actor": actor[:120], "source": source, "route": route,
+        # the actor is a token's name or cli:<login>, not typed with the change: made to fit
+        return {"at": now, "actor": fit(actor, 120), "source": source, "route": route,
                 "from_stage": before[0], "from_percent": before[1], "to_stage": after[0],
                 "to_percent": after[1], "reason": reason, "flag_version": change.version,
                 "moved_with": others[:400]}

@@ -1,8 +1,9 @@
 """Flag changes as operators make them: validated, applied, pinned state undone, recorded.
 
 Both doors -- the admin API and the CLI -- go through ``FlagService``, so a
-change is never applied without its ledger entry being attempted, and a route
-sent back to legacy always loses its pins.
+change is never applied without its ledger entry being attempted, a route
+sent back to legacy always loses its pins, and a reason the ledger would not
+take (``flags.text``) is refused before anything moves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flags.ledger import Ledger
 from flags.model import Stage
 from flags.pins import Pins
 from flags.store import Change
+from flags.text import check
 
 log = structlog.get_logger("flags")
 
@@ -43,6 +45,7 @@ class FlagService:
 
     async def flip(self, route: str, stage: Stage, percent: int | None, *, actor: str,
                    source: str, reason: str = "") -> Outcome:
+        check("reason", reason)
         change = await self.writer.set_route(route, stage, percent, actor=actor, reason=reason)
         cleared: dict[str, int] = {}
         if stage is Stage.LEGACY and self.pins is not None:
@@ -55,6 +58,7 @@ class FlagService:
         return Outcome(change, ids, error, cleared)
 
     async def kill(self, on: bool, *, actor: str, source: str, reason: str = "") -> Outcome:
+        check("reason", reason)
         change = await self.writer.set_kill(on, actor=actor, reason=reason)
         ids, error = await self._record(change, actor, source)
         log.warning("kill_switch_set", on=on, actor=actor, source=source, reason=reason,

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from flags import FlagError, Stage, UnknownRoute
 from flags.provider import Provider
 from flags.service import FlagService, Outcome
+from flags.text import inert
 from gateway import admin_session, admin_shadow
 from gateway.breaker import Breaker
 from gateway.explain import Explainer
@@ -182,6 +183,9 @@ def _route_json(state: AdminState, name: str) -> dict[str, Any]:
     else:
         out.update({"stage": Stage.LEGACY.value, "percent": 0})
     out["effective"] = "legacy (kill switch)" if view.kill_switch else out["stage"]
+    for key in ("updated_by", "reason"):  # may predate the input check: shown inert
+        if isinstance(out.get(key), str):
+            out[key] = inert(out[key])
     return out
 
 
@@ -249,6 +253,11 @@ async def put_kill(request: web.Request) -> web.Response:
     on = body.get("on")
     if not isinstance(on, bool):
         raise _error(400, "bad_request", "on must be true or false")
-    outcome = await state.service.kill(on, actor=actor, source="admin-api",
-                                       reason=str(body.get("reason", "")))
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise _error(400, "bad_request", "reason must be a string")
+    try:
+        outcome = await state.service.kill(on, actor=actor, source="admin-api", reason=reason)
+    except FlagError as exc:  # a reason the ledger would not take (flags.text)
+        raise _error(400, "bad_request", str(exc)) from None
     return web.json_response({"on": state.provider.view.kill_switch, **_outcome_json(outcome)})

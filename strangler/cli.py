@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from flags.text import REASON_MAX
 from gateway.settings import Config, ConfigError, Node, RedisSection, load
 from strangler import discover_cli, gateway_cli, shadow_cli
 from strangler.hookcheck import cli as hook_cli
@@ -62,10 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     fset.add_argument("route")
     fset.add_argument("stage", help="legacy | shadow | canary | new | complete")
     fset.add_argument("--percent", type=int, help="share of sessions on new (canary)")
-    fset.add_argument("--reason", default="", help="why (kept with the change)")
+    fset.add_argument("--reason", default="", help="why (kept with the change): one line, "
+                      f"at most {REASON_MAX} characters, no control characters")
     fkill = fsub.add_parser("kill", help="send every route to legacy (on) or release (off)")
     fkill.add_argument("state", choices=("on", "off"))
-    fkill.add_argument("--reason", default="")
+    fkill.add_argument("--reason", default="", help="why (as for set)")
     fsub.add_parser("reset", help="drop runtime overrides: config.yaml's stages apply again")
     fhist = fsub.add_parser("history", help="the migration ledger: who moved what, when, why")
     fhist.add_argument("route", nargs="?")

@@ -22,6 +22,7 @@ from flags.model import parse_stage
 from flags.pins import Pins
 from flags.service import FlagService, Outcome
 from flags.store import FlagStore
+from flags.text import check, inert
 from flags.unleash_admin import UnleashAdmin
 from flags.unleash_flags import UnleashFlags
 from gateway.redis_client import describe, make_redis
@@ -33,6 +34,8 @@ from strangler import runtime
 def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
     redis = runtime.redis_section(cfg.redis, args.redis_url)
     try:
+        if getattr(args, "reason", None) is not None:  # refused before anything is reached
+            check("reason", args.reason)
         if args.flags_command == "history":  # the ledger is SQL: no Redis needed
             return asyncio.run(_history(cfg, args.route, args.limit))
         if redis is None and cfg.flags.provider != "unleash":
@@ -133,7 +136,7 @@ async def _history(cfg: Config, route: str | None, limit: int) -> int:
     if not entries:
         print("no stage changes recorded" + (f" for {route}" if route else ""))
     for entry in entries:
-        print(entry.describe())
+        print(entry.describe())  # one line each, inert, whatever the row holds
     return 0
 
 
@@ -152,7 +155,7 @@ def _print_state(state: FlagState, legacy_only: list[str]) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(flag.updated_at)) \
             if flag.updated_at else ""
         why = f" ({flag.reason})" if flag.reason else ""
-        print(f"{name:<12} {flag.stage.value:<10} {flag.percent:>5}  "
-              f"{flag.updated_by} {when}{why}".rstrip())
+        print(inert(f"{name:<12} {flag.stage.value:<10} {flag.percent:>5}  "
+                    f"{flag.updated_by} {when}{why}".rstrip()))
     for name in legacy_only:
         print(f"{name:<12} {'legacy':<10} {0:>5}  legacy-only route")

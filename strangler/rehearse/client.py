@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from flags.text import fit
 from gateway.routes import Router
 from strangler.rehearse.stats import Recorder, Sample
 
@@ -117,7 +118,9 @@ class AdminClient:
 
     async def set_route(self, name: str, stage: str, percent: int | None,
                         reason: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"stage": stage, "reason": reason}
+        # A reason is composed from the plan's names and gate figures: a long or odd one
+        # must never get a rollback refused, so it is made to fit the ledger's rule.
+        body: dict[str, Any] = {"stage": stage, "reason": fit(reason)}
         if percent is not None:
             body["percent"] = percent
         out: dict[str, Any] = await self._call("PUT", f"/api/routes/{name}", body)
@@ -125,7 +128,7 @@ class AdminClient:
 
     async def kill(self, on: bool, reason: str) -> dict[str, Any]:
         out: dict[str, Any] = await self._call("PUT", "/api/kill-switch",
-                                               {"on": on, "reason": reason})
+                                               {"on": on, "reason": fit(reason)})
         return out
 
     async def metrics(self) -> str:

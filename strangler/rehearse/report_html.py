@@ -29,6 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from flags.text import inert
+
 KINDS = {"rehearsal": "Rehearsal", "drill": "Rollback drill"}
 
 
@@ -184,7 +186,7 @@ def _integrity(integrity: Mapping[str, Any]) -> str:
         if not isinstance(check, Mapping):
             continue
         state = "passed" if check.get("passed") else "failed"
-        failures = [str(f) for f in check.get("failures") or []]
+        failures = [_text(f) for f in check.get("failures") or []]
         listed = "".join(f"<li>{escape(f)}</li>" for f in failures[:20])
         more = f"<li>… and {len(failures) - 20} more</li>" if len(failures) > 20 else ""
         rows.append(f'<tr class="{state}"><td><span class="badge {state}">'
@@ -215,7 +217,8 @@ def _event_time(event: Mapping[str, Any]) -> float:
 def _plan(plan: Any) -> str:
     if plan is None:
         return ""
-    text = json.dumps(plan, indent=2, ensure_ascii=False, default=str)
+    lines = json.dumps(plan, indent=2, ensure_ascii=False, default=str).split("\n")
+    text = "\n".join(inert(line) for line in lines)  # JSON's own newlines are layout
     return f"<section><details><summary>Plan</summary><pre>{escape(text)}</pre></details></section>"
 
 
@@ -243,7 +246,9 @@ def _result(report: Mapping[str, Any]) -> str:
 
 
 def _text(value: Any, default: str = "-") -> str:
-    return default if value is None else str(value)
+    """Shown as text: HTML-escaped by the caller, and inert (``flags.text``) here, so a
+    control or bidi character in a plan's names or a detail cannot reorder a row."""
+    return default if value is None else inert(str(value))
 
 
 def _num(value: Any) -> float | None:
