@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 from aiohttp import web
@@ -35,6 +36,7 @@ from gateway.explain import Explainer
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.headers import request_id
 from gateway.legacy_hook import LegacyHook
+from gateway.listener import Connection, ProxyServer, connection_limits
 from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.pipeline import Pipeline, problem
@@ -197,6 +199,7 @@ class Gateway:
         explainer = Explainer(router, decider, breakers, self.store, self.new,
                               self.pin_book, self.ledger, cfg.gateway.limits.max_url_bytes)
         legacy, new = self._upstreams(cfg)
+        limits = connection_limits(cfg.gateway.limits)
         # -- no await from here: the swap
         interval = cfg.health.interval_ms / 1000
         added = [(self.legacy, self.legacy.configure(legacy, cfg.health.path, None, interval)),
@@ -206,6 +209,8 @@ class Gateway:
         self.pipeline = pipeline
         self.admin.routes, self.admin.breakers = router.routes, breakers
         self.admin.explainer = explainer
+        if hasattr(self, "proxy"):
+            self.proxy.limits = limits
         self.cfg = cfg
         for pool, members in added:  # a new member gets traffic once a check sees it up
             self._tasks.extend(asyncio.create_task(pool.check(m)) for m in members)
@@ -220,11 +225,10 @@ class Gateway:
 
     async def _listen(self) -> None:
         g = self.cfg.gateway
-        server = web.Server(self._handle, handler_cancellation=True,
-                            max_line_size=g.limits.max_url_bytes + 64,
-                            max_field_size=g.limits.max_header_bytes,
-                            max_headers=g.limits.max_headers, auto_decompress=False,
-                            access_log=None)
+        server = self.proxy = ProxyServer(
+            self._handle, connection_limits(g.limits), self.metrics, handler_cancellation=True,
+            max_line_size=g.limits.max_url_bytes + 64, max_field_size=g.limits.max_header_bytes,
+            max_headers=g.limits.max_headers, auto_decompress=False, access_log=None)
         proxy = web.ServerRunner(server, handle_signals=False,
                                  shutdown_timeout=g.shutdown.timeout_s)
         admin_app = create_admin_app(self.admin)
@@ -254,6 +258,8 @@ class Gateway:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request_id(request.headers.get("X-Request-Id"))
         structlog.contextvars.bind_contextvars(request_id=rid)
+        conn = cast(Connection, request.protocol)
+        conn.rid = rid  # for the log line if the connection is closed under this request
         self.in_flight += 1
         try:
             response = await self.pipeline.handle(request, rid)  # type: ignore[arg-type]
@@ -270,7 +276,8 @@ class Gateway:
                 response.force_close()
             return response
         except asyncio.CancelledError:
-            _log.info("client_gone")
+            if conn.closed_reason is None:  # else its connection_closed line is this one's
+                _log.info("client_gone")
             raise
         except Exception:
             _log.exception("unhandled_error")

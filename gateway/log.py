@@ -118,8 +118,43 @@ def configure(level: str = "info", stream: TextIO | None = None,
         cache_logger_on_first_use=True,
     )
     if not _configured:
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        _route_stdlib()
     _configured = True
+
+
+class _StdlibJson(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler ``configure`` installed, so it is installed once."""
+
+
+def _add_static(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in _static.items():
+        event.setdefault(key, value)
+    return event
+
+
+def _library_event(_: object, __: str, event: MutableMapping[str, Any]
+                   ) -> MutableMapping[str, Any]:
+    # A library's free-text message is a field; the event name stays fixed snake_case.
+    event["message"] = event.pop("event", "")
+    event["event"] = "library_log"
+    return event
+
+
+def _route_stdlib() -> None:
+    """Library loggers (aiohttp.server, aiohttp.access, asyncio, the Unleash SDK...) write
+    JSON lines too, at warning and above, to stderr: a traceback is one escaped field of
+    one line, never lines of plain text."""
+    if any(isinstance(h, _StdlibJson) for h in logging.root.handlers):
+        return
+    handler = _StdlibJson(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[_add_static, structlog.stdlib.add_log_level,
+                           structlog.stdlib.add_logger_name, _library_event, _stamp],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer()]))
+    logging.root.addHandler(handler)
+    logging.root.setLevel(logging.WARNING)
 
 
 def reset() -> None:

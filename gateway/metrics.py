@@ -111,6 +111,15 @@ class Metrics:
         self.shadow_noise_paths = Gauge("strangler_shadow_noise_paths",
                                         "Response paths learned as noise.", ("route",),
                                         registry=r)
+        self.connections_open = Gauge("strangler_connections_open",
+                                      "Client connections open on the proxy listener.",
+                                      registry=r)
+        self.connections_closed = Counter(
+            "strangler_connections_closed_total",
+            "Client connections the gateway closed, by reason: header_timeout (the request "
+            "head took too long), idle, body_timeout, too_many_connections (refused at "
+            "once), bad_request (the HTTP parser refused the request).", ("reason",),
+            registry=r)
         self.upstream_healthy = Gauge("strangler_upstream_healthy", "1 when healthy.",
                                       ("pool", "upstream"), registry=r)
         self.live = LiveStats()

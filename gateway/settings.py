@@ -57,6 +57,16 @@ class Limits(_Frozen):
     max_body_bytes: Int = Field(10 * 1024 * 1024, ge=0)
     buffer_body_bytes: Int = Field(64 * 1024, ge=0)
     """Bodies up to this size are buffered so a request can be retried elsewhere."""
+    header_read_ms: Int = Field(10_000, gt=0, le=600_000)
+    """A client's request head must be complete this long after the connection opened,
+    or after its first byte on a kept-alive connection (else 408 and closed)."""
+    keepalive_idle_ms: Int = Field(60_000, gt=0, le=3_600_000)
+    """A kept-alive connection with no request for this long is closed."""
+    body_read_ms: Int = Field(60_000, gt=0, le=3_600_000)
+    """The most a request body may take to arrive, from the end of its head."""
+    max_connections: Int = Field(4096, ge=16, le=1_000_000)
+    """Open connections per process on the proxy listener; past it a new connection is
+    answered 503 and closed at once (also capped by the open-file limit, at start)."""
 
 
 class Timeouts(_Frozen):
