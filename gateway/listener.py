@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.http_exceptions import (
     BadHttpMethod,
     BadStatusLine,
@@ -41,8 +41,8 @@ from aiohttp.http_exceptions import (
     LineTooLong,
     TransferEncodingError,
 )
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from gateway import log
 from gateway.errors import BadRequest, GatewayError
@@ -54,6 +54,7 @@ from gateway.settings import Limits
 _log = log.get("listener")
 
 _HEAD, _BODY, _BUSY, _IDLE = range(4)
+_VERSIONS = (HttpVersion10, HttpVersion11)
 _FD_RESERVE = 512
 """Descriptors kept for everything but client connections: backend pools, Redis, files."""
 _BACKSTOP_S = 3_600 + 700
@@ -179,12 +180,43 @@ class Connection(RequestHandler):
             self._got_bytes = True
         before = self._request_count
         super().data_received(data)
+        if self._request_count != before:
+            self._screen_versions(self._request_count - before)
+            if phase == _BODY and isinstance(self._messages[-1][0], _ErrInfo):
+                self._bad_body(self._messages[-1][0])
+                return
         if phase == _HEAD and self._request_count != before:
             self._after_head(self._messages[-1][1] if self._messages else None)
         elif phase == _BODY and self._payload is not None and self._payload.is_eof():
             self._phase, self._payload = _BUSY, None
         elif phase == _BUSY and data and self._request_count == before:
             self._early = True
+
+    def _screen_versions(self, new: int) -> None:
+        """Only HTTP/1.0 and 1.1 are served: the parser takes ``GET /x`` (HTTP/0.9) too,
+        and the answer's status line would say 0.9. Such a message becomes a parse error."""
+        queue = self._messages
+        for i in range(len(queue) - new, len(queue)):
+            message = queue[i][0]
+            if not isinstance(message, _ErrInfo) and message.version not in _VERSIONS:
+                exc = BadStatusLine(error="unsupported HTTP version")
+                queue[i] = (_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD)
+
+    def _bad_body(self, error: _ErrInfo) -> None:
+        """The body of the request in flight is malformed (a bad chunk after a good head):
+        aiohttp queues the error behind that request, whose body would then never end.
+        The request is answered here, under its own request id, and the connection closed."""
+        rid = self.rid or request_id(None)
+        detail = self._describe(error.exc) if isinstance(error.exc, HttpProcessingError) \
+            else "malformed request"
+        _log.info("request_refused", request_id=rid, status=400, code=BadRequest.code,
+                  detail=detail)
+        self.closed_reason = "bad_request"
+        self._server.closed("bad_request")
+        request = self._current_request
+        if self.transport is not None and (request is None or request.writer.output_size == 0):
+            self.transport.write(_raw_problem(400, BadRequest.code, detail, rid))
+        self.force_close()
 
     def _after_head(self, payload: StreamReader | None) -> None:
         if payload is not None and not payload.is_eof():
@@ -343,7 +375,7 @@ def _raw_problem(status: int, code: str, detail: str, rid: str) -> bytes:
     (too many connections, a head that never finished); the connection then closes."""
     body = orjson.dumps({"type": "about:blank", "title": code, "status": status,
                          "detail": detail, "request_id": rid})
-    reason = {408: "Request Timeout", 503: "Service Unavailable"}[status]
+    reason = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable"}[status]
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/problem+json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\nX-Request-Id: {rid}\r\n"
             + ("Retry-After: 1\r\n" if status == 503 else "") + "\r\n")
