@@ -46,6 +46,7 @@ MARGIN_S = 1.5
 
 class _Backend(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body meet delayed ACK: 40 ms a request
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
