@@ -60,6 +60,8 @@ def test_changes_a_running_process_cannot_make_are_named(mutate: Callable[[dict[
     lambda d: d["legacy"]["nodes"].pop(),
     lambda d: d["gateway"].update(timeouts={"request_ms": 500}),
     lambda d: d["gateway"].update(shutdown={"drain_s": 5}),
+    lambda d: d["gateway"].update(limits={"header_read_ms": 2000, "keepalive_idle_ms": 5000,
+                                          "body_read_ms": 9000, "max_connections": 100}),
     lambda d: d["routes"][0].update(shadow={"sample_rate": 0.5}),
 ])
 def test_routing_upstreams_and_timeouts_apply_live(mutate: Callable[[dict[str, Any]], None]
