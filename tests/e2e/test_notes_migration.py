@@ -14,23 +14,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.notes_stack import NotesStack
+from tests.support.notes_stack import UNDECLARED, NotesStack, exports, metric, typed
 from tests.support.notes_user import NotesModel, NotesUser, do
 from tests.support.profiles import notes_session
 from tests.support.shop import Admin, Reply
-
-UNDECLARED = ("_csrf", "created_at", "flash")
-"""The monolith's own keys no write route touches (``history`` is the visits route's)."""
-
-
-def typed(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 async def logged_in(user: NotesUser, username: str) -> Reply:
@@ -47,31 +38,9 @@ async def staged(admin: Admin, stage: str, percent: int | None = None) -> None:
 
 async def export(stack: NotesStack, sid: str) -> dict[str, Any]:
     """The session as the node holding it exports it (exactly one node must)."""
-    found = []
-    async with aiohttp.ClientSession() as http:
-        for node in stack.legacy_ports:
-            async with http.get(f"{stack.legacy_url(node)}/_internal/sessions/"
-                                f"{quote(sid, safe='')}",
-                                headers={"X-Internal-Token": stack.internal_token}) as resp:
-                if resp.status == 200:
-                    found.append(json.loads(await resp.read()))
-                else:
-                    assert resp.status == 404, await resp.text()
+    found = await exports(stack, sid)
     assert len(found) == 1, f"{len(found)} nodes hold the session"
     return found[0]
-
-
-async def metric(stack: NotesStack, name: str, **labels: str) -> float:
-    async with aiohttp.ClientSession() as http, \
-            http.get(f"{stack.admin_url()}/metrics") as resp:
-        text = await resp.text()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v
-                                           for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 async def expect_state(user: NotesUser, model: NotesModel, backend: str, what: str,

@@ -9,14 +9,23 @@ ports, keys, tokens, the Redis prefix, starting and stopping -- is ``Stack``'s.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from .notes_node import node_argv
 from .procs import Proc
 from .profiles import notes_session
 from .stack import Stack
+
+UNDECLARED = ("_csrf", "created_at", "flash")
+"""The notes app's own keys that no route changes once a session has them (``history``,
+also undeclared, is the visits route's)."""
 
 STATE_PATHS = ["/api/state", "/api/me", "/api/prefs", "/api/prefs/*", "/api/tags",
                "/api/tags/*", "/api/visits/*", "/api/draft"]
@@ -68,3 +77,37 @@ class NotesStack(Stack):
 
     def legacy_url(self, node: str) -> str:
         return f"http://127.0.0.1:{self.legacy_ports[node]}"
+
+
+def typed(value: Any) -> str:
+    """A JSON value's text with its types visible (``1`` is not ``1.0``)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+async def exports(stack: NotesStack, sid: str) -> list[dict[str, Any]]:
+    """Every legacy node's export of ``sid`` (those that hold it), read through the hook."""
+    found = []
+    async with aiohttp.ClientSession() as http:
+        for node in stack.legacy_ports:
+            url = f"{stack.legacy_url(node)}/_internal/sessions/{quote(sid, safe='')}"
+            try:
+                async with http.get(url, headers={"X-Internal-Token": stack.internal_token}
+                                    ) as resp:
+                    if resp.status == 200:
+                        found.append(json.loads(await resp.read()))
+                    elif resp.status != 404:
+                        raise AssertionError(f"export from {node}: {resp.status}")
+            except aiohttp.ClientConnectionError:
+                continue  # a node that is down holds nothing
+    return found
+
+
+async def metric(stack: NotesStack, name: str, **labels: str) -> float:
+    """The sum of a gateway counter's samples whose labels include ``labels``."""
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{stack.admin_url()}/metrics") as resp:
+        text = await resp.text()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v
+                                              for k, v in labels.items()))
