@@ -32,7 +32,7 @@ from tests.apps.notes.app import create_app
 from tests.apps.notes.settings import Settings
 from tests.support.keys import SESSION_KEY
 from tests.support.net import await_until, free_port
-from tests.support.notes_node import NODE_APP, node_argv
+from tests.support.notes_node import NODE_APP, ensure_installed, node_argv
 from tests.support.procs import ROOT, Proc
 
 ISSUER, SERVICE = "strangler-gateway", "notes"
@@ -150,6 +150,12 @@ async def start_service(tmp_path: Path, redis_url: str, key_prefix: str,
     await http.close()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _installed() -> None:
+    """node_modules before any test runs node (npm ci on a fresh clone)."""
+    ensure_installed()
+
+
 def handle(sid: str) -> str:
     return session_handle(SESSION_KEY, sid)
 
@@ -179,7 +185,6 @@ def test_handle_matches_the_protocol_test_vector() -> None:
 
 def test_write_script_is_the_one_docs_protocol_states() -> None:
     """A change to the script in docs/protocol.md fails here until the service follows."""
-    node_argv(port=0, instance_id="x", redis_url="", key_prefix="", jwks_url="")  # installs
     stated = re.search(r"```lua\n(.*?)```", (ROOT / "docs" / "protocol.md").read_text(),
                        re.S)
     assert stated is not None
