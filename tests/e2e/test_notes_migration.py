@@ -185,6 +185,12 @@ async def test_an_unfit_session_is_left_to_its_node_and_nothing_else_notices(
                             reason="type") > wrong_type
         assert await metric(notes_stack, "strangler_session_unbridgeable_total",
                             reason="oversize") > oversize
+        logged = [json.loads(line) for line in
+                  notes_stack.gateways[0].log_path.read_text().splitlines()
+                  if '"session_unbridgeable"' in line]
+        assert {e["reason"] for e in logged} >= {"type", "oversize"}, logged
+        for name in ("ann", "bo"):  # logged without naming the session
+            assert users[name].session_id not in notes_stack.gateways[0].log_path.read_text()
         for name in ("cy", "dee"):  # everyone else moved on
             await expect_state(users[name], models[name], "new", f"{name} at stage new",
                                users_id(name))

@@ -34,6 +34,7 @@ from tests.support.keys import SESSION_KEY
 from tests.support.net import await_until, free_port
 from tests.support.notes_node import NODE_APP, ensure_installed, node_argv
 from tests.support.procs import ROOT, Proc
+from tests.support.redis_proc import PrivateRedis
 
 ISSUER, SERVICE = "strangler-gateway", "notes"
 ANN = {"id": "u-1001", "name": "Ann Lee", "claims": {}}
@@ -133,9 +134,9 @@ async def start_service(tmp_path: Path, redis_url: str, key_prefix: str,
     key_file.write_bytes(SESSION_KEY + b"\n")
     http = aiohttp.ClientSession(cookie_jar=DummyCookieJar())
 
-    def start(service: str = SERVICE, *extra: str) -> Service:
+    def start(service: str = SERVICE, *extra: str, redis: str = redis_url) -> Service:
         port = free_port()
-        argv = node_argv(port=port, instance_id=f"n{len(started) + 1}", redis_url=redis_url,
+        argv = node_argv(port=port, instance_id=f"n{len(started) + 1}", redis_url=redis,
                          key_prefix=key_prefix, jwks_url=jwks.url, service=service,
                          session_key_file=key_file,
                          extra=("--jwks-cooldown-ms", "100", *extra))
@@ -360,6 +361,46 @@ async def test_a_visitor_first_write_makes_a_session(start_service: Callable[...
     status, text, _ = await svc.call("POST", "/api/tags", jwks.token(h, None), body={"tag": "a"})
     assert (status, json.loads(text)["prefs"], json.loads(text)["tags"]) == \
         (200, {"theme": "dark"}, ["a"])
+
+
+async def test_a_hung_redis_refuses_before_a_write_and_applies_a_lost_one_once(
+        start_service: Callable[..., Service], jwks: Jwks, tmp_path: Path,
+        key_prefix: str) -> None:
+    """Redis hung before anything is written: 503 + Retry-After, nothing written. Writes
+    held back after the read (CLIENT PAUSE WRITE): the service re-sends the script with
+    the same op id until its budget is spent, answers 500 outcome_unknown, and when Redis
+    lets the queued copies run, the change is applied exactly once."""
+    private = PrivateRedis(tmp_path / "redis").start()
+    try:
+        svc = start_service(SERVICE, "--write-budget-ms", "600", redis=private.url)
+        client = aioredis.Redis.from_url(private.url)
+        h = await seed(client, key_prefix, "ann-session-0009", doc_text(ANN))
+        token = jwks.token(h, "u-1001")
+        private.pause()
+        try:
+            for method, path in (("GET", "/api/state"), ("POST", "/api/visits/home")):
+                status, text, headers = await svc.call(method, path, token)
+                assert (status, headers.get("Retry-After")) == (503, "1"), text
+        finally:
+            private.resume()
+        assert (await record(client, key_prefix, h))["v"] == "7"
+
+        await client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+        status, text, _ = await svc.call("POST", "/api/visits/home", token)
+        assert (status, json.loads(text)) == (500, {"error": "outcome_unknown"})
+
+        async def landed() -> dict[str, str] | None:
+            rec = await record(client, key_prefix, h)
+            return rec if rec["v"] != "7" else None
+
+        rec = await await_until(landed, timeout=10, what="the queued write to land")
+        assert rec["v"] == "8" and len(rec["ops"].split()) == 1
+        assert json.loads(rec["doc"])["fields"]["visits"] == {"home": 1}
+        status, text, _ = await svc.call("GET", "/api/state", token)
+        assert json.loads(text)["visits"] == {"home": 1}
+        await client.aclose()
+    finally:
+        private.stop()
 
 
 # ---------------------------------------------------------------- same answers as the monolith
