@@ -12,12 +12,17 @@ session on both sides.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.support.faultproxy import FaultProxy
+from tests.support.net import await_until
 from tests.support.notes_stack import UNDECLARED, NotesStack, exports, metric, typed
 from tests.support.notes_user import NotesModel, NotesUser, do
 from tests.support.profiles import notes_session
@@ -144,6 +149,68 @@ async def test_a_guest_state_is_bridged_both_ways(notes_stack: NotesStack,
         await staged(notes_admin, "new")
         await expect_state(new_guest, two, "new", "new's guest, logged in, on new", "u-1002")
         await expect_state(old_guest, one, "new", "legacy's guest, still a guest, on new")
+
+
+# ---------------------------------------------------------------- two tabs, one conflict
+
+async def test_two_tabs_on_both_sides_make_exactly_one_lww_conflict(tmp_path: Path,
+                                                                   redis_url: str) -> None:
+    """Tab one saves a draft on legacy; the node has acted but its answer is held back
+    (a fault proxy) while the route flips and tab two saves another draft, visits and
+    tags on new. When legacy's answer comes, the gateway merges: the draft changed on both
+    sides -- one conflict, counted, and legacy's change wins as the later write (it was
+    answered after new's); the counter and the set keep both sides' changes, silently."""
+    stack = NotesStack(tmp_path / "stack", redis_url, legacy_nodes=1,
+                       gateway_overrides={"timeouts": {"connect_ms": 500,
+                                                       "request_ms": 15000}})
+    proxy = await FaultProxy(stack.legacy_ports["a"]).start()
+    stack.legacy_via = {"a": proxy.url}
+    stack.write_config()
+    await asyncio.to_thread(stack.start)
+    admin = Admin(stack.admin_url(), stack.admin_token)
+    try:
+        async with NotesUser(stack.url()) as tabs:  # one browser: both tabs share the cookie
+            await logged_in(tabs, "dee")
+            model = NotesModel()
+            await staged(admin, "legacy")
+            for op in (("set_draft", "base"), ("visit", "home"), ("add_tag", "a")):
+                await write(tabs, model, op, "legacy")
+            await staged(admin, "new")
+            await expect_state(tabs, model, "new", "before the two tabs", "u-1004")
+            await staged(admin, "legacy")
+            conflicts = await metric(stack, "strangler_session_merge_conflicts_total")
+
+            await proxy.set("slow_headers", delay=3.0)  # the fault's length, not a wait
+            tab_one = asyncio.create_task(tabs.set_draft("from legacy"))
+
+            async def node_acted() -> bool:
+                return any(s.mode == "slow_headers" and s.status == 200
+                           for s in proxy.requests)
+
+            await await_until(node_acted, timeout=10, what="legacy to save the draft")
+            await proxy.set("pass")
+            # the node's answer is what it saw: the state before, with its own change
+            seen_by_legacy = NotesModel(dict(model.prefs), set(model.tags),
+                                        Counter(model.visits), "from legacy")
+            await staged(admin, "new")
+            for op in (("set_draft", "from new"), ("visit", "home"), ("add_tag", "b")):
+                await write(tabs, model, op, "new")
+            one = await tab_one
+            assert (one.status, one.backend) == (200, "legacy"), one.body
+            assert seen_by_legacy.matches(one.body), f"{one.body} != {seen_by_legacy.view()}"
+            model.draft = "from legacy"
+            await expect_state(tabs, model, "new", "after the two tabs, on new", "u-1004")
+            await staged(admin, "legacy")
+            await expect_state(tabs, model, "legacy", "after the two tabs, on legacy", "u-1004")
+        assert await metric(stack, "strangler_session_merge_conflicts_total") - conflicts == 1
+        assert await metric(stack, "strangler_session_merge_conflicts_total",
+                            field="draft") == 1
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        await asyncio.to_thread(stack.stop)
+        await proxy.stop()
 
 
 # ---------------------------------------------------------------- (c) failure isolation

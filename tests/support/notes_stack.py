@@ -40,11 +40,13 @@ NOTES_ROUTES: list[dict[str, Any]] = [
 
 class NotesStack(Stack):
     """``Stack`` with the notes app on both sides: ``session`` overrides the profile
-    (``duplicate_cookies`` for one)."""
+    (``duplicate_cookies`` for one). ``legacy_via`` (node -> URL, set before ``start``
+    and followed by ``write_config``) puts something, a fault proxy, before a node."""
 
     def __init__(self, workdir: Path, redis_url: str, *,
                  session: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.session = session if session is not None else notes_session()
+        self.legacy_via: dict[str, str] = {}
         kwargs.setdefault("routes", copy.deepcopy(NOTES_ROUTES))
         super().__init__(workdir, redis_url, **kwargs)
         (self.dir / "internal-token").write_text(self.internal_token)
@@ -55,6 +57,8 @@ class NotesStack(Stack):
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg["session"] = copy.deepcopy(self.session)
+        for node in cfg["legacy"]["nodes"]:
+            node["url"] = self.legacy_via.get(node["id"], node["url"])
         return cfg
 
     def _notes_node(self, node: str, port: int) -> Proc:
