@@ -26,11 +26,14 @@ At the end every state equals its model on legacy and on new, the monolith's
 own keys (``_csrf``, ``created_at``, ``flash``) of every logged-in session are
 byte for byte what the login made, in every node's copy, and the gateway
 counted exactly the merge conflicts sequential users make: none.
+``STRANGLER_NOTES_STRESS_USERS`` (logged-in users; a fifth as many guests join
+them) and ``STRANGLER_NOTES_STRESS_FLIPS`` set the size.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections import Counter
@@ -47,8 +50,9 @@ from tests.support.notes_user import NotesModel, NotesUser, do
 from tests.support.redis_proc import PrivateRedis
 from tests.support.shop import Admin, Reply
 
-LOGGED_IN, GUESTS = 50, 10
-FLIPS = 150
+LOGGED_IN = int(os.environ.get("STRANGLER_NOTES_STRESS_USERS", "50"))
+GUESTS = LOGGED_IN // 5
+FLIPS = int(os.environ.get("STRANGLER_NOTES_STRESS_FLIPS", "150"))
 FLIP_EVERY_S = 0.2
 CYCLE = [("legacy", None), ("canary", 30), ("canary", 70), ("new", None)]
 REDIS_PAUSE_S = 2.0
