@@ -6,6 +6,9 @@ discovery (``GET /api/session/schema``) is in ``admin_session``.
 Reads are open (bind the listener to a private interface); anything that
 changes state needs ``Authorization: Bearer <admin token>``, compared in
 constant time. With no token configured, changes are refused (fail closed).
+Every request must name this listener as its Host (``gateway.admin_hosts``,
+its listen host, or any IP address; ``gateway.hosts``): a page on another name
+that rebinds its DNS to this listener gets 421 and reads nothing.
 
 Readiness is about whether this process can serve: during a Redis outage it
 stays ready (legacy routes still work) and says ``degraded``; it turns 503
@@ -19,7 +22,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
@@ -29,7 +32,9 @@ from flags.service import FlagService, Outcome
 from flags.text import inert
 from gateway import admin_session, admin_shadow
 from gateway.breaker import Breaker
+from gateway.errors import UnknownHost
 from gateway.explain import Explainer
+from gateway.hosts import AdminHosts
 from gateway.metrics import Metrics
 from gateway.routes import Route
 from gateway.session_store import SessionStore
@@ -56,6 +61,8 @@ class AdminState:
         self.explainer: Explainer | None = None
         self.jwks: Callable[[], dict[str, Any]] = lambda: {"keys": []}
         """The public keys services verify tokens with (``gateway.signing.KeyRing``)."""
+        self.hosts = AdminHosts(("localhost",))
+        """Who this listener answers (``gateway.admin_hosts``); swapped on a reload."""
 
 
 STATE = web.AppKey("admin_state", AdminState)
@@ -76,8 +83,22 @@ async def _store_errors(request: web.Request, handler: Handler) -> web.StreamRes
         raise _error(503, "flag_store_unavailable", detail, {"Retry-After": "1"}) from None
 
 
+@web.middleware
+async def _own_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A DNS-rebinding page reaches this listener under its own name: 421, before any
+    handler reads anything; a malformed Host: 400."""
+    state = request.app[STATE]
+    refusal = state.hosts.refusal(request.headers.getall("Host", []),
+                                  http10=request.version < HttpVersion11)
+    if refusal is None:
+        return await handler(request)
+    state.metrics.host_refused.labels("admin", refusal.code).inc()
+    status = 421 if isinstance(refusal, UnknownHost) else 400
+    raise _error(status, refusal.code, refusal.detail, {"Connection": "close"})
+
+
 def create_admin_app(state: AdminState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[_store_errors])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[_own_host, _store_errors])
     app[STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -28,6 +28,7 @@ from gateway.admin_reload import RELOADER
 from gateway.admin_reload import add_routes as add_reload_routes
 from gateway.admin_session import DISCOVERY, Discovery
 from gateway.admin_shadow import SHADOWER
+from gateway.blocked import Blocklist, exposed, patterns
 from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
 from gateway.decide import Decider
@@ -35,6 +36,7 @@ from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UriTooLong
 from gateway.explain import Explainer
 from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.headers import request_id
+from gateway.hosts import AdminHosts
 from gateway.legacy_hook import LegacyHook
 from gateway.listener import Connection, ProxyServer, connection_limits
 from gateway.metrics import Metrics
@@ -113,7 +115,7 @@ class Gateway:
         self.store.lock_events = self.metrics.lock
         self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)
         self.provider = make_provider(cfg, self.redis)
-        router = Router(cfg.routes)
+        router = _router(cfg)
         self.breakers, self.budgets = self._route_guards(router)
         profile = build_profile(cfg.session)
         self.sampler = SessionSampler(self._sampling)
@@ -140,6 +142,7 @@ class Gateway:
                                 routes=router.routes, breakers=self.breakers, store=self.store,
                                 legacy=self.legacy, new=self.new, metrics=self.metrics,
                                 tokens=self.secrets.admin_tokens)
+        self.admin.hosts = _admin_hosts(cfg)
         self.admin.explainer = Explainer(router, self.decider, self.breakers, self.store,
                                          self.new, self.pin_book, self.ledger,
                                          cfg.gateway.limits.max_url_bytes)
@@ -191,7 +194,8 @@ class Gateway:
         Everything is built first, then assigned with no ``await`` in between, so no
         request sees half of it; requests in flight finish on the objects they hold.
         """
-        router = Router(cfg.routes)
+        router = _router(cfg)
+        admin_hosts = _admin_hosts(cfg)
         breakers, budgets = self._route_guards(router, self.pipeline.router)
         decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
         pipeline = Pipeline(cfg.gateway, router, decider, self.bridge, self.legacy, self.new,
@@ -211,7 +215,9 @@ class Gateway:
         self.admin.explainer = explainer
         if hasattr(self, "proxy"):
             self.proxy.limits = limits
+        self.admin.hosts = admin_hosts
         self.cfg = cfg
+        _warn_edge(cfg)
         for pool, members in added:  # a new member gets traffic once a check sees it up
             self._tasks.extend(asyncio.create_task(pool.check(m)) for m in members)
 
@@ -254,6 +260,7 @@ class Gateway:
                   worker_admin=self._worker_admin and
                   f"{self._worker_admin.host}:{self._worker_admin.port}",
                   reuse_port=self._reuse_port, flag_version=self.provider.view.state.version)
+        _warn_edge(self.cfg)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request_id(request.headers.get("X-Request-Id"))
@@ -341,6 +348,25 @@ class Gateway:
             await self.redis.aclose()
         _log.info("gateway_stopped")
 
+
+
+def _router(cfg: Config) -> Router:
+    return Router(cfg.routes, Blocklist(patterns(cfg)))
+
+
+def _admin_hosts(cfg: Config) -> AdminHosts:
+    return AdminHosts(cfg.gateway.admin_hosts, cfg.gateway.admin_listen.host)
+
+
+def _warn_edge(cfg: Config) -> None:
+    """What the config leaves open at the front door, said once per start or reload."""
+    if not cfg.gateway.public_hosts:
+        _log.warning("public_hosts_unset", detail="any valid Host is served and passed on as "
+                     "X-Forwarded-Host; list your names in gateway.public_hosts")
+    open_paths = exposed(cfg)
+    if open_paths:
+        _log.warning("internal_paths_not_blocked", paths=open_paths,
+                     detail="gateway.blocked_paths does not cover them: clients can reach them")
 
 
 def _limits(cfg: Config) -> ClientLimits:

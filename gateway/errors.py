@@ -4,11 +4,14 @@
     ├── BadRequest (400)              malformed or hostile request; nothing forwarded
     │   ├── BadPath                   path that cannot be made canonical
     │   ├── BadHeader                 smuggling shapes, bad internal syntax
+    │   ├── BadHost                   a Host that is not a valid host[:port], or two
+    │   ├── UnknownHost               a valid Host this listener does not serve
     │   └── DuplicateSessionCookie    two session cookies, profile says ``reject``
     ├── PayloadTooLarge (413)
     ├── UriTooLong (414)
     ├── ExpectationFailed (417)       an ``Expect`` other than 100-continue
     ├── NotFound (404)                no route (only when no catch-all route exists)
+    │   └── PathBlocked               a path the gateway never forwards (blocked_paths)
     ├── MethodNotAllowed (405)        path matched, method did not (``allow`` lists them)
     ├── ServiceUnavailable (503)      nothing can serve: no healthy node, session busy
     │   └── NewUnavailable            a ``complete`` route, and new cannot serve it
@@ -41,6 +44,11 @@ class GatewayError(Exception):
         self.cookies: list[str] = []
         """Set-Cookie lines the refusal must still carry (a renewed sync token)."""
 
+    @property
+    def public_detail(self) -> str:
+        """What the client is told; ``detail`` goes to the log."""
+        return self.detail
+
 
 class BadRequest(GatewayError):
     status = 400
@@ -53,6 +61,14 @@ class BadPath(BadRequest):
 
 class BadHeader(BadRequest):
     code = "bad_header"
+
+
+class BadHost(BadRequest):
+    code = "bad_host"
+
+
+class UnknownHost(BadRequest):
+    code = "unknown_host"
 
 
 class DuplicateSessionCookie(BadRequest):
@@ -79,6 +95,21 @@ class UriTooLong(GatewayError):
 class NotFound(GatewayError):
     status = 404
     code = "no_route"
+
+
+class PathBlocked(NotFound):
+    """``gateway.blocked_paths`` names this path (an internal one of the backends'): the
+    client is told it is never forwarded; the log line and the metric name the pattern."""
+
+    code = "blocked_path"
+
+    def __init__(self, path: str, pattern: str) -> None:
+        super().__init__(f"{path} matches blocked path {pattern}")
+        self.pattern = pattern
+
+    @property
+    def public_detail(self) -> str:
+        return "this path is never forwarded"
 
 
 class MethodNotAllowed(GatewayError):
@@ -112,6 +143,11 @@ class UpstreamError(GatewayError):
     status = 502
     code = "bad_gateway"
     kind: ClassVar[str] = "error"
+
+    @property
+    def public_detail(self) -> str:
+        """The detail names hosts and ports: that stays in the log."""
+        return f"a backend failed ({self.kind})"
 
 
 class UpstreamConnectError(UpstreamError):

@@ -64,6 +64,10 @@ class Explainer:
             return {**out, "backend": None, "reason": exc.code}
         if target.path != raw_path.partition("?")[0]:
             steps.append(f"canonical path: {target.path}")
+        blocked = self._router.blocked.match(target.path)
+        if blocked is not None:
+            steps.append(f"blocked path ({blocked}): never forwarded, 404 from the gateway")
+            return {**out, "backend": None, "reason": "blocked_path"}
         match = self._router.match(target.path, method)
         if match.route is None:
             steps.append("no route matches")

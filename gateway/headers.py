@@ -96,7 +96,7 @@ class Hygiene:
         self.drop_response = _DROP_RESPONSE | extra
 
     def to_upstream(self, headers: CIMultiDictProxy[str], *, peer: str, trusted_proxy: bool,
-                    proto: str, host: str, rid: str) -> CIMultiDict[str]:
+                    proto: str, host: str | None, rid: str) -> CIMultiDict[str]:
         return upstream_request_headers(headers, peer=peer, trusted_proxy=trusted_proxy,
                                         proto=proto, host=host, rid=rid,
                                         drop=self.drop_request)
@@ -111,16 +111,18 @@ def upstream_request_headers(
     peer: str,
     trusted_proxy: bool,
     proto: str,
-    host: str,
+    host: str | None,
     rid: str,
     drop: frozenset[str] = _DROP_REQUEST,
 ) -> CIMultiDict[str]:
-    """Headers to send to a backend for this client request."""
+    """Headers to send to a backend for this client request. ``host`` is the validated
+    Host (``gateway.hosts``), never the client's raw value; None sends none."""
     out = _filtered(headers, drop)
     prior = ", ".join(headers.getall("X-Forwarded-For", ())) if trusted_proxy else None
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     out["X-Forwarded-Proto"] = _proto(headers, proto) if trusted_proxy else proto
-    out["X-Forwarded-Host"] = host
+    if host:
+        out["X-Forwarded-Host"] = host
     out["X-Request-Id"] = rid
     traceparent, keep_state = tracing.child(headers.getall("traceparent", []))
     out["traceparent"] = traceparent

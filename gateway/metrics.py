@@ -120,6 +120,15 @@ class Metrics:
             "head took too long), idle, body_timeout, too_many_connections (refused at "
             "once), bad_request (the HTTP parser refused the request).", ("reason",),
             registry=r)
+        self.blocked = Counter("strangler_blocked_requests_total",
+                               "Requests for a blocked path (gateway.blocked_paths), answered "
+                               "404 by the gateway, by the pattern that matched.",
+                               ("pattern",), registry=r)
+        self.host_refused = Counter("strangler_host_refused_total",
+                                    "Requests refused for their Host: bad_host (not a valid "
+                                    "host[:port]), unknown_host (not one this listener "
+                                    "serves), by listener (public, admin).",
+                                    ("listener", "reason"), registry=r)
         self.upstream_healthy = Gauge("strangler_upstream_healthy", "1 when healthy.",
                                       ("pool", "upstream"), registry=r)
         self.live = LiveStats()

@@ -33,11 +33,13 @@ from gateway.cookies import DuplicateCookie, expire_lines, set_cookie
 from gateway.cookies import parse as parse_cookies
 from gateway.decide import Backend, Decider, Decision
 from gateway.errors import (
+    BadRequest,
     DuplicateSessionCookie,
     ExpectationFailed,
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    PathBlocked,
     PayloadTooLarge,
     ServiceUnavailable,
     UpstreamConnectError,
@@ -46,6 +48,7 @@ from gateway.errors import (
 from gateway.fallback import fallback_verdict
 from gateway.forward import Outgoing, UpstreamResult
 from gateway.headers import Hygiene, TrustedProxies, screen
+from gateway.hosts import PublicHosts
 from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
@@ -116,6 +119,7 @@ class Pipeline:
         self.shadow = shadow
         self.metrics = metrics
         self.trusted = TrustedProxies(cfg.trusted_proxies)
+        self.hosts = PublicHosts(cfg.public_hosts, cfg.default_host)
         self._limits = cfg.limits
         profile = bridge.profile
         self.hygiene = Hygiene(profile.response_headers)
@@ -151,8 +155,7 @@ class Pipeline:
 
     # ------------------------------------------------------------ stages
     async def _prepare(self, request: web.Request, rid: str) -> Exchange:
-        screen(request.headers)
-        target = canonical(request.raw_path, self._limits.max_url_bytes)
+        host, target = self._screen(request)
         match = self.router.match(target.path, request.method)
         if match.match is not Match.FULL or match.route is None:
             if match.match is Match.PARTIAL and match.route is not None:
@@ -164,27 +167,45 @@ class Pipeline:
             cookies = parse_cookies(raw_cookies[0] if len(raw_cookies) == 1
                                     else "; ".join(raw_cookies), self._cookie, self._duplicates)
         except DuplicateCookie:
-            raise self._duplicate(request, target.path) from None
+            raise self._duplicate(request, target.path, host) from None
         sid = cookies.get(self._cookie)
         if sid is not None and not valid_cookie_id(sid):
             sid = None
         peer = request.remote or ""
         headers = self.hygiene.to_upstream(
             request.headers, peer=peer, trusted_proxy=peer in self.trusted,
-            proto=request.scheme, host=request.host, rid=rid)
+            proto=request.scheme, host=host, rid=rid)
         body, length = await self._body(request)
         return Exchange(request, rid, target, match.route, sid, cookies.get(AFFINITY_COOKIE),
                         headers, body, length, cookies.get(SYNC_COOKIE),
                         client_id=cookies.get(CLIENT_COOKIE))
 
-    def _duplicate(self, request: web.Request, path: str) -> DuplicateSessionCookie:
+    def _screen(self, request: web.Request) -> tuple[str | None, Target]:
+        """Smuggling shapes, the Host, the canonical path, blocked paths: before any route.
+        The host returned is the validated one (None: HTTP/1.0 without one, allowed)."""
+        screen(request.headers)
+        try:
+            host = self.hosts.resolve(request.headers.getall("Host", []),
+                                      http10=request.version < aiohttp.HttpVersion11)
+        except BadRequest as exc:
+            self.metrics.host_refused.labels("public", exc.code).inc()
+            raise
+        target = canonical(request.raw_path, self._limits.max_url_bytes)
+        pattern = self.router.blocked.match(target.path)
+        if pattern is not None:
+            self.metrics.blocked.labels(pattern).inc()
+            raise PathBlocked(target.path, pattern)
+        return host, target
+
+    def _duplicate(self, request: web.Request, path: str,
+                   host: str | None) -> DuplicateSessionCookie:
         """Two session cookies: the gateway and the monolith could take different users.
         The answer expires them all, so the browser's next request carries none."""
         self.metrics.session("refused", "duplicate_session_cookie")
         _log.warning("session_cookie_duplicate", path=path)
         err = DuplicateSessionCookie(f"more than one {self._cookie} cookie; they have been "
                                      "cleared, send the request again")
-        err.cookies = expire_lines(self._cookie, path, request.host,
+        err.cookies = expire_lines(self._cookie, path, host or "",
                                    secure=request.scheme == "https")
         return err
 
@@ -436,12 +457,12 @@ async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[byt
 def problem(exc: GatewayError, rid: str) -> web.Response:
     """An RFC 9457 problem+json response for a gateway error.
 
-    A backend failure's detail names hosts and ports: that stays in the log
-    (with the same request id); the client learns only what kind it was.
+    The client is told ``public_detail``: a backend failure's detail names hosts
+    and ports, a blocked path's its pattern; that stays in the log (with the same
+    request id).
     """
-    detail = f"a backend failed ({exc.kind})" if isinstance(exc, UpstreamError) else exc.detail
     body = {"type": "about:blank", "title": exc.code, "status": exc.status,
-            "detail": detail, "request_id": rid}
+            "detail": exc.public_detail, "request_id": rid}
     response = web.json_response(body, status=exc.status, content_type="application/problem+json")
     response.headers["X-Request-Id"] = rid
     for line in exc.cookies:

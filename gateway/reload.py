@@ -11,8 +11,9 @@ of four outcomes, each logged once with its reason:
     unchanged      the file says what is already running
     applied        routes, upstream lists, timeouts, limits, fallback,
                    breaker, retry-budget and shadow rules, health checks,
-                   trusted proxies and drain time are swapped in between two
-                   requests; requests in flight finish on the old objects
+                   trusted proxies, host lists, blocked paths and drain time
+                   are swapped in between two requests; requests in flight
+                   finish on the old objects
 
 All or nothing: a reload is never half-applied, so "reloaded" always means
 the process now runs exactly what the file says.

@@ -4,7 +4,8 @@ A route owns exact paths (``/api/cart``) and prefixes (``/api/cart/*``: the
 path itself and anything below it). The most specific pattern wins whatever
 the order in config.yaml: an exact path beats any prefix, a longer prefix
 beats a shorter one. Like Starlette, a match is NONE, PARTIAL (path matched,
-method did not: 405) or FULL.
+method did not: 405) or FULL. The router also holds the blocked paths
+(``gateway.blocked``), checked before any route by the pipeline and explain alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from gateway.blocked import Blocklist
 from gateway.settings import Breaker, Fallback, RetryBudget, RouteSection
 
 
@@ -57,7 +59,10 @@ _NO_MATCH = RouteMatch(Match.NONE)
 class Router:
     """Built once per config; ``match`` is a dict lookup plus a short prefix scan."""
 
-    def __init__(self, sections: tuple[RouteSection, ...]) -> None:
+    def __init__(self, sections: tuple[RouteSection, ...],
+                 blocked: Blocklist | None = None) -> None:
+        self.blocked = blocked or Blocklist()
+        """Paths never forwarded, whatever route would match them."""
         self.routes = {s.name: Route.from_config(s) for s in sections}
         self._exact: dict[str, Route] = {}
         prefixes: list[tuple[str, Route]] = []

@@ -252,7 +252,11 @@ class SessionBridge:
                 same = holder is not None
                 target = holder or self._pick(hint if rec is None else None, sid)
             copy = await self._export(target, sid, lease.fence, rid)
-            if rec is None and copy is None:
+            if rec is None and copy is None and not lease.ended_v:
+                # Never seen: it may live on any node. A session that ended (dropped:
+                # a logout, a login that replaced it) comes back only from the node the
+                # client is sticky to, as the monolith itself would serve it -- never
+                # from a stale copy elsewhere.
                 copy, target = await self._find_elsewhere(target, sid, lease.fence, rid)
             where = node_field(target.id, target.boot_id)
 
@@ -297,9 +301,10 @@ class SessionBridge:
         re-assessed on the same copy if new wrote meanwhile). Returns the document
         now in the record, its ``v`` and the assessment that was written: when new
         wrote meanwhile, it is not the one given."""
+        ended_v = lease.ended_v  # a dropped session keeps its v: re-creating it needs it
         for _ in range(8):
             fields = dict(a.fields)
-            v0 = rec.v if rec is not None else 0
+            v0 = rec.v if rec is not None else ended_v
             doc_raw = str(fields.get("doc")) if a.bump else (rec.doc_raw.decode() if rec else "")
             doc_v = v0 + 1 if a.bump else v0
             if intent_for is not None:
@@ -318,8 +323,10 @@ class SessionBridge:
                 return doc_v, _doc(doc_raw), a
             # new wrote meanwhile: re-read, merge the same copy into its document
             rec = await self.store.read(lease.sid)
+            if rec is None and ended_v == v:
+                raise self._refuse("contended", "the session record kept changing")
             if rec is None:
-                raise self._refuse("session_ended", "the session ended during sync")
+                ended_v = v  # dropped meanwhile (or before, unseen): assess it anew
             a = judge(rec)
         raise self._refuse("contended", "the session record kept changing")
 

@@ -127,10 +127,17 @@ class Lease:
     fence: int
     owner: str
     released: bool = False
+    ended_v: int = 0
+    """``v`` of a record with no document when the lock was taken: a session that was
+    dropped (``v`` survives a drop), 0 when there was a document or no record at all."""
 
 
 def node_field(node: str, boot: str) -> str:
     return f"{node}@{boot}" if boot else node
+
+
+def _int(raw: Any) -> int:
+    return int(raw) if raw is not None else 0
 
 
 def parse_record(sid: str, raw: list[Any]) -> Record | None:
@@ -203,7 +210,9 @@ class SessionStore:
                 outcome = "after_wait" if busy else (
                     "orphan_taken_back" if orphan else "at_once")
                 self.lock_events(outcome, waited)
-                return Lease(sid, fence, owner), parse_record(sid, answer[2:])
+                rec = parse_record(sid, answer[2:])
+                ended_v = _int(answer[3]) if rec is None else 0
+                return Lease(sid, fence, owner, ended_v=ended_v), rec
             busy = True
             now = loop.time()
             if now >= deadline:

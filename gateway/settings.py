@@ -30,6 +30,8 @@ from pydantic import (
 from adapters.profile import ProfileSpec
 from flags.model import Stage
 from gateway.compare import REFUSED_COMPARE, pattern_problem
+from gateway.hosts import HostNames, entry_problem
+from gateway.hosts import parse as parse_host
 
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 Int = Annotated[int, Strict()]
@@ -117,6 +119,35 @@ class SessionSync(_Frozen):
     sync lock's lease is this plus a second."""
 
 
+def _host_entry(entry: str) -> str:
+    problem = entry_problem(entry)
+    if problem:
+        raise ValueError(f"{entry!r}: {problem}")
+    return entry.lower()
+
+
+def _host_value(value: str) -> str:
+    host = parse_host(value)
+    if host is None:
+        raise ValueError(f"{value!r}: expected a host name or address, optionally with :port")
+    return str(host)
+
+
+def _path_pattern(p: str) -> str:
+    body = p[:-2] if p.endswith("/*") else p
+    segments = body.split("/")[1:]
+    if (not p.startswith("/") or "*" in body or "//" in p or "%" in p
+            or any(seg in (".", "..") for seg in segments)
+            or re.search(r"[;?#\\\x00-\x20\x7f]", p)):
+        raise ValueError(f"{p!r}: a path is '/exact' or '/prefix/*', canonical "
+                         "(no '.', '..', '//', '%', ';', '?', '#', '\\' or spaces)")
+    return p
+
+
+HostEntry = Annotated[str, AfterValidator(_host_entry)]
+PathPattern = Annotated[str, AfterValidator(_path_pattern)]
+
+
 class GatewaySection(_Frozen):
     listen: Listen = Listen(port=8080)
     admin_listen: Listen = Listen(port=8081)
@@ -126,12 +157,35 @@ class GatewaySection(_Frozen):
     """Further tokens, one per person or pipeline, so the ledger can tell them apart."""
     debug_backend_header: bool = False
     trusted_proxies: tuple[str, ...] = ()
+    public_hosts: tuple[HostEntry, ...] = ()
+    """The names the public listener serves: ``shop.example.com``, ``*.example.com``
+    (any name below it), addresses; ports are not compared. Empty: any valid host
+    (as before this key existed; logged as a warning at start)."""
+    default_host: Annotated[str, AfterValidator(_host_value)] | None = None
+    """What a valid Host not in ``public_hosts`` is taken to be (``host[:port]``, itself
+    covered by the list). Unset: such a request is refused with 400."""
+    admin_hosts: tuple[HostEntry, ...] = ("localhost",)
+    """Names the admin listener answers to, besides any IP address and its own listen
+    host; another name (a DNS-rebinding page) gets 421."""
+    blocked_paths: tuple[PathPattern, ...] | None = None
+    """Paths never forwarded (route syntax, any case, checked before routes): 404 from
+    the gateway. Unset: the hook's ``/_internal/*`` and ``health.path``."""
     limits: Limits = Limits()
     timeouts: Timeouts = Timeouts()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shadow_concurrency: Int = Field(32, ge=1)
     shutdown: Shutdown = Shutdown()
     session_sync: SessionSync = SessionSync()
+
+    @field_validator("default_host")
+    @classmethod
+    def _default_listed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        listed = info.data.get("public_hosts")
+        if value is not None and listed:
+            host = parse_host(value)
+            if host is None or host.name not in HostNames(tuple(listed)):
+                raise ValueError(f"{value!r} is not covered by public_hosts")
+        return value
 
 
 def _host_port(value: str) -> str:
@@ -397,13 +451,7 @@ class RouteSection(_Frozen):
     @classmethod
     def _paths(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
         for p in paths:
-            body = p[:-2] if p.endswith("/*") else p
-            segments = body.split("/")[1:]
-            if (not p.startswith("/") or "*" in body or "//" in p or "%" in p
-                    or any(seg in (".", "..") for seg in segments)
-                    or re.search(r"[;?#\\\x00-\x20\x7f]", p)):
-                raise ValueError(f"{p!r}: a path is '/exact' or '/prefix/*', canonical "
-                                 "(no '.', '..', '//', '%', ';', '?', '#', '\\' or spaces)")
+            _path_pattern(p)
         return paths
 
     @field_validator("methods")

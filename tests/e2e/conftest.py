@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.notes_stack import NotesStack
 from tests.support.shop import Admin
 from tests.support.stack import Stack
 
@@ -33,3 +34,23 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Ite
 @pytest.fixture
 async def admin(stack: Stack) -> AsyncIterator[Admin]:
     yield Admin(stack.admin_url(), stack.admin_token)
+
+
+@pytest.fixture
+def notes_stack(request: pytest.FixtureRequest, tmp_path: Path,
+                redis_url: str) -> Iterator[NotesStack]:
+    """The notes app: two legacy nodes, two Node instances of its new service, one gateway."""
+    s = NotesStack(tmp_path / "stack", redis_url, **getattr(request, "param", {}))
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is None or report.failed:
+            print(s.logs())
+
+
+@pytest.fixture
+async def notes_admin(notes_stack: NotesStack) -> AsyncIterator[Admin]:
+    yield Admin(notes_stack.admin_url(), notes_stack.admin_token)

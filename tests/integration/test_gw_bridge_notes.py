@@ -333,3 +333,47 @@ async def test_a_session_that_does_not_fit_is_left_to_its_node_and_nothing_else(
     await world.new_writes(good, lambda d: d["fields"].update(draft="fine"))
     await world.bridge.before_legacy(good, "a", "t")
     assert (await world.state("a", good))["draft"] == "fine"
+
+
+async def test_a_session_dropped_while_its_node_still_holds_it_is_bridged_again(
+        world: World) -> None:
+    """A drop (a logout seen, a login that replaced the id) keeps the record's ``v``. A
+    node that still holds the session -- a framework that keeps the old id alive after
+    a login, as PHP's ``session_regenerate_id(false)`` does -- serves it again through
+    the bridge: it once got 503 'session ended' on every request, for ever."""
+    sid = await world.login("a")
+    await world.write("a", "PUT", "/api/prefs/theme", sid, {"value": "dark"})
+    await world.bridge.before_legacy(sid, "a", "t")
+    v_before = int((await world.record(sid))["v"])
+    await world.bridge._drop(sid, "test", world.bridge._deadline())
+    assert "doc" not in await world.record(sid)
+
+    plan = await world.legacy_request("a", sid, "PUT", "/api/prefs/lang", {"value": "en"})
+    assert plan.member.id == "a"
+    doc = await world.doc(sid)
+    assert doc["user"]["id"] == "u-1001"
+    assert doc["fields"]["prefs"] == {"theme": "dark", "lang": "en"}
+    assert int((await world.record(sid))["v"]) > v_before, "v never goes back"
+    token, _ = await world.bridge.token_for_new(sid, "a", "t", audience="notes")
+    assert token is not None
+
+
+async def test_an_ended_session_is_never_revived_from_a_stale_copy_on_another_node(
+        world: World) -> None:
+    sid = await world.login("a")
+    await world.bridge.before_legacy(sid, "a", "t")
+    stale = (await world.export("a", sid))["data"]
+    async with world.http.put(f"{world.url('b')}/_internal/sessions/{sid}",
+                              json={"data": stale, "expected_revision": None},
+                              headers={"X-Internal-Token": world.token}) as r:
+        assert r.status == 200, await r.text()          # an old copy left on node b
+    plan = await world.bridge.before_legacy(sid, "a", "t", safe=False)
+    status, _, headers = await world.on("a", "POST", "/logout", sid)
+    assert status == 200
+    await world.bridge.after_legacy(plan, status, "POST", headers, "t")
+    assert "doc" not in await world.record(sid), "the logout ended the shared session"
+
+    again = await world.bridge.before_legacy(sid, "a", "t")
+    assert again.member.id == "a" and again.lrev is None
+    assert "doc" not in await world.record(sid), "b's stale copy was not pulled"
+    assert await world.bridge.token_for_new(sid, "a", "t", audience="notes") == (None, None)

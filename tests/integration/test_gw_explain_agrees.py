@@ -78,8 +78,8 @@ class Env:
         """The pipeline's answer, and the cid it gave the client (if it made one)."""
         cookies = "; ".join(f"{name}={value}" for name, value in
                             ((SESSION_COOKIE, sid), (CLIENT_COOKIE, cid)) if value)
-        request = make_mocked_request("GET", "/api/cart",
-                                      headers={"Cookie": cookies} if cookies else {})
+        headers = {"Host": "gw.test", **({"Cookie": cookies} if cookies else {})}
+        request = make_mocked_request("GET", "/api/cart", headers=headers)
         ex = await self.gateway.pipeline._prepare(request, "explain-agrees")
         try:
             decision = await self.gateway.pipeline._decide(ex)

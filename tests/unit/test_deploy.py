@@ -28,6 +28,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from gateway.hosts import AdminHosts
 from gateway.settings import Config, Secret, load
 from legacy_shop.cli import TOKEN_ENV
 from strangler import cli as strangler_cli
@@ -416,6 +417,10 @@ def check_services_args(cfg: Config, args: Any, where: str) -> None:
     port = cfg.gateway.admin_listen.port
     assert args.jwks_url and args.jwks_url.endswith(f":{port}/.well-known/jwks.json"), \
         f"{where}: --jwks-url {args.jwks_url}: the gateway's admin listener is :{port}"
+    host = urlparse(args.jwks_url).netloc
+    admin = AdminHosts(cfg.gateway.admin_hosts, cfg.gateway.admin_listen.host)
+    assert admin.refusal([host], http10=False) is None, \
+        f"{where}: --jwks-url {args.jwks_url}: gateway.admin_hosts does not name {host}"
 
 
 def check_init_db_args(cfg: Config, args: Any, where: str) -> None:

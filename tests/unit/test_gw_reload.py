@@ -111,3 +111,15 @@ async def test_a_reload_applies_refuses_or_reports_nothing_to_do() -> None:
     assert [line.split(":")[0] for line in outcome.refused] == ["redis.key_prefix"]
     assert len(p.applied) == 1, "all or nothing: the live part of a refused reload waits too"
     assert p.running.routes[0].breaker.failures == 9
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d["gateway"].update(public_hosts=["shop.example"], default_host="shop.example"),
+    lambda d: d["gateway"].update(admin_hosts=["localhost", "ops.example"]),
+    lambda d: d["gateway"].update(blocked_paths=["/_internal/*", "/healthz", "/metrics"]),
+])
+def test_hosts_and_blocked_paths_apply_live_like_trusted_proxies(
+        mutate: Callable[[dict[str, Any]], None]) -> None:
+    old, new = cfg(), cfg(mutate)
+    assert diff(old, new)
+    assert restart_needed(old, new, diff(old, new)) == []

@@ -239,3 +239,43 @@ def test_load_names_the_file_in_validation_errors(tmp_path: Path) -> None:
         load(path)
     assert str(info.value).startswith(f"{path}: invalid configuration")
     assert "routes[0].bogus: unknown key" in str(info.value)
+
+
+# ---------------------------------------------------------------- the front door (issue 12)
+
+
+def gw(**changes: Any) -> Mutation:
+    return lambda d: d["gateway"].update(changes)
+
+
+@pytest.mark.parametrize(("mutate", "line"), [
+    (gw(public_hosts=["shop.example foo"]),
+     "gateway.public_hosts[0]: 'shop.example foo': not a host name"),
+    (gw(public_hosts=["shop.example:8080"]),
+     "gateway.public_hosts[0]: 'shop.example:8080': give the name without a port"),
+    (gw(public_hosts=["ok.example", "*.10.0.0.1"]),
+     "gateway.public_hosts[1]: '*.10.0.0.1': a wildcard covers names, not addresses"),
+    (gw(public_hosts=["shop.example"], default_host="other.example"),
+     "gateway.default_host: 'other.example' is not covered by public_hosts"),
+    (gw(default_host="user@shop.example"),
+     "gateway.default_host: 'user@shop.example': expected a host name or address"),
+    (gw(admin_hosts=["a,b"]), "gateway.admin_hosts[0]: 'a,b': not a host name"),
+    (gw(blocked_paths=["/healthz", "internal/*"]),
+     "gateway.blocked_paths[1]: 'internal/*': a path is '/exact' or '/prefix/*'"),
+    (gw(blocked_paths=["/%5Finternal/*"]), "gateway.blocked_paths[0]: '/%5Finternal/*'"),
+    (gw(blocked_paths="/healthz"), "gateway.blocked_paths: Input should be a valid tuple"),
+])
+def test_host_and_blocked_path_errors_name_the_key(mutate: Mutation, line: str) -> None:
+    assert line in broken(mutate)
+
+
+def test_host_and_blocked_path_defaults_and_spellings() -> None:
+    cfg = accepted(lambda d: None)
+    assert cfg.gateway.public_hosts == () and cfg.gateway.default_host is None
+    assert cfg.gateway.admin_hosts == ("localhost",)
+    assert cfg.gateway.blocked_paths is None  # the hook's namespace and health.path
+    cfg = accepted(gw(public_hosts=["Shop.Example", "*.Shop.Example"],
+                      default_host="WWW.shop.example:8443", blocked_paths=[]))
+    assert cfg.gateway.public_hosts == ("shop.example", "*.shop.example")
+    assert cfg.gateway.default_host == "www.shop.example:8443"
+    assert cfg.gateway.blocked_paths == ()
