@@ -18,6 +18,13 @@ see ``adapters.store``. A lock whose acquire or release got no answer is
 remembered with its owner token and taken back by the next acquire for that
 session in this process (and released when Redis answers again), so a client
 is never made to wait on a lock its own earlier request left behind.
+
+Every call of a request runs under that request's Redis budget
+(``gateway.session_budget``): a call past it is cut (``BudgetExhausted``),
+which is neither an outage nor a reason to probe. A lock whose acquire, write
+or release was cut is remembered like one that got no answer, and released in
+the background (the lease ends it anyway), so the cut costs the request no
+further round trip and leaves nothing held.
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ from adapters.store import (
     session_key,
     sync_write_args,
 )
-from gateway import log
+from gateway import log, session_budget
 from gateway.errors import ServiceUnavailable
 from gateway.redis_client import RedisClient
+from gateway.session_budget import BudgetExhausted
 from gateway.session_sync import Intent
 
 _log = log.get("session_store")
@@ -164,6 +172,8 @@ class SessionStore:
         self._on_error = on_error
         self._orphans: OrderedDict[str, str] = OrderedDict()
         """sid -> owner token of a lock of ours whose acquire or release got no answer."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Background releases of locks whose calls a request's budget cut."""
         self.lock_events: Callable[[str, float], None] = lambda outcome, waited: None
         """(outcome, seconds waited) of every acquire: for metrics."""
 
@@ -176,7 +186,7 @@ class SessionStore:
 
     # ---------------------------------------------------------------- reads
     async def read(self, sid: str) -> Record | None:
-        raw = await self._call(lambda: self.redis.hmget(self.key(sid), FIELDS))
+        raw = await self._call(lambda: self.redis.hmget(self.key(sid), FIELDS), "read")
         return parse_record(sid, raw)
 
     # ---------------------------------------------------------------- the lock
@@ -191,9 +201,13 @@ class SessionStore:
             args = [self.lease_ms, self.ttl_s, owner, orphan]
             try:
                 answer = await self._call(
-                    lambda a=args: self._acquire(keys=[self.key(sid)], args=a))  # type: ignore[misc]
+                    lambda a=args: self._acquire(keys=[self.key(sid)], args=a),  # type: ignore[misc]
+                    "lock")
             except StoreUnavailable:
                 self._orphan(sid, owner)  # it may yet run in Redis, and take the lock
+                raise
+            except BudgetExhausted:
+                self._release_later(sid, owner)  # it may yet run in Redis, and take the lock
                 raise
             fence, left_ms = int(answer[0]), int(answer[1])
             if fence:
@@ -222,10 +236,15 @@ class SessionStore:
         args = sync_write_args(lease.fence, expected_v, self.ttl_s, bump=bump, set_lv=set_lv,
                                release=release, drop=drop, fields=stamped)
         try:
-            answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args))
+            answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args),
+                                      "write")
         except StoreUnavailable:
             self._orphan(lease.sid, lease.owner)
             lease.released = True  # not ours to release any more: taken back later
+            raise
+        except BudgetExhausted:
+            self._release_later(lease.sid, lease.owner)
+            lease.released = True
             raise
         code, v = int(answer[0]), int(answer[1])
         if code < 0:
@@ -242,9 +261,11 @@ class SessionStore:
         lease.released = True
         try:
             await self._call(lambda: self._release(keys=[self.key(lease.sid)],
-                                                   args=[lease.fence, lease.owner]))
+                                                   args=[lease.fence, lease.owner]), "release")
         except StoreUnavailable:
             self._orphan(lease.sid, lease.owner)
+        except BudgetExhausted:
+            self._release_later(lease.sid, lease.owner)
         except ServiceUnavailable:
             pass  # busy: the lease runs out by itself
 
@@ -254,6 +275,23 @@ class SessionStore:
         self._orphans.move_to_end(sid)
         while len(self._orphans) > _ORPHANS_MAX:
             self._orphans.popitem(last=False)
+
+    def _release_later(self, sid: str, owner: str) -> None:
+        """A lock call of ours was cut by the request's budget: Redis answers, so release
+        the lock now, off the request (its budget is spent), by owner token."""
+        self._orphan(sid, owner)
+        task = asyncio.create_task(self._release_orphan(sid, owner))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release_orphan(self, sid: str, owner: str) -> None:
+        try:
+            await self._call(lambda: self._release(keys=[self.key(sid)], args=[0, owner]),
+                             "release")
+        except ServiceUnavailable:
+            return  # stays remembered: taken back by the next acquire, or after an outage
+        if self._orphans.get(sid) == owner:
+            del self._orphans[sid]
 
     async def release_orphans(self) -> int:
         """After Redis answers again: release every lock whose release got no answer."""
@@ -270,7 +308,15 @@ class SessionStore:
         return released
 
     # ---------------------------------------------------------------- calls and health
-    async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, command: Callable[[], Awaitable[T]], op: str = "ping") -> T:
+        """One Redis call, under the current request's budget if there is one."""
+        budget = session_budget.current()
+        if budget is None:
+            return await self._run(command)
+        async with budget.spend(op):
+            return await self._run(command)
+
+    async def _run(self, command: Callable[[], Awaitable[T]]) -> T:
         try:
             async with asyncio.timeout(self._pool_wait):
                 await self._slots.acquire()
@@ -339,3 +385,5 @@ class SessionStore:
     async def stop(self) -> None:
         if self._probe is not None:
             self._probe.cancel()
+        for task in list(self._tasks):
+            task.cancel()
