@@ -38,6 +38,8 @@ class BudgetExhausted(ServiceUnavailable):
     """This request's Redis budget is spent: degrade as in an outage, never wait longer."""
 
     code = "session_budget_exhausted"
+    pending: asyncio.Future[object] | None = None
+    """The cut call, still running (it is left to finish, never cancelled)."""
 
 
 class RedisBudget:

@@ -137,6 +137,12 @@ class Lease:
     released: bool = False
 
 
+def _finished(task: asyncio.Task[Any]) -> None:
+    """A cut call ended: nobody waits for its answer (its failure counted already)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def node_field(node: str, boot: str) -> str:
     return f"{node}@{boot}" if boot else node
 
@@ -172,8 +178,9 @@ class SessionStore:
         self._on_error = on_error
         self._orphans: OrderedDict[str, str] = OrderedDict()
         """sid -> owner token of a lock of ours whose acquire or release got no answer."""
-        self._tasks: set[asyncio.Task[None]] = set()
-        """Background releases of locks whose calls a request's budget cut."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        """Calls a request's budget cut, finishing on their own, and the background
+        releases of the locks they may hold."""
         self.lock_events: Callable[[str, float], None] = lambda outcome, waited: None
         """(outcome, seconds waited) of every acquire: for metrics."""
 
@@ -206,8 +213,8 @@ class SessionStore:
             except StoreUnavailable:
                 self._orphan(sid, owner)  # it may yet run in Redis, and take the lock
                 raise
-            except BudgetExhausted:
-                self._release_later(sid, owner)  # it may yet run in Redis, and take the lock
+            except BudgetExhausted as exc:
+                self._release_later(sid, owner, exc.pending)  # it may yet take the lock
                 raise
             fence, left_ms = int(answer[0]), int(answer[1])
             if fence:
@@ -242,8 +249,8 @@ class SessionStore:
             self._orphan(lease.sid, lease.owner)
             lease.released = True  # not ours to release any more: taken back later
             raise
-        except BudgetExhausted:
-            self._release_later(lease.sid, lease.owner)
+        except BudgetExhausted as exc:
+            self._release_later(lease.sid, lease.owner, exc.pending)
             lease.released = True
             raise
         code, v = int(answer[0]), int(answer[1])
@@ -264,8 +271,8 @@ class SessionStore:
                                                    args=[lease.fence, lease.owner]), "release")
         except StoreUnavailable:
             self._orphan(lease.sid, lease.owner)
-        except BudgetExhausted:
-            self._release_later(lease.sid, lease.owner)
+        except BudgetExhausted as exc:
+            self._release_later(lease.sid, lease.owner, exc.pending)
         except ServiceUnavailable:
             pass  # busy: the lease runs out by itself
 
@@ -276,15 +283,19 @@ class SessionStore:
         while len(self._orphans) > _ORPHANS_MAX:
             self._orphans.popitem(last=False)
 
-    def _release_later(self, sid: str, owner: str) -> None:
-        """A lock call of ours was cut by the request's budget: Redis answers, so release
-        the lock now, off the request (its budget is spent), by owner token."""
+    def _release_later(self, sid: str, owner: str, pending: asyncio.Future[Any] | None) -> None:
+        """A lock call of ours was cut by the request's budget: Redis answers, so once
+        the cut call is done (it may yet take the lock), release the lock off the
+        request (its budget is spent), by owner token."""
         self._orphan(sid, owner)
-        task = asyncio.create_task(self._release_orphan(sid, owner))
+        task = asyncio.create_task(self._release_orphan(sid, owner, pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _release_orphan(self, sid: str, owner: str) -> None:
+    async def _release_orphan(self, sid: str, owner: str,
+                              pending: asyncio.Future[Any] | None = None) -> None:
+        if pending is not None:
+            await asyncio.wait({pending})
         try:
             await self._call(lambda: self._release(keys=[self.key(sid)], args=[0, owner]),
                              "release")
@@ -309,12 +320,27 @@ class SessionStore:
 
     # ---------------------------------------------------------------- calls and health
     async def _call(self, command: Callable[[], Awaitable[T]], op: str = "ping") -> T:
-        """One Redis call, under the current request's budget if there is one."""
+        """One Redis call, under the current request's budget if there is one.
+
+        A call the budget cuts is not cancelled: the request stops waiting, and the
+        call finishes on its own (``BudgetExhausted.pending``), so its connection goes
+        back to the pool whole -- cancelling would close it, and on a slow Redis every
+        new connection costs round trips more (a probe then fails on them)."""
         budget = session_budget.current()
         if budget is None:
             return await self._run(command)
-        async with budget.spend(op):
-            return await self._run(command)
+        task: asyncio.Task[T] | None = None
+        try:
+            async with budget.spend(op):
+                task = asyncio.ensure_future(self._run(command))
+                return await asyncio.shield(task)
+        except BudgetExhausted as exc:
+            if task is not None:
+                exc.pending = task  # type: ignore[assignment]
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(_finished)
+            raise
 
     async def _run(self, command: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -105,7 +105,7 @@ class SessionSync(_Frozen):
     the monolith's session hook, waiting for the session's sync lock. Past it the
     request is refused with 503 + Retry-After, never served from a stale copy. The
     sync lock's lease is this plus a second."""
-    redis_budget_ms: Int = Field(300, gt=0, le=60_000)
+    redis_budget_ms: Int = Field(1000, gt=0, le=60_000)
     """The most one request may spend waiting on Redis for its session work, all round
     trips together (a slow Redis compounds over them, each under ``redis.timeout_ms``).
     Past it the request degrades as in an outage: served by the legacy node that
