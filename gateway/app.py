@@ -122,7 +122,8 @@ class Gateway:
         hook = LegacyHook(self.secrets.internal_token, profile, self.sampler.offer)
         minter = TokenMinter(cfg.tokens, self.keys)
         self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics, profile,
-                                    budget_s=budget_ms / 1000)
+                                    budget_s=budget_ms / 1000,
+                                    redis_budget_s=cfg.gateway.session_sync.redis_budget_ms / 1000)
         await self._first_health_check()
         await self.provider.start()
         self.decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)

@@ -13,6 +13,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from gateway.live_stats import LiveStats, Recorder
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_REDIS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
+                  0.75, 1.0, 2.0, 3.0)
 
 
 class Metrics:
@@ -65,6 +67,17 @@ class Metrics:
             "merging: unrecorded_push (an import of ours that landed unrecorded), "
             "unknown_import, revision_went_back, unreadable_base, unreadable_document.",
             ("kind",), registry=r)
+        self.budget_exhausted = Counter(
+            "strangler_session_budget_exhausted_total",
+            "Requests whose session work ran out of its Redis budget "
+            "(gateway.session_sync.redis_budget_ms), by what they were doing: before_legacy, "
+            "after_legacy, to_new. They were served as in an outage or refused.",
+            ("stage",), registry=r)
+        self.redis_time = Histogram(
+            "strangler_session_redis_seconds",
+            "Redis time of one answered request's session work (requests that made none "
+            "are left out): what gateway.session_sync.redis_budget_ms bounds.",
+            buckets=_REDIS_BUCKETS, registry=r)
         self.refusals = Counter(
             "strangler_session_refused_total",
             "Requests refused (503) to keep the session consistent, by why.", ("reason",),
@@ -172,6 +185,12 @@ class Metrics:
 
     def stale_detected(self, kind: str) -> None:
         self.stale.labels(kind).inc()
+
+    def session_budget_exhausted(self, stage: str) -> None:
+        self.budget_exhausted.labels(stage).inc()
+
+    def session_redis_time(self, seconds: float) -> None:
+        self.redis_time.observe(seconds)
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason).inc()

@@ -53,6 +53,7 @@ from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
 from gateway.session_bridge import LegacyPlan, SessionBridge, SessionUnbridgeable
+from gateway.session_budget import BudgetExhausted
 from gateway.session_store import StoreBusy, StoreUnavailable
 from gateway.settings import GatewaySection
 from gateway.shadow import Shadower
@@ -129,6 +130,7 @@ class Pipeline:
     # ------------------------------------------------------------ entry
     async def handle(self, request: web.Request, rid: str) -> web.StreamResponse:
         started = time.perf_counter()
+        self.bridge.begin()
         ex = await self._prepare(request, rid)
         try:
             decision = await self._decide(ex)
@@ -145,6 +147,7 @@ class Pipeline:
             raise
         response = await self._relay(ex, served)
         elapsed = time.perf_counter() - started
+        self.bridge.done()
         self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed,
                                      served.reason)
         log.request_line(ex.rid, route=ex.route.name, backend=served.backend.value,
@@ -281,6 +284,8 @@ class Pipeline:
                                                            ex.route.audience, ex.route.guests)
         except (StoreUnavailable, StoreBusy):
             return await self._fallback(ex, decision, "session_store_down", None)
+        except BudgetExhausted:  # as in an outage: legacy with proof, else 503
+            return await self._fallback(ex, decision, "session_budget", None)
         except ServiceUnavailable:  # a resync that could not finish: legacy may hold it
             return await self._fallback(ex, decision, "session_sync", None)
         except SessionUnbridgeable:

@@ -45,10 +45,11 @@ from dataclasses import dataclass, replace
 from adapters.claims import Identity
 from adapters.document import Document, SessionFormatError
 from adapters.profile import SessionProfile, SessionUnfit
-from gateway import log
+from gateway import log, session_budget
 from gateway.errors import ServiceUnavailable, UpstreamError
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
+from gateway.session_budget import BudgetExhausted, RedisBudget
 from gateway.session_store import (
     Lease,
     LockLost,
@@ -141,7 +142,10 @@ class Synced:
 class SessionBridge:
     def __init__(self, store: SessionStore, pool: LegacyPool, hook: LegacyHook,
                  minter: TokenMinter, metrics: Metrics, profile: SessionProfile,
-                 budget_s: float = 3.0) -> None:
+                 budget_s: float = 3.0, redis_budget_s: float | None = None) -> None:
+        """``budget_s``: one request's whole sync (wall clock); ``redis_budget_s``: the
+        Redis time of one request's session work (None: unbounded but by the client's
+        own timeouts)."""
         self.store = store
         self.profile = profile
         self.pool = pool
@@ -149,12 +153,26 @@ class SessionBridge:
         self.minter = minter
         self.metrics = metrics
         self.budget_s = budget_s
+        self.redis_budget_s = redis_budget_s
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._unfit: OrderedDict[str, float] = OrderedDict()
         """sid -> monotonic time until which the session is left to legacy unbridged."""
         self.known: OrderedDict[str, Known] = OrderedDict()
         self._touched: OrderedDict[str, float] = OrderedDict()
         """sid -> loop time a non-safe request to new last started or ended here."""
+
+    # ------------------------------------------------------------ the request's budget
+    def begin(self) -> None:
+        """A request starts: its session work gets a Redis budget of its own."""
+        if self.redis_budget_s is not None:
+            session_budget.begin(RedisBudget(self.redis_budget_s,
+                                             self.metrics.session_budget_exhausted))
+
+    def done(self) -> None:
+        """The request is answered: note the Redis time its session work took."""
+        budget = session_budget.current()
+        if budget is not None and budget.spent_s:
+            self.metrics.session_redis_time(budget.spent_s)
 
     # ------------------------------------------------------------ before legacy
     async def before_legacy(self, sid: str | None, hint: str | None, rid: str,
@@ -165,6 +183,7 @@ class SessionBridge:
             return LegacyPlan(self._pick(hint, None), None, None)
         if self._left_to_legacy(sid):
             return LegacyPlan(self._pick(hint, sid), sid, None, unfit=True)
+        session_budget.stage("before_legacy")
         known = self._proof(sid, sync)
         dirty = _dirty(sync, known)
         if known is not None and not dirty and safe:
@@ -178,6 +197,13 @@ class SessionBridge:
                 return LegacyPlan(self._pick(hint, sid), sid, None, unfit=True)
             except (StoreUnavailable, StoreBusy) as exc:
                 why = exc.code
+            except BudgetExhausted as exc:
+                why = exc.code
+                if not safe:
+                    # Redis answers (slowly), so new may have written since the proof was
+                    # made, through another process: a write reads the record or is
+                    # refused (docs/consistency.md, invariant 8). A read may use the proof.
+                    known = None
             except ServiceUnavailable as exc:
                 why = exc.reason if isinstance(exc, SessionUnavailable) else exc.code
         else:
@@ -369,6 +395,7 @@ class SessionBridge:
             self.known.pop(resp_sid, None)
         if not self.store.up:
             return self._ahead(resp_sid, plan.member, rev)
+        session_budget.stage("after_legacy")
         try:
             return await self._after(plan, resp_sid, rev, status, method, rid)
         except SessionFormatError as exc:
@@ -470,6 +497,7 @@ class SessionBridge:
             return None, None
         if self._left_to_legacy(sid):
             raise SessionUnbridgeable("session_unbridgeable")
+        session_budget.stage("to_new")
         try:
             return await self._token_for_new(sid, hint, rid, sync, audience, guests)
         except SessionFormatError as exc:

@@ -18,6 +18,13 @@ see ``adapters.store``. A lock whose acquire or release got no answer is
 remembered with its owner token and taken back by the next acquire for that
 session in this process (and released when Redis answers again), so a client
 is never made to wait on a lock its own earlier request left behind.
+
+Every call of a request runs under that request's Redis budget
+(``gateway.session_budget``): a call past it is cut (``BudgetExhausted``),
+which is neither an outage nor a reason to probe. A lock whose acquire, write
+or release was cut is remembered like one that got no answer, and released in
+the background (the lease ends it anyway), so the cut costs the request no
+further round trip and leaves nothing held.
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ from adapters.store import (
     session_key,
     sync_write_args,
 )
-from gateway import log
+from gateway import log, session_budget
 from gateway.errors import ServiceUnavailable
 from gateway.redis_client import RedisClient
+from gateway.session_budget import BudgetExhausted
 from gateway.session_sync import Intent
 
 _log = log.get("session_store")
@@ -132,6 +140,12 @@ class Lease:
     dropped (``v`` survives a drop), 0 when there was a document or no record at all."""
 
 
+def _finished(task: asyncio.Task[Any]) -> None:
+    """A cut call ended: nobody waits for its answer (its failure counted already)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def node_field(node: str, boot: str) -> str:
     return f"{node}@{boot}" if boot else node
 
@@ -171,6 +185,9 @@ class SessionStore:
         self._on_error = on_error
         self._orphans: OrderedDict[str, str] = OrderedDict()
         """sid -> owner token of a lock of ours whose acquire or release got no answer."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        """Calls a request's budget cut, finishing on their own, and the background
+        releases of the locks they may hold."""
         self.lock_events: Callable[[str, float], None] = lambda outcome, waited: None
         """(outcome, seconds waited) of every acquire: for metrics."""
 
@@ -183,7 +200,7 @@ class SessionStore:
 
     # ---------------------------------------------------------------- reads
     async def read(self, sid: str) -> Record | None:
-        raw = await self._call(lambda: self.redis.hmget(self.key(sid), FIELDS))
+        raw = await self._call(lambda: self.redis.hmget(self.key(sid), FIELDS), "read")
         return parse_record(sid, raw)
 
     # ---------------------------------------------------------------- the lock
@@ -198,9 +215,13 @@ class SessionStore:
             args = [self.lease_ms, self.ttl_s, owner, orphan]
             try:
                 answer = await self._call(
-                    lambda a=args: self._acquire(keys=[self.key(sid)], args=a))  # type: ignore[misc]
+                    lambda a=args: self._acquire(keys=[self.key(sid)], args=a),  # type: ignore[misc]
+                    "lock")
             except StoreUnavailable:
                 self._orphan(sid, owner)  # it may yet run in Redis, and take the lock
+                raise
+            except BudgetExhausted as exc:
+                self._release_later(sid, owner, exc.pending)  # it may yet take the lock
                 raise
             fence, left_ms = int(answer[0]), int(answer[1])
             if fence:
@@ -231,10 +252,15 @@ class SessionStore:
         args = sync_write_args(lease.fence, expected_v, self.ttl_s, bump=bump, set_lv=set_lv,
                                release=release, drop=drop, fields=stamped)
         try:
-            answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args))
+            answer = await self._call(lambda: self._sync(keys=[self.key(lease.sid)], args=args),
+                                      "write")
         except StoreUnavailable:
             self._orphan(lease.sid, lease.owner)
             lease.released = True  # not ours to release any more: taken back later
+            raise
+        except BudgetExhausted as exc:
+            self._release_later(lease.sid, lease.owner, exc.pending)
+            lease.released = True
             raise
         code, v = int(answer[0]), int(answer[1])
         if code < 0:
@@ -251,9 +277,11 @@ class SessionStore:
         lease.released = True
         try:
             await self._call(lambda: self._release(keys=[self.key(lease.sid)],
-                                                   args=[lease.fence, lease.owner]))
+                                                   args=[lease.fence, lease.owner]), "release")
         except StoreUnavailable:
             self._orphan(lease.sid, lease.owner)
+        except BudgetExhausted as exc:
+            self._release_later(lease.sid, lease.owner, exc.pending)
         except ServiceUnavailable:
             pass  # busy: the lease runs out by itself
 
@@ -263,6 +291,27 @@ class SessionStore:
         self._orphans.move_to_end(sid)
         while len(self._orphans) > _ORPHANS_MAX:
             self._orphans.popitem(last=False)
+
+    def _release_later(self, sid: str, owner: str, pending: asyncio.Future[Any] | None) -> None:
+        """A lock call of ours was cut by the request's budget: Redis answers, so once
+        the cut call is done (it may yet take the lock), release the lock off the
+        request (its budget is spent), by owner token."""
+        self._orphan(sid, owner)
+        task = asyncio.create_task(self._release_orphan(sid, owner, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release_orphan(self, sid: str, owner: str,
+                              pending: asyncio.Future[Any] | None = None) -> None:
+        if pending is not None:
+            await asyncio.wait({pending})
+        try:
+            await self._call(lambda: self._release(keys=[self.key(sid)], args=[0, owner]),
+                             "release")
+        except ServiceUnavailable:
+            return  # stays remembered: taken back by the next acquire, or after an outage
+        if self._orphans.get(sid) == owner:
+            del self._orphans[sid]
 
     async def release_orphans(self) -> int:
         """After Redis answers again: release every lock whose release got no answer."""
@@ -279,7 +328,30 @@ class SessionStore:
         return released
 
     # ---------------------------------------------------------------- calls and health
-    async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, command: Callable[[], Awaitable[T]], op: str = "ping") -> T:
+        """One Redis call, under the current request's budget if there is one.
+
+        A call the budget cuts is not cancelled: the request stops waiting, and the
+        call finishes on its own (``BudgetExhausted.pending``), so its connection goes
+        back to the pool whole -- cancelling would close it, and on a slow Redis every
+        new connection costs round trips more (a probe then fails on them)."""
+        budget = session_budget.current()
+        if budget is None:
+            return await self._run(command)
+        task: asyncio.Task[T] | None = None
+        try:
+            async with budget.spend(op):
+                task = asyncio.ensure_future(self._run(command))
+                return await asyncio.shield(task)
+        except BudgetExhausted as exc:
+            if task is not None:
+                exc.pending = task  # type: ignore[assignment]
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(_finished)
+            raise
+
+    async def _run(self, command: Callable[[], Awaitable[T]]) -> T:
         try:
             async with asyncio.timeout(self._pool_wait):
                 await self._slots.acquire()
@@ -348,3 +420,5 @@ class SessionStore:
     async def stop(self) -> None:
         if self._probe is not None:
             self._probe.cancel()
+        for task in list(self._tasks):
+            task.cancel()

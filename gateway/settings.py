@@ -117,6 +117,19 @@ class SessionSync(_Frozen):
     the monolith's session hook, waiting for the session's sync lock. Past it the
     request is refused with 503 + Retry-After, never served from a stale copy. The
     sync lock's lease is this plus a second."""
+    redis_budget_ms: Int = Field(1000, gt=0, le=60_000)
+    """The most one request may spend waiting on Redis for its session work, all round
+    trips together (a slow Redis compounds over them, each under ``redis.timeout_ms``).
+    Past it the request degrades as in an outage: served by the legacy node that
+    provably holds the session's latest state, a legacy answer stands with its node
+    marked ahead, otherwise 503 + Retry-After."""
+
+    @model_validator(mode="after")
+    def _redis_within_sync(self) -> SessionSync:
+        if self.redis_budget_ms > self.budget_ms:
+            raise ValueError(f"redis_budget_ms ({self.redis_budget_ms}) must not exceed "
+                             f"budget_ms ({self.budget_ms}): the sync's budget includes it")
+        return self
 
 
 def _host_entry(entry: str) -> str:
