@@ -98,7 +98,8 @@ class Shoppers:
 @contextlib.asynccontextmanager
 async def chromium_page() -> AsyncIterator[Page]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("headless Chromium is needed: apt-get install -y chromium (make prereqs does it)")
+        pytest.fail("headless Chromium is needed: apt-get install -y chromium "
+                    "(make prereqs does it)")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                            headless=True)
