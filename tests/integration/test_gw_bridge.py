@@ -72,7 +72,7 @@ class World:
     async def login_on(self, node: str, username: str = "alice") -> str:
         async with self.http.post(f"{self.node_url(node)}/login",
                                   json={"username": username, "password": "wonderland"}) as r:
-            assert r.status == 200
+            assert r.status == 200, f"login as {username} on {node} failed: {await r.text()}"
             return r.cookies["shop_session"].value
 
     async def on_node(self, node: str, method: str, path: str, sid: str,
