@@ -78,8 +78,8 @@ async def test_a_checkout_with_key_whose_answer_was_lost_is_one_order(faulted: F
                                                                       fault: Fault) -> None:
     stack, proxy = faulted.stack, faulted.proxy
     async with ShopUser(stack.url()) as user:
-        await user.login("alice")
-        await user.add(3, 2)
+        await user.must_login("alice")
+        await user.must_add(3, 2)
         assert (await faulted.admin.set_route("checkout", "new")).status == 200
 
         # new commits the order; its answer is lost, or outlasts the gateway's timeout
@@ -114,9 +114,9 @@ async def test_a_keyed_checkout_whose_answer_was_lost_is_not_replayed_unless_the
         faulted: Faulted) -> None:
     stack, proxy = faulted.stack, faulted.proxy
     async with ShopUser(stack.url()) as user:
-        await user.login("alice")
-        await user.add(3, 1)
-        await faulted.admin.set_route("checkout", "new")
+        await user.must_login("alice")
+        await user.must_add(3, 1)
+        await faulted.admin.must_set_route("checkout", "new")
 
         await proxy.set(Mode.FORWARD_THEN_RESET)
         lost = await user.checkout(key="lost-answer-2")
@@ -137,9 +137,9 @@ async def test_a_checkout_without_key_whose_answer_was_lost_is_not_placed_twice(
         faulted: Faulted) -> None:
     stack, proxy = faulted.stack, faulted.proxy
     async with ShopUser(stack.url()) as user:
-        await user.login("bob")
-        await user.add(6, 1)
-        await faulted.admin.set_route("checkout", "new")
+        await user.must_login("bob")
+        await user.must_add(6, 1)
+        await faulted.admin.must_set_route("checkout", "new")
 
         await proxy.set(Mode.FORWARD_THEN_RESET)
         reply = await user.checkout()
@@ -161,10 +161,10 @@ async def test_a_cart_read_that_fails_on_new_is_answered_by_legacy_with_the_same
         faulted: Faulted) -> None:
     stack, proxy = faulted.stack, faulted.proxy
     async with ShopUser(stack.url()) as user:
-        await user.login("carol")
-        await user.add(1, 1)
-        await user.add(4, 2)
-        await faulted.admin.set_route("cart", "new")
+        await user.must_login("carol")
+        await user.must_add(1, 1)
+        await user.must_add(4, 2)
+        await faulted.admin.must_set_route("cart", "new")
         assert (await user.cart()).backend == "new"
 
         await proxy.set(Mode.RESET_BEFORE_RESPONSE)
@@ -177,9 +177,9 @@ async def test_a_cart_read_that_fails_on_new_is_answered_by_legacy_with_the_same
 async def test_a_cart_add_whose_answer_was_lost_is_applied_once(faulted: Faulted) -> None:
     stack, proxy = faulted.stack, faulted.proxy
     async with ShopUser(stack.url()) as user:
-        await user.login("dave")
-        await user.add(2, 1)
-        await faulted.admin.set_route("cart", "new")
+        await user.must_login("dave")
+        await user.must_add(2, 1)
+        await faulted.admin.must_set_route("cart", "new")
 
         await proxy.set(Mode.FORWARD_THEN_RESET)
         lost = await user.add(5, 1)
@@ -188,6 +188,6 @@ async def test_a_cart_add_whose_answer_was_lost_is_applied_once(faulted: Faulted
         await proxy.set(Mode.PASS)
         on_new = await user.cart()
         assert on_new.backend == "new" and cart_lines(on_new) == {2: 1, 5: 1}
-        await faulted.admin.set_route("cart", "legacy")
+        await faulted.admin.must_set_route("cart", "legacy")
         on_legacy = await user.cart()
         assert on_legacy.backend == "legacy" and cart_lines(on_legacy) == {2: 1, 5: 1}

@@ -29,6 +29,7 @@ from adapters.claims import Identity, session_claims
 from adapters.handles import session_handle
 from adapters.wire import IDENTITY_HEADER, SESSION_COOKIE
 from gateway.settings import TokensSection
+from tests.support.checks import expect
 from tests.support.shop import Admin, Reply
 from tests.support.stack import Stack
 
@@ -127,7 +128,7 @@ async def _fixation_round(stack: Stack, backend: str) -> None:
         assert (await attacker.call("GET", "/api/cart")).status == 401
     # 2. The attacker plants their own live session (bob's); the victim logs in as alice.
     async with Client(url) as bob:
-        await bob.login("bob")
+        expect(await bob.login("bob"), 200, "login as bob")
         bobs = bob.sid
     assert bobs is not None
     async with Client(url, cookies={SESSION_COOKIE: bobs}) as victim:
@@ -228,10 +229,10 @@ async def test_forged_tokens_are_refused_by_new_and_never_honoured_through_the_g
     for route in ("auth", "cart"):
         assert (await admin.set_route(route, "new")).status == 200
     async with Client(stack.url()) as alice, Client(stack.url()) as bob:
-        assert (await alice.login("alice")).backend == "new"
-        await bob.login("bob")
-        uid = (await alice.me()).body["user"]["id"]
-        bob_uid = (await bob.me()).body["user"]["id"]
+        assert expect(await alice.login("alice"), 200, "login as alice").backend == "new"
+        expect(await bob.login("bob"), 200, "login as bob")
+        uid = expect(await alice.me(), 200, "alice's /api/me").body["user"]["id"]
+        bob_uid = expect(await bob.me(), 200, "bob's /api/me").body["user"]["id"]
         assert alice.sid is not None
         sid = session_handle(stack.session_key.encode(), alice.sid)  # what tokens name
         cfg = TokensSection()

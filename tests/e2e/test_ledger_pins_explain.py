@@ -9,6 +9,7 @@ import secrets
 
 import pytest
 
+from tests.support.checks import expect
 from tests.support.shop import Admin, ShopUser
 from tests.support.stack import DEFAULT_ROUTES, Stack
 
@@ -45,7 +46,7 @@ async def test_the_ledger_says_who_moved_what_when_and_why(stack: Stack) -> None
     assert (await ops.kill(True)).status == 200
     assert (await ops.kill(False)).status == 200
 
-    history = stack.cli("flags", "history", "cart")
+    history = stack.must_cli("flags", "history", "cart")
     assert history.returncode == 0, history.stderr
     lines = history.stdout.strip().splitlines()
     assert "kill switch off" in lines[0] and "alice-ops via admin-api" in lines[0]
@@ -55,7 +56,8 @@ async def test_the_ledger_says_who_moved_what_when_and_why(stack: Stack) -> None
     assert "cart: legacy -> canary 20% (with checkout)" in lines[3]
     assert "alice-ops" in lines[3] and "first 20%" in lines[3]
 
-    api = (await ops._call("GET", "/api/ledger?route=checkout&limit=10", auth=False)).body
+    api = expect(await ops._call("GET", "/api/ledger?route=checkout&limit=10", auth=False),
+                 200, "reading the ledger").body
     checkout = [e for e in api["entries"] if e["route"] == "checkout"]
     assert [(e["from_stage"], e["to_stage"], e["actor"]) for e in checkout][:2] == [
         ("canary", "new", checkout[0]["actor"]), ("legacy", "canary", "alice-ops")]
@@ -79,7 +81,7 @@ async def test_pinned_sessions_stay_on_new_until_the_route_goes_back_to_legacy(
                 for i, u in enumerate(users[batch:batch + 4])))
             for reply in replies:
                 assert reply.status == 200, f"a login failed: {reply.status} {reply.body}"
-        await admin.set_route("cart", "canary", 50)
+        await admin.must_set_route("cart", "canary", 50)
         carts = [await u.cart() for u in users]
         assert all(c.status == 200 for c in carts), [(c.status, c.body) for c in carts]
         first = [c.backend for c in carts]
@@ -90,7 +92,7 @@ async def test_pinned_sessions_stay_on_new_until_the_route_goes_back_to_legacy(
         assert after == first, "pinned sessions stayed on new; the rest stayed on legacy"
         back = await admin.set_route("cart", "legacy")
         assert back.body["pins_cleared"]["cart"] == first.count("new")
-        await admin.set_route("cart", "canary", 10)
+        await admin.must_set_route("cart", "canary", 10)
         again = [(await u.cart()).backend for u in users]
         assert again.count("new") < first.count("new"), "pins were cleared on rollback"
         # at 10% only buckets 1..10 are in: all of them were in at 50% too
@@ -101,12 +103,11 @@ async def test_pinned_sessions_stay_on_new_until_the_route_goes_back_to_legacy(
 
 @pytest.mark.parametrize("stack", [STACK], indirect=True)
 async def test_explain_agrees_with_what_the_gateway_does(stack: Stack, admin: Admin) -> None:
-    await admin.set_route("cart", "canary", 30)
+    await admin.must_set_route("cart", "canary", 30)
     users = [ShopUser(stack.url()) for _ in range(12)]
     try:
         for i, u in enumerate(users):
-            login = await u.login(("alice", "bob")[i % 2])
-            assert login.status == 200, f"login failed: {login.status} {login.body}"
+            await u.must_login(("alice", "bob")[i % 2])
         for u in users:
             served = await u.cart()
             assert served.status == 200, (served.status, served.body)
@@ -139,14 +140,14 @@ async def test_explain_agrees_with_what_the_gateway_does(stack: Stack, admin: Ad
             assert (await v.cart()).backend == served.backend, "a cid keeps its side"
     finally:
         await asyncio.gather(*(v.close() for v in visitors))
-    anonymous = stack.cli("explain", "GET", "/api/cart")
+    anonymous = stack.must_cli("explain", "GET", "/api/cart")
     assert "=> depends on the cid it gets (canary_unbucketed)" in anonymous.stdout
 
-    await admin.kill(True)
-    text = stack.cli("explain", "GET", "/api/cart")
+    await admin.must_kill(True)
+    text = stack.must_cli("explain", "GET", "/api/cart")
     assert "kill switch is ON" in text.stdout and "=> legacy (kill_switch)" in text.stdout
-    await admin.kill(False)
-    tricky = stack.cli("explain", "GET", "/api/cart/%2e%2e/%2e%2e/admin")
+    await admin.must_kill(False)
+    tricky = stack.must_cli("explain", "GET", "/api/cart/%2e%2e/%2e%2e/admin")
     assert "canonical path: /admin" in tricky.stdout and "route: default" in tricky.stdout
-    refused = stack.cli("explain", "GET", "/api/%2Fetc")
+    refused = stack.must_cli("explain", "GET", "/api/%2Fetc")
     assert "refused before routing" in refused.stdout

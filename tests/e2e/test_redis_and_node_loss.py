@@ -50,7 +50,7 @@ async def test_redis_hangs_sessions_legacy_holds_keep_working_the_rest_wait(
         added = await on_legacy.add(5, 1)
         assert added.status == 200 and added.backend == "legacy"
         assert (await admin.set_route("cart", "new")).status == 200
-        assert (await on_new.add(3, 1)).backend == "new"  # only in Redis so far
+        assert (await on_new.must_add(3, 1)).backend == "new"  # only in Redis so far
 
         private_redis.pause()
         await await_until(lambda: _eq(_store(admin), "down"), timeout=10,
@@ -75,7 +75,7 @@ async def test_redis_hangs_sessions_legacy_holds_keep_working_the_rest_wait(
         assert back.backend == "new" and cart_lines(back) == {5: 1, 6: 2, 8: 1}, \
             "what legacy did during the outage reached the store before new read it"
         assert cart_lines(await on_new.cart()) == {3: 1}
-        await admin.set_route("cart", "legacy")
+        await admin.must_set_route("cart", "legacy")
         assert cart_lines(await on_legacy.cart()) == {5: 1, 6: 2, 8: 1}
         assert cart_lines(await on_new.cart()) == {3: 1}
 
@@ -83,8 +83,8 @@ async def test_redis_hangs_sessions_legacy_holds_keep_working_the_rest_wait(
 async def test_redis_restarted_empty_users_are_re_migrated_from_their_nodes(
         stack: Stack, admin: Admin, private_redis: PrivateRedis) -> None:
     async with ShopUser(stack.url()) as user:
-        await user.login("bob")
-        await user.add(8, 2)  # on legacy (cart starts at legacy)
+        await user.must_login("bob")
+        await user.must_add(8, 2)  # on legacy (cart starts at legacy)
         private_redis.stop()
         private_redis.start()  # no persistence: every record and flag is gone
         await await_until(lambda: _eq(_status(admin), "ready"), timeout=15,
@@ -99,8 +99,8 @@ async def test_redis_restarted_empty_users_are_re_migrated_from_their_nodes(
 
 async def test_a_restarted_legacy_node_gets_its_sessions_back_from_redis(stack: Stack) -> None:
     async with ShopUser(stack.url()) as user:
-        await user.login("carol")
-        node = (await user.add(11, 1)).upstream
+        await user.must_login("carol")
+        node = (await user.must_add(11, 1)).upstream
         assert node in stack.legacy
         stack.legacy[node].restart()  # same port, empty memory, new boot id
         cart = await user.cart()

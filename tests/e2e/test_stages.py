@@ -27,14 +27,14 @@ async def _metric(stack: Stack, name: str, **labels: str) -> float:
 
 async def test_shadow_serves_legacy_and_compares_safe_requests_with_new(stack: Stack,
                                                                         admin: Admin) -> None:
-    await admin.set_route("catalog", "shadow")
-    await admin.set_route("cart", "shadow")
+    await admin.must_set_route("catalog", "shadow")
+    await admin.must_set_route("cart", "shadow")
     async with ShopUser(stack.url()) as user:
-        await user.login()
+        await user.must_login()
         for _ in range(5):
             reply = await user.products()
             assert reply.status == 200 and reply.backend == "legacy"
-        added = await user.add(3, 1)
+        added = await user.must_add(3, 1)
         assert added.backend == "legacy"
         assert (await user.cart()).backend == "legacy"
 
@@ -58,7 +58,7 @@ async def _at_least(stack: Stack, route: str, n: int) -> bool:
 
 
 async def test_complete_routes_never_fall_back_to_legacy(stack: Stack, admin: Admin) -> None:
-    await admin.set_route("catalog", "complete")
+    await admin.must_set_route("catalog", "complete")
     async with ShopUser(stack.url()) as user:
         assert (await user.products()).backend == "new"
         for proc in stack.new.values():
@@ -72,10 +72,10 @@ async def test_complete_routes_never_fall_back_to_legacy(stack: Stack, admin: Ad
 async def test_kill_switch_sends_every_route_to_legacy_and_back(stack: Stack,
                                                                 admin: Admin) -> None:
     for route in ("catalog", "cart", "auth"):
-        await admin.set_route(route, "new")
+        await admin.must_set_route(route, "new")
     async with ShopUser(stack.url()) as user:
-        await user.login()
-        await user.add(4, 2)
+        await user.must_login()
+        await user.must_add(4, 2)
         assert (await user.cart()).backend == "new"
         assert (await admin.kill(True)).status == 200
         for reply in (await user.cart(), await user.products(), await user.me()):

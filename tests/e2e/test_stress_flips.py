@@ -200,10 +200,10 @@ async def _shop_while_flipping(stack: Stack, admin: Admin) -> None:
         await asyncio.gather(*(shop(s) for s in shoppers))
         stop.set()
         flipped = await flips
-        await admin.set_route("cart", "legacy")
+        await admin.must_set_route("cart", "legacy")
         for s in shoppers:
             s.expect_cart("final look on legacy", await s.user.cart())
-        await admin.set_route("cart", "new")
+        await admin.must_set_route("cart", "new")
         for s in shoppers:
             s.expect_cart("final look on new", await s.user.cart())
     finally:

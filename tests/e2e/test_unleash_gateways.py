@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.checks import expect
 from tests.support.net import await_until
 from tests.support.shop import Admin, ShopUser, cart_lines
 from tests.support.stack import DEFAULT_ROUTES, Stack
@@ -103,7 +104,8 @@ async def test_both_gateways_follow_a_flip_made_with_the_cli_and_keep_the_cart(
                               what="the kill switch at gateway 0")
             assert cart_lines(await alice.cart()) == {3: 2}
         finally:
-            await admin.kill(False)
+            released = await admin.kill(False)
+        expect(released, 200, "releasing the kill switch")
         await await_until(lambda: _cart_from(alice, "new"), timeout=DEADLINE_S,
                           what="kill switch released at gateway 0")
 

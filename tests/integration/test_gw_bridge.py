@@ -72,7 +72,7 @@ class World:
     async def login_on(self, node: str, username: str = "alice") -> str:
         async with self.http.post(f"{self.node_url(node)}/login",
                                   json={"username": username, "password": "wonderland"}) as r:
-            assert r.status == 200
+            assert r.status == 200, f"login as {username} on {node} failed: {await r.text()}"
             return r.cookies["shop_session"].value
 
     async def on_node(self, node: str, method: str, path: str, sid: str,
@@ -80,6 +80,12 @@ class World:
         async with self.http.request(method, self.node_url(node) + path, json=body,
                                      cookies={"shop_session": sid}) as r:
             return r.status, await r.json(), CIMultiDict(r.headers)
+
+    async def add_on_node(self, node: str, sid: str, product_id: int, qty: int) -> None:
+        """A cart add on a node, made to prepare a state: a failure fails the test here."""
+        status, body, _ = await self.on_node(node, "POST", "/api/cart/items", sid,
+                                             {"product_id": product_id, "qty": qty})
+        assert status == 200, f"adding product {product_id} on {node} failed: {status} {body}"
 
     async def node_cart(self, node: str, sid: str) -> dict[int, int]:
         status, body, _ = await self.on_node(node, "GET", "/api/cart", sid)
@@ -136,7 +142,7 @@ async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token:
 
 async def test_first_sight_pulls_the_session_from_its_node(world: World) -> None:
     sid = await world.login_on("a")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 2})
+    await world.add_on_node("a", sid, 4, 2)
     plan = await world.bridge.before_legacy(sid, hint="a", rid="t")
     assert plan.member.id == "a"
     rec = await world.record(sid)
@@ -174,7 +180,7 @@ async def test_a_change_on_legacy_is_pulled_before_the_response(world: World) ->
 
 async def test_concurrent_changes_on_both_sides_are_merged_not_lost(world: World) -> None:
     sid = await world.login_on("a")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 1, "qty": 1})
+    await world.add_on_node("a", sid, 1, 1)
     plan = await world.bridge.before_legacy(sid, "a", "t")
     # new adds product 5 while a legacy request adds more of product 1
     await world.new_writes(sid, lambda d: d.with_item(5, 2))
@@ -190,7 +196,7 @@ async def test_concurrent_changes_on_both_sides_are_merged_not_lost(world: World
 
 async def test_a_dead_node_s_sessions_are_rehydrated_on_another(world: World) -> None:
     sid = await world.login_on("a", "bob")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 9, "qty": 1})
+    await world.add_on_node("a", sid, 9, 1)
     await world.bridge.before_legacy(sid, "a", "t")
     await world.servers["a"].close()
     world.pool.mark_down("a", "test")
@@ -205,8 +211,9 @@ async def test_a_dead_node_s_sessions_are_rehydrated_on_another(world: World) ->
 async def test_a_node_that_forgot_the_session_is_refilled_and_asked_again(world: World) -> None:
     sid = await world.login_on("a", "carol")
     plan = await world.bridge.before_legacy(sid, "a", "t")
-    await world.http.delete(f"{world.node_url('a')}/_internal/sessions/{sid}",
-                            headers={"X-Internal-Token": world.token})
+    async with world.http.delete(f"{world.node_url('a')}/_internal/sessions/{sid}",
+                                 headers={"X-Internal-Token": world.token}) as forgot:
+        assert forgot.status == 204, f"the node kept the session: {await forgot.text()}"
     status, _, headers = await world.on_node("a", "GET", "/api/cart", sid)
     assert status == 401 and headers[SESSION_REV_HEADER] == "0"
     assert (await world.bridge.after_legacy(plan, status, "GET", headers, "t")).retry
@@ -395,7 +402,7 @@ async def test_a_checkout_on_new_beside_an_add_on_legacy_reaches_legacy(world: W
     Redis between legacy's answer and the pull. The merge keeps both, and the node
     gets the merged cart before it serves the session again."""
     sid = await world.login_on("a")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 6})
+    await world.add_on_node("a", sid, 4, 6)
     plan = await world.bridge.before_legacy(sid, "a", "t")
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
                                              {"product_id": 9, "qty": 2})
@@ -415,7 +422,7 @@ async def test_a_write_on_new_between_export_and_record_is_merged_and_pushed_lat
     export, before the record write): the pull's first write loses its compare-and-set,
     merges again, and must not leave this process believing legacy holds the result."""
     sid = await world.login_on("a")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 6})
+    await world.add_on_node("a", sid, 4, 6)
     plan = await world.bridge.before_legacy(sid, "a", "t")
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
                                              {"product_id": 9, "qty": 2})
@@ -466,7 +473,7 @@ async def test_two_tabs_a_write_on_new_during_a_legacy_pull_is_never_hidden(
     the pull learnt began before new's write ended: it must not make the next read skip
     the record (it would show the ordered items still in the cart)."""
     sid = await world.login_on("a")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 4, "qty": 6})
+    await world.add_on_node("a", sid, 4, 6)
     first = await world.bridge.before_legacy(sid, "a", "t")
     plan = await world.bridge.before_legacy(sid, "a", "t", first.sync_cookie)
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
@@ -504,7 +511,7 @@ async def test_a_node_that_dies_between_its_answer_and_the_pull_is_an_unknown_ou
     """The node made the change and died before the gateway could pull it: the change
     is gone with it, so the client must not be told it was made."""
     sid = await world.login_on("a")
-    await world.on_node("a", "POST", "/api/cart/items", sid, {"product_id": 1, "qty": 1})
+    await world.add_on_node("a", sid, 1, 1)
     plan = await world.bridge.before_legacy(sid, "a", "t")
     status, _, headers = await world.on_node("a", "POST", "/api/cart/items", sid,
                                              {"product_id": 2, "qty": 1})

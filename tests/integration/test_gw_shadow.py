@@ -197,7 +197,7 @@ async def test_a_timestamp_that_changes_on_every_call_is_learned_as_noise(
     lane.config = lane.config.model_copy(update={"noise_sample_rate": 0.0})
     asked = len(rig.legacy.requests("/api/clock"))
     for _ in range(3):
-        await rig.get("/api/clock")
+        assert (await rig.get("/api/clock")).status == 200
     report = await rig.settled("clock", 7)
     assert len(rig.legacy.requests("/api/clock")) == asked + 3
     assert (report["compared"], report["inconsistent"]) == (7, 0)
@@ -240,7 +240,7 @@ async def test_a_real_price_difference_is_counted_and_logged_with_its_path(
 async def test_an_ignored_path_is_not_counted(make_rig: RigFactory) -> None:
     rig = await make_rig()
     for _ in range(2):
-        await rig.get("/api/meta")
+        assert (await rig.get("/api/meta")).status == 200
     report = await rig.settled("meta", 2)
     assert (report["compared"], report["inconsistent"]) == (2, 0)
     assert report["rules"]["ignore_paths"] == ["/**/build"]
@@ -253,8 +253,8 @@ async def test_non_idempotent_requests_are_never_shadowed(make_rig: RigFactory) 
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         resp = await rig.get("/api/price", method=method)
         assert resp.status == 200 and resp.headers["X-Strangler-Backend"] == "legacy:a"
-    await rig.get("/api/price", method="HEAD")
-    await rig.get("/api/price")
+    assert (await rig.get("/api/price", method="HEAD")).status == 200
+    assert (await rig.get("/api/price")).status == 200
     report = await rig.settled("price", 2)
     assert sorted(s.method for s in rig.new.seen) == ["GET", "HEAD"]
     assert sorted(s.method for s in rig.legacy.seen if SHADOW_HEADER in s.headers) == [
@@ -309,8 +309,9 @@ async def test_a_streamed_legacy_answer_is_skipped_and_counted(make_rig: RigFact
 
 async def test_tokens_and_cookies_are_compared_but_never_stored(make_rig: RigFactory) -> None:
     rig = await make_rig()
-    await rig.get("/api/secret", headers={"Cookie": "client=CLIENT-COOKIE-VALUE",
-                                          "Authorization": "Bearer CLIENT-BEARER-VALUE"})
+    secret = await rig.get("/api/secret", headers={"Cookie": "client=CLIENT-COOKIE-VALUE",
+                                                   "Authorization": "Bearer CLIENT-BEARER-VALUE"})
+    assert secret.status == 200
     report = await rig.settled("secret", 1)
     assert report["inconsistent"] == 1
     [entry] = report["diff_log"]["entries"]

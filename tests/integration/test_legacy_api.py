@@ -76,7 +76,7 @@ async def test_whole_flow(shop: Client) -> None:
     assert first["items"] == cart["items"] and TIMESTAMP.fullmatch(first["created_at"])
     assert (await _json(await shop.get("/api/cart"), 200))["items"] == []
 
-    await shop.post("/api/cart/items", json={"product_id": 12, "qty": 1})
+    await _json(await shop.post("/api/cart/items", json={"product_id": 12, "qty": 1}), 200)
     second = (await _json(await shop.post("/api/checkout"), 201))["order"]
     assert second["id"] > first["id"]
     orders = await _json(await shop.get("/api/orders"), 200)
@@ -93,7 +93,7 @@ async def test_whole_flow(shop: Client) -> None:
 
 async def test_orders_are_per_user(shop: Client, aiohttp_client: Any) -> None:
     await log_in(shop, "alice")
-    await shop.post("/api/cart/items", json={"product_id": 2, "qty": 1})
+    await _json(await shop.post("/api/cart/items", json={"product_id": 2, "qty": 1}), 200)
     await _json(await shop.post("/api/checkout"), 201)
     bob: Client = await aiohttp_client(shop.server)
     await log_in(bob, "bob")

@@ -15,6 +15,7 @@ from adapters.profile import build
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from legacy_shop.testing import cookie, log_in
+from tests.support.checks import expect_response
 
 Client = TestClient[Any, Any]
 SID, REV, NODE = wire.SESSION_ID_HEADER, wire.SESSION_REV_HEADER, wire.NODE_HEADER
@@ -57,7 +58,7 @@ async def test_revision_headers_follow_the_session(shop: Client) -> None:
     assert _stamp(await shop.get("/"))[1] == "3"
     resp = await shop.post("/api/cart/items", json={"product_id": 99, "qty": 1})
     assert resp.status == 404 and _stamp(resp) == (sid, "3", "n1")  # errors are stamped too
-    await shop.post("/api/checkout")
+    await expect_response(await shop.post("/api/checkout"), 201, "checkout")
     assert _stamp(await shop.get("/api/cart"))[1] == "4"  # the order emptied the basket
     resp = await shop.post("/logout")
     assert _stamp(resp) == (sid, "0", "n1")
@@ -85,7 +86,8 @@ async def test_failed_login_with_a_cookie_keeps_the_session(shop: Client) -> Non
 
 async def test_export(shop: Client, auth: dict[str, str]) -> None:
     sid = await log_in(shop, "alice")
-    await shop.post("/api/cart/items", json={"product_id": 5, "qty": 2})
+    await expect_response(await shop.post("/api/cart/items", json={"product_id": 5, "qty": 2}),
+                          200, "adding product 5")
     resp = await shop.get(_path(sid), headers=auth)
     body = await resp.json()
     assert resp.status == 200 and "Set-Cookie" not in resp.headers
@@ -189,7 +191,8 @@ async def test_import_is_compare_and_set(shop: Client, auth: dict[str, str]) -> 
     assert await put(3, 1, "q" * 43) == (409, {"revision": 0, "fenced": False})
     assert await put(0, 1, "q" * 43) == (200, {"revision": 1})
     # The API's own change is seen by the next compare-and-set.
-    await shop.post("/api/cart/items", json={"product_id": 1, "qty": 1})
+    await expect_response(await shop.post("/api/cart/items", json={"product_id": 1, "qty": 1}),
+                          200, "adding product 1")
     assert await put(4, 1) == (409, {"revision": 5, "fenced": False})
 
 
@@ -232,7 +235,7 @@ async def test_delete(shop: Client, auth: dict[str, str]) -> None:
 
 async def test_logged_out_session_is_gone(shop: Client, auth: dict[str, str]) -> None:
     sid = await log_in(shop, "dave")
-    await shop.post("/logout")
+    await expect_response(await shop.post("/logout"), 200, "logout")
     assert (await shop.get(_path(sid), headers=auth)).status == 404
 
 

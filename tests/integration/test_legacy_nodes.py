@@ -11,6 +11,7 @@ from adapters import wire
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from legacy_shop.testing import cookie, log_in
+from tests.support.checks import expect_response
 
 Client = TestClient[Any, Any]
 
@@ -35,7 +36,8 @@ async def test_each_node_says_who_it_is(nodes: tuple[Client, Client]) -> None:
 async def test_sessions_stay_on_their_node(nodes: tuple[Client, Client]) -> None:
     a, b = nodes
     sid = await log_in(a, "alice")
-    await a.post("/api/cart/items", json={"product_id": 1, "qty": 1})
+    await expect_response(await a.post("/api/cart/items", json={"product_id": 1, "qty": 1}),
+                          200, "adding product 1 on a")
     resp = await b.get("/api/cart", headers=cookie(sid))
     assert resp.status == 401
     assert resp.headers[wire.SESSION_REV_HEADER] == "0" and resp.headers[wire.NODE_HEADER] == "b"
@@ -44,8 +46,10 @@ async def test_sessions_stay_on_their_node(nodes: tuple[Client, Client]) -> None
 async def test_orders_are_shared(nodes: tuple[Client, Client]) -> None:
     a, b = nodes
     await log_in(a, "bob")
-    await a.post("/api/cart/items", json={"product_id": 6, "qty": 2})
-    placed = await (await a.post("/api/checkout")).json()
+    await expect_response(await a.post("/api/cart/items", json={"product_id": 6, "qty": 2}),
+                          200, "adding product 6 on a")
+    placed = await (await expect_response(await a.post("/api/checkout"), 201,
+                                          "checkout on a")).json()
     await log_in(b, "bob")
     assert await (await b.get("/api/orders")).json() == {"orders": [placed["order"]]}
 
@@ -57,9 +61,11 @@ async def test_a_session_moves_through_the_internal_endpoints(
     a, b = nodes
     auth = {wire.INTERNAL_TOKEN_HEADER: internal_token}
     sid = await log_in(a, "carol")
-    await a.post("/api/cart/items", json={"product_id": 10, "qty": 3})
+    await expect_response(await a.post("/api/cart/items", json={"product_id": 10, "qty": 3}),
+                          200, "adding product 10 on a")
     path = wire.INTERNAL_SESSIONS_PATH.format(sid=sid)
-    exported = await (await a.get(path, headers=auth)).json()
+    exported = await (await expect_response(await a.get(path, headers=auth), 200,
+                                            "the export from a")).json()
     resp = await b.put(path, headers=auth,
                        json={"data": exported["data"], "expected_revision": 0})
     assert resp.status == 200 and await resp.json() == {"revision": 1}

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from legacy_shop.testing import log_in
+from tests.support.checks import expect_response
 
 Client = TestClient[Any, Any]
 
@@ -66,7 +67,8 @@ async def test_shopping_through_the_forms(shop: Client) -> None:
 
 async def test_remove_through_the_form(shop: Client) -> None:
     await log_in(shop, "bob")
-    await shop.post("/api/cart/items", json={"product_id": 3, "qty": 1})
+    await expect_response(await shop.post("/api/cart/items", json={"product_id": 3, "qty": 1}),
+                          200, "adding product 3")
     page = await _page(shop)
     resp = await shop.post("/ui/cart/remove", data=_form(page, "/ui/cart/remove"),
                            allow_redirects=False)

@@ -225,8 +225,8 @@ async def test_cart_flow(client: Client, keypair: KeyPair) -> None:
     assert await shopper.call("GET", "/api/me") == (200, {"user": {"id": 1, "username": "alice"}})
     assert await shopper.call("GET", "/api/cart") == (
         200, {"items": [], "count": 0, "total": "0.00"})
-    await shopper.call("POST", "/api/cart/items", json={"product_id": 3, "qty": 1})
-    await shopper.call("POST", "/api/cart/items", json={"product_id": 1, "qty": 2})
+    await add(shopper, 3, 1)
+    await add(shopper, 1, 2)
     status, cart = await shopper.call("POST", "/api/cart/items", json={"product_id": 1, "qty": 1})
     assert status == 200
     assert cart == {"items": [
@@ -274,8 +274,8 @@ async def test_qty_bounds_are_inclusive(client: Client, keypair: KeyPair) -> Non
 
 # ---------------------------------------------------------------- checkout / orders
 async def add(shopper: Shopper, product_id: int, qty: int) -> None:
-    body = {"product_id": product_id, "qty": qty}
-    assert (await shopper.call("POST", "/api/cart/items", json=body))[0] == 200
+    await shopper.must_call("POST", "/api/cart/items",
+                            json={"product_id": product_id, "qty": qty})
 
 
 async def test_checkout_places_an_order_and_empties_the_cart(

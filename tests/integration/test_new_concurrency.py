@@ -64,7 +64,7 @@ async def test_ten_concurrent_checkouts_with_one_key_place_one_order(
     pair: tuple[Client, Client], keypair: KeyPair, database_url: str,
 ) -> None:
     shopper = await log_in(pair[0], keypair)
-    await shopper.call("POST", "/api/cart/items", json={"product_id": 6, "qty": 2})
+    await shopper.must_call("POST", "/api/cart/items", json={"product_id": 6, "qty": 2})
 
     async def checkout(client: Client) -> tuple[int, bytes]:
         headers = {IDENTITY_HEADER: shopper.token, "Idempotency-Key": "same-key"}
@@ -83,7 +83,7 @@ async def test_items_added_during_checkout_are_never_lost_nor_ordered_twice(
 ) -> None:
     shopper = await log_in(pair[0], keypair)
     for _round in range(5):
-        await shopper.call("POST", "/api/cart/items", json={"product_id": 1, "qty": 1})
+        await shopper.must_call("POST", "/api/cart/items", json={"product_id": 1, "qty": 1})
         (status, placed), (added, _) = await asyncio.gather(
             shopper.call("POST", "/api/checkout"),
             shopper.via(pair[1]).call("POST", "/api/cart/items",
@@ -94,7 +94,7 @@ async def test_items_added_during_checkout_are_never_lost_nor_ordered_twice(
         left = Counter({i["product_id"]: i["qty"] for i in cart["items"]})
         assert ordered + left == Counter({1: 1, 9: 1})
         if left:
-            await shopper.call("DELETE", "/api/cart/items/9")
+            await shopper.must_call("DELETE", "/api/cart/items/9")
 
 
 async def test_two_instances_serve_one_session_interchangeably(
@@ -104,8 +104,8 @@ async def test_two_instances_serve_one_session_interchangeably(
     on_a = await log_in(a, keypair, "carol")
     on_b = on_a.via(b)
     assert await on_b.call("GET", "/api/me") == (200, {"user": {"id": 3, "username": "carol"}})
-    await on_b.call("POST", "/api/cart/items", json={"product_id": 8, "qty": 2})
-    await on_a.call("POST", "/api/cart/items", json={"product_id": 8, "qty": 1})
+    await on_b.must_call("POST", "/api/cart/items", json={"product_id": 8, "qty": 2})
+    await on_a.must_call("POST", "/api/cart/items", json={"product_id": 8, "qty": 1})
     assert (await on_b.call("GET", "/api/cart")) == (await on_a.call("GET", "/api/cart"))
     assert (await on_a.call("GET", "/api/cart"))[1]["count"] == 3
     status, placed = await on_b.call("POST", "/api/checkout")
@@ -122,7 +122,7 @@ async def test_each_shopper_keeps_their_own_cart(
 ) -> None:
     shoppers: list[Shopper] = [await log_in(pair[i % 2], keypair, name)
                                for i, name in enumerate(("alice", "bob", "carol", "dave"))]
-    await asyncio.gather(*(s.via(pair[(i + 1) % 2]).call(
+    await asyncio.gather(*(s.via(pair[(i + 1) % 2]).must_call(
         "POST", "/api/cart/items", json={"product_id": i + 1, "qty": i + 1})
         for i, s in enumerate(shoppers)))
     for i, s in enumerate(shoppers):

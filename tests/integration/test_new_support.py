@@ -94,6 +94,13 @@ class Shopper:
         async with self.client.request(method, path, headers=headers, **kwargs) as resp:
             return resp.status, await resp.json()
 
+    async def must_call(self, method: str, path: str, status: int = 200,
+                        **kwargs: Any) -> Any:
+        """``call`` for a set-up step: any other status fails the test here, with the body."""
+        got, body = await self.call(method, path, **kwargs)
+        assert got == status, f"{method} {path} failed: {got} {body}"
+        return body
+
 
 async def log_in(client: TestClient[Any, Any], keypair: KeyPair,
                  username: str = "alice") -> Shopper:

@@ -327,12 +327,12 @@ async def test_export_of_a_session(notes: Client, token_headers: dict[str, str])
 async def test_revisions_count_creation_changes_and_imports(
         notes: Client, token_headers: dict[str, str]) -> None:
     sid = await guest(notes)
-    await notes.post("/api/tags", json={"tag": "a"}, headers=cookie(sid))
+    await body(await notes.post("/api/tags", json={"tag": "a"}, headers=cookie(sid)), 200)
     assert (await export(notes, sid, token_headers))["revision"] == 2
     data = (await export(notes, sid, token_headers))["data"]
     assert await import_(notes, sid, token_headers, data, expected=2) == {"revision": 3}
     assert await import_(notes, sid, token_headers, data, expected=None) == {"revision": 4}
-    await notes.post("/api/tags", json={"tag": "b"}, headers=cookie(sid))
+    await body(await notes.post("/api/tags", json={"tag": "b"}, headers=cookie(sid)), 200)
     resp = await notes.get("/api/state", headers=cookie(sid))
     assert reported(resp) == (sid, "5", "n1") and (await body(resp, 200))["tags"] == ["a", "b"]
 
@@ -374,7 +374,7 @@ async def test_the_export_reports_the_last_fenced_import(
     await import_(notes, sid, token_headers, data, expected=1, fence=2)
     exported = await export(notes, sid, token_headers)
     assert exported["revision"] == 2 and exported["imported"] == {"fence": 2, "revision": 2}
-    await notes.put("/api/draft", json={"text": "mine"}, headers=cookie(sid))
+    await body(await notes.put("/api/draft", json={"text": "mine"}, headers=cookie(sid)), 200)
     exported = await export(notes, sid, token_headers)  # a change the app made since
     assert exported["revision"] == 3 and exported["imported"] == {"fence": 2, "revision": 2}
     await import_(notes, sid, token_headers, exported["data"], expected=3)
@@ -397,7 +397,7 @@ async def test_undeclared_keys_round_trip_byte_identical(
     for key, value in AWKWARD.items():
         resp = await notes.put(f"/api/debug/raw/{key}", json=value, headers=cookie(sid))
         await body(resp, 200)
-    await notes.post("/api/visits/home", headers=cookie(sid))
+    await body(await notes.post("/api/visits/home", headers=cookie(sid)), 200)
     original = await (await notes.get("/api/debug/raw", headers=cookie(sid))).read()
     assert b"_csrf" in original and b"created_at" in original and b"\\u00fc" in original
     revision = store(notes).revision(sid)

@@ -245,7 +245,7 @@ async def test_a_stack_on_the_cluster_bridges_sessions_flips_and_pins(
         first, second = Admin(stack.admin_url(0), stack.admin_token), \
             Admin(stack.admin_url(1), stack.admin_token)
         async with ShopUser(stack.url(0)) as pinned, ShopUser(stack.url(1)) as fresh:
-            await pinned.login("bob")
+            await pinned.must_login("bob")
             assert (await first.set_route("cart", "canary", 100)).status == 200
             await _stage_seen(second, "cart", "canary")
             assert (await pinned.cart()).backend == "new"  # served by new: pinned
@@ -253,7 +253,7 @@ async def test_a_stack_on_the_cluster_bridges_sessions_flips_and_pins(
             assert (await first.set_route("cart", "canary", 0)).status == 200
             await _stage_seen(second, "cart", "canary")
             assert (await pinned.cart()).backend == "new", "a pinned session stays on new"
-            await fresh.login("carol")
+            await fresh.must_login("carol")
             assert (await fresh.cart()).backend == "legacy"
             back = stack.cli("flags", "set", "cart", "legacy")
             assert back.returncode == 0, back.stderr

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .checks import expect
 from .shop import Reply
 
 
@@ -55,6 +56,9 @@ class NotesUser:
     async def login(self, username: str) -> Reply:
         return await self.call("POST", "/login",
                                {"username": username, "password": f"{username}-pass"})
+
+    async def must_login(self, username: str) -> Reply:
+        return expect(await self.login(username), 200, f"login as {username}")
 
     async def state(self) -> Reply:
         return await self.call("GET", "/api/state")

@@ -1,4 +1,8 @@
-"""A shop user over real HTTP: its own cookie jar, one method per API call."""
+"""A shop user over real HTTP: its own cookie jar, one method per API call.
+
+The ``must_*`` methods are for set-up steps (see ``checks``): a login, a cart
+line or a flip that fails fails the test right there, with the reply.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
+
+from .checks import expect
 
 
 @dataclass
@@ -67,6 +73,10 @@ class ShopUser:
     async def login(self, username: str = "alice", password: str = "wonderland") -> Reply:
         return await self.call("POST", "/login", {"username": username, "password": password})
 
+    async def must_login(self, username: str = "alice",
+                         password: str = "wonderland") -> Reply:
+        return expect(await self.login(username, password), 200, f"login as {username}")
+
     async def logout(self) -> Reply:
         return await self.call("POST", "/logout")
 
@@ -81,6 +91,10 @@ class ShopUser:
 
     async def add(self, product_id: int, qty: int = 1) -> Reply:
         return await self.call("POST", "/api/cart/items", {"product_id": product_id, "qty": qty})
+
+    async def must_add(self, product_id: int, qty: int = 1) -> Reply:
+        return expect(await self.add(product_id, qty), 200,
+                      f"adding {qty} of product {product_id} to the cart")
 
     async def remove(self, product_id: int) -> Reply:
         return await self.call("DELETE", f"/api/cart/items/{product_id}")
@@ -120,8 +134,15 @@ class Admin:
             body["percent"] = percent
         return await self._call("PUT", f"/api/routes/{name}", body, auth)
 
+    async def must_set_route(self, name: str, stage: str, percent: int | None = None) -> Reply:
+        what = f"flip of {name} to {stage}" + (f" {percent}%" if percent is not None else "")
+        return expect(await self.set_route(name, stage, percent), 200, what)
+
     async def kill(self, on: bool) -> Reply:
         return await self._call("PUT", "/api/kill-switch", {"on": on})
+
+    async def must_kill(self, on: bool) -> Reply:
+        return expect(await self.kill(on), 200, f"kill switch {'on' if on else 'off'}")
 
     async def routes(self) -> Reply:
         return await self._call("GET", "/api/routes", auth=False)

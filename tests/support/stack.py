@@ -155,6 +155,14 @@ class Stack:
             cwd=ROOT, env={**os.environ, **self.env}, capture_output=True, text=True,
             timeout=60, check=False)
 
+    def must_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``cli`` for a set-up step: a non-zero exit fails the test with its stderr."""
+        result = self.cli(*args)
+        if result.returncode != 0:
+            raise AssertionError(f"strangler {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr or result.stdout}")
+        return result
+
     def logs(self) -> str:
         out = []
         for proc in [*self.gateways, *self.legacy.values(), *self.new.values()]:
