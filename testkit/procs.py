@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .net import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def http_ok(url: str) -> bool:

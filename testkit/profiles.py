@@ -11,7 +11,7 @@ import yaml
 
 from adapters.profile import SessionProfile, build
 
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[1]
 _SHOP: dict[str, Any] = yaml.safe_load((_ROOT / "config.yaml").read_text())["session"]
 
 
