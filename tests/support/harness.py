@@ -15,10 +15,9 @@ from typing import Any
 
 from gateway.app import Gateway
 from gateway.settings import Config, parse
-
-from .keys import SESSION_KEY, KeyPair
-from .net import free_port
-from .profiles import shop_session
+from testkit.keys import SESSION_KEY, KeyPair
+from testkit.net import free_port
+from testkit.profiles import shop_session
 
 INTERNAL_TOKEN = "internal-test-token"
 ADMIN_TOKEN = "admin-test-token"
