@@ -37,8 +37,8 @@ import yaml
 from bench import loadgen, nginx, spy, sysstat
 from bench.measure import Meter, Row, Target
 from bench.rig import Login, Rig, pid, wait_for_stage
-from tests.support.net import free_port, wait_until
-from tests.support.procs import Proc, http_ok
+from testkit.net import free_port, wait_until
+from testkit.procs import Proc, http_ok
 
 SCENARIO = "H hot path"
 OPEN = "H half load"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import sysstat
-from tests.support.procs import Proc
+from testkit.procs import Proc
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

@@ -1,6 +1,6 @@
 """The system under test: a real Strangler stack plus the bench's own side processes.
 
-Reuses ``tests.support.stack.Stack`` (one legacy node, one new instance, one
+Reuses ``testkit.stack.Stack`` (one legacy node, one new instance, one
 gateway as real processes on free ports, the shared Redis, a SQLite file),
 logs a user in through the gateway, and starts on demand the plain proxy and
 extra gateways with another log level, all pinned to the proxy core.
@@ -26,12 +26,12 @@ from adapters.wire import AFFINITY_COOKIE, IDENTITY_HEADER, SESSION_COOKIE, SYNC
 from bench import sysstat
 from gateway.settings import TokensSection
 from gateway.tokens import TokenMinter
-from tests.support.net import free_port, wait_until
-from tests.support.procs import Proc
-from tests.support.shop import Admin, ShopUser, cart_lines
-from tests.support.stack import Stack
+from testkit.net import free_port, wait_until
+from testkit.procs import Proc
+from testkit.shop import Admin, ShopUser, cart_lines
+from testkit.stack import Stack
 
-# (tests.support.notes_stack is imported only for ``--app notes``: it installs the Node
+# (testkit.notes_stack is imported only for ``--app notes``: it installs the Node
 # service's packages on first use.)
 
 CART_ITEMS = {3: 2, 5: 1}
@@ -97,7 +97,7 @@ class Rig:
         self.app = app
         overrides = {"debug_backend_header": False, "log_level": "info"}
         if app is NOTES:
-            from tests.support.notes_stack import NotesStack
+            from testkit.notes_stack import NotesStack
             self.stack: Stack = NotesStack(workdir, redis_url, legacy_nodes=1, new_instances=1,
                                            gateways=1, gateway_overrides=overrides)
         else:
@@ -143,7 +143,7 @@ class Rig:
 
     async def _login_notes(self) -> Login:
         """``ann`` logs in through the gateway and fills her session (route at legacy)."""
-        from tests.support.notes_user import NotesUser
+        from testkit.notes_user import NotesUser
 
         async with NotesUser(self.stack.url()) as user:
             reply = await user.login("ann")

@@ -36,7 +36,7 @@ from bench import hotpath, loadgen, nginx, report, sysstat
 from bench.measure import Meter, Row, Settings, Target
 from bench.redisstats import CommandCounter
 from bench.rig import APPS, NOTES, Cores, Login, Rig, pid, wait_for_stage
-from tests.support.redis_proc import PrivateRedis
+from testkit.redis_proc import PrivateRedis
 
 REDIS_URL = os.environ.get("STRANGLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 GATEWAY_LOG_LEVELS = ("info", "warning")

@@ -1,6 +1,8 @@
-"""Wiring: the one place that builds the gateway's parts and connects them.
+"""One gateway process: its listeners, its start, reload and stop.
 
-The proxy listener is aiohttp's low-level ``web.Server`` -- the pipeline does
+The parts behind the listeners are built by ``gateway.compose.build`` (the
+composition root); this module starts them, swaps a rebuilt set in on a reload,
+and stops them. The proxy listener is aiohttp's low-level ``web.Server`` -- the pipeline does
 its own routing, so the application router and middleware chain would be
 pure per-request overhead. The admin listener is an ordinary application.
 Nothing connects at import time; ``Gateway.start`` does it all.
@@ -12,13 +14,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import cast
+from dataclasses import replace
+from typing import TypeVar, cast
 
+import aiohttp
 import structlog
 from aiohttp import web
 
-from adapters.profile import build as build_profile
-from flags.ledger import Ledger
 from flags.pins import Pins
 from flags.service import FlagService
 from flags.view import FlagView
@@ -28,34 +30,26 @@ from gateway.admin_reload import RELOADER
 from gateway.admin_reload import add_routes as add_reload_routes
 from gateway.admin_session import DISCOVERY, Discovery
 from gateway.admin_shadow import SHADOWER
-from gateway.blocked import Blocklist, exposed, patterns
-from gateway.breaker import Breaker, State
-from gateway.budget import RetryBudget
-from gateway.decide import Decider
+from gateway.blocked import exposed
+from gateway.breaker import Breaker
+from gateway.compose import Held, Overrides, Parts, build, count_upstream, preflight
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UriTooLong
-from gateway.explain import Explainer
-from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.headers import request_id
-from gateway.hosts import AdminHosts
-from gateway.legacy_hook import LegacyHook
-from gateway.listener import Connection, ProxyServer, connection_limits
+from gateway.listener import Connection, ProxyServer
 from gateway.metrics import Metrics
-from gateway.pinning import PinBook
 from gateway.pipeline import Pipeline, problem
-from gateway.redis_client import make_redis
+from gateway.redis_client import RedisClient
 from gateway.reload import Reloader
-from gateway.routes import Router
 from gateway.session_bridge import SessionBridge
-from gateway.session_sampler import SamplerLimits, SessionSampler
+from gateway.session_sampler import SamplerLimits
 from gateway.session_store import SessionStore
-from gateway.settings import Config, ConfigError, Listen
+from gateway.settings import Config, Listen
 from gateway.shadow import Shadower
 from gateway.signing import KeyRing
-from gateway.startup import make_provider, read_secrets
-from gateway.tokens import TokenMinter
-from gateway.upstreams import LegacyPool, Member, NewPool
+from gateway.upstreams import LegacyPool, NewPool
 
 _log = log.get("gateway")
+T = TypeVar("T")
 
 
 class Gateway:
@@ -65,30 +59,98 @@ class Gateway:
     without it the admin API refuses to reload. ``reuse_port`` and ``worker_admin``
     are for ``--workers``: every worker binds the same ports (SO_REUSEPORT), and
     each may also have an admin port of its own. ``sampling`` bounds the session
-    sampler behind ``GET /api/session/schema`` (default: ``SamplerLimits()``).
+    sampler behind ``GET /api/session/schema`` (default: ``SamplerLimits()``);
+    ``overrides`` are parts brought by the caller (``gateway.compose``).
+
+    Constructing one reads the secrets and the signing key (``ConfigError``,
+    ``SigningKeyError``); ``start`` builds the rest (``gateway.compose.build``).
     """
 
     def __init__(self, cfg: Config, *, load: Callable[[], Config] | None = None,
                  reuse_port: bool = False, worker_admin: Listen | None = None,
-                 sampling: SamplerLimits | None = None) -> None:
-        if not cfg.redis.configured:
-            raise ConfigError("redis: the gateway needs redis.url, redis.sentinel or "
-                              "redis.cluster (the demo provides a url)")
-        self.cfg = cfg
-        self.secrets = read_secrets(cfg)
-        t = cfg.tokens
-        self.keys = KeyRing(t.private_key_file, ttl_s=t.ttl_s, publish_ahead_s=t.publish_ahead_s,
-                            check_s=t.key_check_s)
-        self.metrics = Metrics()
+                 sampling: SamplerLimits | None = None,
+                 overrides: Overrides | None = None) -> None:
+        given = overrides or Overrides()
+        if sampling is not None:
+            given = replace(given, sampling=sampling)
+        self._given = preflight(cfg, given)
+        self._cfg = cfg
+        self.parts: Parts | None = None
+        self.admin: AdminState | None = None
+        self.proxy: ProxyServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.BaseRunner] = []
         self._reuse_port = reuse_port
         self._worker_admin = worker_admin
-        self._sampling = sampling
         self.draining = False
         self.in_flight = 0
         self.reloader = Reloader(lambda: self.cfg, load, self.apply) if load else None
 
+    # ------------------------------------------------------------ the parts
+    # What tests and the admin read; the pipeline's own parts are in ``self.parts``.
+    @property
+    def running(self) -> Parts:
+        if self.parts is None:
+            raise RuntimeError("the gateway has not been started")
+        return self.parts
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg if self.parts is None else self.parts.cfg
+
+    @property
+    def held(self) -> Held:
+        return self.running.held
+
+    @property
+    def metrics(self) -> Metrics:
+        return _given(self._given.metrics)
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        return self.held.http
+
+    @property
+    def redis(self) -> RedisClient:
+        return self.held.redis
+
+    @property
+    def store(self) -> SessionStore:
+        return self.held.store
+
+    @property
+    def legacy(self) -> LegacyPool:
+        return self.held.legacy
+
+    @property
+    def new(self) -> NewPool:
+        return self.held.new
+
+    @property
+    def bridge(self) -> SessionBridge:
+        return self.held.bridge
+
+    @property
+    def pins(self) -> Pins:
+        return self.held.pins
+
+    @property
+    def service(self) -> FlagService:
+        return self.held.service
+
+    @property
+    def shadow(self) -> Shadower:
+        return self.held.shadow
+
+    @property
+    def breakers(self) -> dict[str, Breaker]:
+        return self.running.breakers
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.running.pipeline
+
+    # ------------------------------------------------------------ start
     async def start(self) -> None:
         """Connect and listen; on any failure, release what was opened, then re-raise."""
         try:
@@ -98,149 +160,86 @@ class Gateway:
             raise
 
     async def _start(self) -> None:
-        cfg = self.cfg
-        self.http = new_client_session(_limits(cfg))
-        legacy, new = self._upstreams(cfg)
-        self.legacy = LegacyPool("legacy", legacy, cfg.health.path)
-        self.new = NewPool("new", new, cfg.health.path, cfg.new.ejection)
-        self.redis = make_redis(cfg.redis)
-        budget_ms = cfg.gateway.session_sync.budget_ms
-        self.store = SessionStore(self.redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
-                                  handle_key=self.secrets.session_key,
-                                  max_in_flight=max(cfg.redis.max_connections - 16, 4),
-                                  pool_wait_s=cfg.redis.timeout_ms / 1000,
-                                  lease_ms=budget_ms + 1000,
-                                  probe_timeout_s=cfg.redis.timeout_ms / 1000,
-                                  on_error=self.metrics.redis_errors.inc)
-        self.store.lock_events = self.metrics.lock
-        self.metrics.redis_up.set_function(lambda: 1.0 if self.store.up else 0.0)
-        self.provider = make_provider(cfg, self.redis)
-        router = _router(cfg)
-        self.breakers, self.budgets = self._route_guards(router)
-        profile = build_profile(cfg.session)
-        self.sampler = SessionSampler(self._sampling)
-        hook = LegacyHook(self.secrets.internal_token, profile, self.sampler.offer)
-        minter = TokenMinter(cfg.tokens, self.keys)
-        self.bridge = SessionBridge(self.store, self.legacy, hook, minter, self.metrics, profile,
-                                    budget_s=budget_ms / 1000,
-                                    redis_budget_s=cfg.gateway.session_sync.redis_budget_ms / 1000)
-        await self._first_health_check()
-        await self.provider.start()
-        self.decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
-        self.pins = pins = Pins(self.redis, cfg.redis.key_prefix)
-        self.pin_book = PinBook(pins, self.store.handle)
-        self.ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
-        self.service = FlagService(self.provider, self.ledger, pins)
-        self.provider.subscribe(self._flags_changed)
-        self._flags_changed(self.provider.view)
-        self.shadow = Shadower(self.new, self.bridge, self.metrics, cfg.gateway.shadow_concurrency,
-                               cfg.routes)
-        self.pipeline = Pipeline(cfg.gateway, router, self.decider, self.bridge, self.legacy,
-                                 self.new, self.breakers, self.budgets, self.shadow,
-                                 self.metrics, self.pin_book)
-        self.store.on_recover.append(self._store_recovered)
-        self.admin = AdminState(provider=self.provider, service=self.service,
-                                routes=router.routes, breakers=self.breakers, store=self.store,
-                                legacy=self.legacy, new=self.new, metrics=self.metrics,
-                                tokens=self.secrets.admin_tokens)
-        self.admin.hosts = _admin_hosts(cfg)
-        self.admin.explainer = Explainer(router, self.decider, self.breakers, self.store,
-                                         self.new, self.pin_book, self.ledger,
-                                         cfg.gateway.limits.max_url_bytes)
-        interval = cfg.health.interval_ms / 1000
-        self.admin.jwks = self.keys.jwks
-        self._tasks.append(asyncio.create_task(self._watch_keys()))
-        self._tasks.append(asyncio.create_task(self.store.watch()))
-        for pool in (self.legacy, self.new):
-            pool.on_change(self._upstream_listener(pool.kind))
+        parts = self.parts = build(self._cfg, self._given)
+        held = parts.held
+        await self._first_health_check(held)
+        await held.provider.start()
+        held.provider.subscribe(self._flags_changed)
+        self._flags_changed(held.provider.view)
+        held.store.on_recover.append(self._store_recovered)
+        self.admin = AdminState(provider=held.provider, service=held.service,
+                                routes=parts.router.routes, breakers=parts.breakers,
+                                store=held.store, legacy=held.legacy, new=held.new,
+                                metrics=held.metrics, tokens=held.secrets.admin_tokens)
+        self.admin.hosts = parts.admin_hosts
+        self.admin.explainer = parts.explainer
+        self.admin.jwks = held.keys.jwks
+        self._tasks.append(asyncio.create_task(self._watch_keys(held.keys)))
+        self._tasks.append(asyncio.create_task(held.store.watch()))
+        interval = parts.cfg.health.interval_ms / 1000
+        for pool in (held.legacy, held.new):
             self._tasks.append(asyncio.create_task(pool.run_checks(interval)))
-        await self._listen()
+        await self._listen(parts)
 
-    async def _watch_keys(self) -> None:
+    async def _watch_keys(self, keys: KeyRing) -> None:
         """Key rotation without a restart (``gateway.signing``)."""
         while True:
-            await asyncio.sleep(self.keys.check_s)
+            await asyncio.sleep(keys.check_s)
             try:
-                self.keys.tick()
+                keys.tick()
             except Exception as exc:
                 _log.error("signing_key_check_failed", reason=repr(exc))
 
-    def _upstreams(self, cfg: Config) -> tuple[list[HttpUpstream], list[HttpUpstream]]:
-        limits = _limits(cfg)
-        return ([HttpUpstream(n.id, n.url, self.http, limits) for n in cfg.legacy.nodes],
-                [HttpUpstream(n.id, n.url, self.http, limits) for n in cfg.new.instances])
+    async def _first_health_check(self, held: Held) -> None:
+        await asyncio.gather(held.legacy.check_all(), held.new.check_all())
+        with contextlib.suppress(Exception):
+            await held.redis.ping()
+        for pool in (held.legacy, held.new):
+            for m in pool.members.values():
+                count_upstream(held.metrics, pool.kind, m)
 
-    def _route_guards(self, router: Router, running: Router | None = None
-                      ) -> tuple[dict[str, Breaker], dict[str, RetryBudget]]:
-        """A breaker and a retry budget per route; on a reload, a route whose settings
-        did not change keeps its running ones (an open breaker stays open)."""
-        breakers, budgets = {}, {}
-        for name, r in router.routes.items():
-            was = running.routes.get(name) if running is not None else None
-            b, rb = r.breaker, r.retry_budget
-            if was is not None and was.breaker == b:
-                breakers[name] = self.breakers[name]
-            else:
-                breakers[name] = Breaker(name, b.failures, b.cooldown_ms / 1000,
-                                         self._breaker_changed)
-            if was is not None and was.retry_budget == rb:
-                budgets[name] = self.budgets[name]
-            else:
-                budgets[name] = RetryBudget(rb.ratio, rb.min_retries, rb.window_s)
-        return breakers, budgets
-
+    # ------------------------------------------------------------ reload
     def apply(self, cfg: Config) -> None:
         """Swap in a reloaded config (checked by ``gateway.reload``) between two requests.
 
-        Everything is built first, then assigned with no ``await`` in between, so no
-        request sees half of it; requests in flight finish on the objects they hold.
+        ``build`` makes the new parts first, then they are swapped in with no ``await``
+        in between, so no request sees half of it; requests in flight finish on the
+        objects they hold.
         """
-        router = _router(cfg)
-        admin_hosts = _admin_hosts(cfg)
-        breakers, budgets = self._route_guards(router, self.pipeline.router)
-        decider = Decider(router.routes, self.provider.view, self.metrics.flag_evaluated)
-        pipeline = Pipeline(cfg.gateway, router, decider, self.bridge, self.legacy, self.new,
-                            breakers, budgets, self.shadow, self.metrics, self.pin_book)
-        explainer = Explainer(router, decider, breakers, self.store, self.new,
-                              self.pin_book, self.ledger, cfg.gateway.limits.max_url_bytes)
-        legacy, new = self._upstreams(cfg)
-        limits = connection_limits(cfg.gateway.limits)
-        # -- no await from here: the swap
+        self._swap(build(cfg, self._given, running=self.running))
+
+    def _swap(self, parts: Parts) -> None:
+        held, cfg = parts.held, parts.cfg
         interval = cfg.health.interval_ms / 1000
-        added = [(self.legacy, self.legacy.configure(legacy, cfg.health.path, None, interval)),
-                 (self.new, self.new.configure(new, cfg.health.path, cfg.new.ejection, interval))]
-        self.shadow.configure(cfg.routes)
-        self.breakers, self.budgets, self.decider = breakers, budgets, decider
-        self.pipeline = pipeline
-        self.admin.routes, self.admin.breakers = router.routes, breakers
-        self.admin.explainer = explainer
-        if hasattr(self, "proxy"):
-            self.proxy.limits = limits
-        self.admin.hosts = admin_hosts
-        self.cfg = cfg
+        added = [(held.legacy, held.legacy.configure(list(parts.legacy_members),
+                                                     cfg.health.path, None, interval)),
+                 (held.new, held.new.configure(list(parts.new_members), cfg.health.path,
+                                               cfg.new.ejection, interval))]
+        held.shadow.configure(cfg.routes)
+        self.parts = parts
+        if self.admin is not None:
+            self.admin.routes, self.admin.breakers = parts.router.routes, parts.breakers
+            self.admin.explainer = parts.explainer
+            self.admin.hosts = parts.admin_hosts
+        if self.proxy is not None:
+            self.proxy.limits = parts.conn_limits
         _warn_edge(cfg)
         for pool, members in added:  # a new member gets traffic once a check sees it up
             self._tasks.extend(asyncio.create_task(pool.check(m)) for m in members)
 
-    async def _first_health_check(self) -> None:
-        await asyncio.gather(self.legacy.check_all(), self.new.check_all())
-        with contextlib.suppress(Exception):
-            await self.redis.ping()
-        for pool in (self.legacy, self.new):
-            for m in pool.members.values():
-                self._upstream_changed(pool.kind, m)
-
-    async def _listen(self) -> None:
-        g = self.cfg.gateway
+    # ------------------------------------------------------------ listeners
+    async def _listen(self, parts: Parts) -> None:
+        g, held = parts.cfg.gateway, parts.held
+        assert self.admin is not None
         server = self.proxy = ProxyServer(
-            self._handle, connection_limits(g.limits), self.metrics, handler_cancellation=True,
+            self._handle, parts.conn_limits, held.metrics, handler_cancellation=True,
             max_line_size=g.limits.max_url_bytes + 64, max_field_size=g.limits.max_header_bytes,
             max_headers=g.limits.max_headers, auto_decompress=False, access_log=None)
         proxy = web.ServerRunner(server, handle_signals=False,
                                  shutdown_timeout=g.shutdown.timeout_s)
         admin_app = create_admin_app(self.admin)
-        admin_app[SHADOWER] = self.shadow
-        admin_app[DISCOVERY] = Discovery(self.sampler, self.bridge.profile)
+        admin_app[SHADOWER] = held.shadow
+        admin_app[DISCOVERY] = Discovery(held.sampler, held.bridge.profile)
         if self.reloader is not None:
             admin_app[RELOADER] = self.reloader
         add_reload_routes(admin_app)
@@ -260,8 +259,8 @@ class Gateway:
                   admin=f"{g.admin_listen.host}:{g.admin_listen.port}",
                   worker_admin=self._worker_admin and
                   f"{self._worker_admin.host}:{self._worker_admin.port}",
-                  reuse_port=self._reuse_port, flag_version=self.provider.view.state.version)
-        _warn_edge(self.cfg)
+                  reuse_port=self._reuse_port, flag_version=held.provider.view.state.version)
+        _warn_edge(parts.cfg)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         rid = request_id(request.headers.get("X-Request-Id"))
@@ -270,7 +269,7 @@ class Gateway:
         conn.rid = rid  # for the log line if the connection is closed under this request
         self.in_flight += 1
         try:
-            response = await self.pipeline.handle(request, rid)  # type: ignore[arg-type]
+            response = await self.running.pipeline.handle(request, rid)  # type: ignore[arg-type]
             if self.draining:
                 response.force_close()  # keep-alive clients reconnect elsewhere
             return response
@@ -295,32 +294,23 @@ class Gateway:
 
     # ------------------------------------------------------------ callbacks
     def _flags_changed(self, view: FlagView) -> None:
-        self.decider.update(view)
-        if hasattr(self, "pin_book"):
-            self.pin_book.reset()
-        self.metrics.flag_version.set(view.state.version)
-        self.metrics.kill_switch.set(1 if view.kill_switch else 0)
+        parts = self.running
+        parts.decider.update(view)
+        parts.held.pin_book.reset()
+        metrics = parts.held.metrics
+        metrics.flag_version.set(view.state.version)
+        metrics.kill_switch.set(1 if view.kill_switch else 0)
         for name, flag in view.state.routes.items():
-            self.metrics.route_percent.labels(name).set(0 if view.kill_switch else flag.percent)
-
-    def _breaker_changed(self, route: str, state: State) -> None:
-        self.metrics.breaker_state.labels(route).set(int(state))
-        self.metrics.breaker_transitions.labels(route, state.name.lower()).inc()
-
-    def _upstream_listener(self, pool: str) -> Callable[[Member], None]:
-        return lambda member: self._upstream_changed(pool, member)
-
-    def _upstream_changed(self, pool: str, member: Member) -> None:
-        self.metrics.upstream_healthy.labels(pool, member.id).set(1 if member.healthy else 0)
+            metrics.route_percent.labels(name).set(0 if view.kill_switch else flag.percent)
 
     def _store_recovered(self) -> None:
-        self._tasks.append(asyncio.create_task(self.bridge.resync_all()))
+        self._tasks.append(asyncio.create_task(self.running.held.bridge.resync_all()))
 
     # ------------------------------------------------------------ shutdown
     async def stop(self, drain_s: float = 0.0) -> None:
         """Readiness false, wait ``drain_s``, stop accepting, let in-flight requests finish
         (up to ``gateway.shutdown.timeout_s``), close everything (also half-started)."""
-        if hasattr(self, "admin") and self._runners:
+        if self.admin is not None and self._runners:
             self.admin.shutting_down = self.draining = True
             _log.info("shutdown_started", drain_s=drain_s, in_flight=self.in_flight,
                       timeout_s=self.cfg.gateway.shutdown.timeout_s)
@@ -338,25 +328,28 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for part in ("shadow", "provider", "store", "pin_book"):
-            if hasattr(self, part):
-                await getattr(self, part).stop()
-        if hasattr(self, "http"):
-            await self.http.close()
-        if hasattr(self, "ledger"):
-            await self.ledger.close()
-        if hasattr(self, "redis"):
-            await self.redis.aclose()
+        if self.parts is not None:
+            await _close(self.parts.held)
         _log.info("gateway_stopped")
 
 
+def _given(part: T | None) -> T:
+    assert part is not None, "filled in by compose.preflight"
+    return part
 
-def _router(cfg: Config) -> Router:
-    return Router(cfg.routes, Blocklist(patterns(cfg)))
 
+async def _close(held: Held) -> None:
+    """Stop what the first build made; what the caller brought (``Overrides``) is theirs."""
+    await held.shadow.stop()
+    await held.provider.stop()
+    await held.store.stop()
+    await held.pin_book.stop()
+    if "http" in held.owned:
+        await held.http.close()
+    await held.ledger.close()
+    if "redis" in held.owned:
+        await held.redis.aclose()
 
-def _admin_hosts(cfg: Config) -> AdminHosts:
-    return AdminHosts(cfg.gateway.admin_hosts, cfg.gateway.admin_listen.host)
 
 
 def _warn_edge(cfg: Config) -> None:
@@ -369,7 +362,3 @@ def _warn_edge(cfg: Config) -> None:
         _log.warning("internal_paths_not_blocked", paths=open_paths,
                      detail="gateway.blocked_paths does not cover them: clients can reach them")
 
-
-def _limits(cfg: Config) -> ClientLimits:
-    t = cfg.gateway.timeouts
-    return ClientLimits(connect_s=t.connect_ms / 1000, read_s=t.request_ms / 1000)

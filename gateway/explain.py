@@ -41,7 +41,7 @@ class Explainer:
     def __init__(self, router: Router, decider: Decider, breakers: dict[str, Breaker],
                  store: SessionStore, new: NewPool, pins: PinBook | None, ledger: Ledger,
                  max_url_bytes: int) -> None:
-        """The same objects the pipeline decides with (``gateway.app`` wires both)."""
+        """The same objects the pipeline decides with (``gateway.compose`` wires both)."""
         self._router = router
         self._decider = decider
         self._breakers = breakers

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -31,25 +29,11 @@ from gateway.settings import Config, ConfigError, parse
 from strangler.demo import Child, _check_ports, _healthy, _redis_answers, _redis_binary
 from strangler.keys import ensure_keypair, ensure_token
 from strangler.rehearse.faults import DelayProxy
+from testkit.net import free_port
 
 
 class StackError(Exception):
     """The stack could not be started; the message ends with the failing log's tail."""
-
-
-def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range (32768+), which
-    outgoing connections draw from: a port picked there could be taken by any
-    client socket before the child binds it."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise StackError("no free port in 20000..32000")
 
 
 @dataclass

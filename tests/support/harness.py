@@ -1,7 +1,9 @@
 """An in-process gateway in front of real aiohttp backends, for integration tests.
 
 ``GatewayHarness`` builds a config (free ports, the test Redis, a key pair),
-starts ``gateway.app.Gateway`` in the test's event loop, and stops it. The
+starts ``gateway.app.Gateway`` in the test's event loop (built by
+``gateway.compose.build``, as in a real process, with the test's ``overrides``),
+and stops it. The
 backends are whatever the test passes: ``TestServer``s, a fault proxy, or a
 port nothing listens on.
 """
@@ -14,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.app import Gateway
+from gateway.compose import Overrides
 from gateway.settings import Config, parse
-
-from .keys import SESSION_KEY, KeyPair
-from .net import free_port
-from .profiles import shop_session
+from testkit.keys import SESSION_KEY, KeyPair
+from testkit.net import free_port
+from testkit.profiles import shop_session
 
 INTERNAL_TOKEN = "internal-test-token"
 ADMIN_TOKEN = "admin-test-token"
@@ -38,6 +40,8 @@ class GatewayHarness:
     extra: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
+    overrides: Overrides | None = None
+    """Parts the test brings itself (``gateway.compose.Overrides``); the test closes them."""
     instance: Gateway | None = None
 
     def config(self) -> Config:
@@ -76,7 +80,7 @@ class GatewayHarness:
         os.environ["STRANGLER_TEST_INTERNAL_TOKEN"] = INTERNAL_TOKEN
         os.environ["STRANGLER_TEST_SESSION_KEY"] = SESSION_KEY.decode()
         os.environ["STRANGLER_TEST_ADMIN_TOKEN"] = ADMIN_TOKEN
-        self.instance = Gateway(self.config())
+        self.instance = Gateway(self.config(), overrides=self.overrides)
         await self.instance.start()
         return self
 

@@ -19,8 +19,8 @@ from typing import Any, cast
 
 import redis
 
-from .net import free_port, port_open, wait_until
-from .procs import Proc
+from testkit.net import free_port, port_open, wait_until
+from testkit.procs import Proc
 
 
 def _binary(name: str) -> str:

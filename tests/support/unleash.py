@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .net import free_port
-from .procs import ROOT, Proc
+from testkit.net import free_port
+from testkit.procs import ROOT, Proc
 
 T = TypeVar("T")
 

@@ -5,7 +5,10 @@
     adapters      -> nothing of ours
     legacy_shop   -> adapters, and only from its session-export hook
     new_services  -> adapters
-    nobody        -> strangler (the CLI composition root) or tests
+    testkit       -> gateway, flags, adapters (it runs strangler as processes)
+    strangler     -> anything but tests and bench (the CLI and tools, installed)
+    bench         -> gateway, flags, adapters, strangler, testkit; never tests
+    nobody        -> strangler (the CLI composition root), bench or tests
 
 Every ``import`` / ``from ... import`` counts, wherever it sits (module level,
 inside a function, under ``TYPE_CHECKING``); relative imports are resolved, and
@@ -24,8 +27,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = frozenset({"gateway", "flags", "adapters", "legacy_shop", "new_services", "strangler",
-                  "tests"})
-PARTS = ("gateway", "flags", "adapters", "legacy_shop", "new_services")
+                  "testkit", "bench", "tests"})
+PARTS = ("gateway", "flags", "adapters", "legacy_shop", "new_services", "testkit", "strangler",
+         "bench")
 EXPORT_HOOK = "legacy_shop/export_hook.py"
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -34,6 +38,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "adapters": frozenset(),
     "legacy_shop": frozenset(),  # adapters only in EXPORT_HOOK, below
     "new_services": frozenset({"adapters"}),
+    "testkit": frozenset({"gateway", "flags", "adapters"}),
+    "strangler": OURS - {"tests", "bench"},
+    "bench": frozenset({"gateway", "flags", "adapters", "strangler", "testkit"}),
 }
 
 
@@ -166,4 +173,24 @@ def test_failure_message_lists_every_offender(tmp_path: Path,
     _write(tmp_path, "legacy_shop/api.py", "from adapters.contracts import money\n")
     assert [str(v) for v in violations("legacy_shop")] == [
         "legacy_shop/api.py:1: imports adapters.contracts",
+    ]
+
+
+def test_bench_may_use_testkit_but_never_tests(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    _write(tmp_path, "bench/rig.py", "\n".join([
+        "from testkit.stack import Stack",
+        "from tests.support.shop import Admin",
+        "import gateway.app",
+        "from strangler.rehearse import stats",
+        "",
+    ]))
+    _write(tmp_path, "testkit/stack.py", "from gateway.signing import public_jwk\n"
+                                         "from strangler.keys import ensure_keypair\n")
+    assert [str(v) for v in violations("bench")] == [
+        "bench/rig.py:2: imports tests.support.shop",
+    ]
+    assert [str(v) for v in violations("testkit")] == [
+        "testkit/stack.py:2: imports strangler.keys",
     ]
