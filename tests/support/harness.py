@@ -66,6 +66,7 @@ class GatewayHarness:
             "routes": copy.deepcopy(self.routes),
         }
         doc.update(copy.deepcopy(self.extra))
+        _export_secrets()
         return parse(doc)
 
     @property
@@ -77,9 +78,7 @@ class GatewayHarness:
         return f"http://127.0.0.1:{self.admin_port}"
 
     async def start(self) -> GatewayHarness:
-        os.environ["STRANGLER_TEST_INTERNAL_TOKEN"] = INTERNAL_TOKEN
-        os.environ["STRANGLER_TEST_SESSION_KEY"] = SESSION_KEY.decode()
-        os.environ["STRANGLER_TEST_ADMIN_TOKEN"] = ADMIN_TOKEN
+        _export_secrets()
         self.instance = Gateway(self.config(), overrides=self.overrides)
         await self.instance.start()
         return self
@@ -88,3 +87,11 @@ class GatewayHarness:
         if self.instance is not None:
             await self.instance.stop()
             self.instance = None
+
+
+def _export_secrets() -> None:
+    """The secrets the config names by environment variable, set before any config is
+    parsed or loaded (a reload reads them again)."""
+    os.environ["STRANGLER_TEST_INTERNAL_TOKEN"] = INTERNAL_TOKEN
+    os.environ["STRANGLER_TEST_SESSION_KEY"] = SESSION_KEY.decode()
+    os.environ["STRANGLER_TEST_ADMIN_TOKEN"] = ADMIN_TOKEN
