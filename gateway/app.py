@@ -24,7 +24,7 @@ from aiohttp import web
 from flags.pins import Pins
 from flags.service import FlagService
 from flags.view import FlagView
-from gateway import log
+from gateway import log, session_budget
 from gateway.admin import AdminState, create_admin_app
 from gateway.admin_reload import RELOADER
 from gateway.admin_reload import add_routes as add_reload_routes
@@ -304,7 +304,7 @@ class Gateway:
             metrics.route_percent.labels(name).set(0 if view.kill_switch else flag.percent)
 
     def _store_recovered(self) -> None:
-        self._tasks.append(asyncio.create_task(self.running.held.bridge.resync_all()))
+        self._tasks.append(session_budget.spawn(self.running.held.bridge.resync_all()))
 
     # ------------------------------------------------------------ shutdown
     async def stop(self, drain_s: float = 0.0) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from flags.pins import Pins
-from gateway import log
+from gateway import log, session_budget
 
 _log = log.get("pins")
 _MAX = 200_000
@@ -50,7 +50,7 @@ class PinBook:
         if self._memo.get(key):
             return
         self._remember(key, True)
-        task = asyncio.create_task(self._add(route, sid))
+        task = session_budget.spawn(self._add(route, sid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

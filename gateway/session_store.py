@@ -297,7 +297,7 @@ class SessionStore:
         the cut call is done (it may yet take the lock), release the lock off the
         request (its budget is spent), by owner token."""
         self._orphan(sid, owner)
-        task = asyncio.create_task(self._release_orphan(sid, owner, pending))
+        task = session_budget.spawn(self._release_orphan(sid, owner, pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -375,7 +375,7 @@ class SessionStore:
         if refused and self.up:
             self._mark_down(exc)  # nothing listens: no need to wait for a probe
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._probe_until_up(exc))
+            self._probe = session_budget.spawn(self._probe_until_up(exc))
         return StoreUnavailable(f"session store unavailable: {type(exc).__name__}")
 
     def _mark_down(self, exc: BaseException) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.wire import IDENTITY_HEADER, SHADOW_HEADER
-from gateway import compare, log
+from gateway import compare, log, session_budget
 from gateway.compare import Answer, Rules
 from gateway.errors import GatewayError, UpstreamError
 from gateway.forward import UpstreamResult
@@ -137,7 +137,7 @@ class Shadower:
             twice = False
             lane.stats.noise_missed("busy")
             self._metrics.shadow_noise.labels(route, "skipped").inc()
-        task = asyncio.create_task(self._run(ex, legacy, lane, twice))
+        task = session_budget.spawn(self._run(ex, legacy, lane, twice))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

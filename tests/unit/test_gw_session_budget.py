@@ -70,9 +70,26 @@ async def test_the_budget_is_the_request_task_s_own() -> None:
     async def started_by_the_request() -> RedisBudget | None:
         return session_budget.current()  # a shadow copy, a probe, a background release
 
-    assert await asyncio.create_task(started_by_the_request()) is None
+    assert await session_budget.spawn(started_by_the_request()) is None
+    assert session_budget.current() is budget, "the request keeps its own"
     session_budget.begin(None)
     assert session_budget.current() is None
+
+
+def test_tasks_started_while_a_request_runs_are_spawned_off_its_budget() -> None:
+    """The budget is a context variable a plain ``create_task`` would hand on: every task
+    the request path starts goes through ``session_budget.spawn``."""
+    root = Path(__file__).resolve().parents[2] / "gateway"
+    plain = []
+    for name in ("shadow.py", "pinning.py", "session_store.py", "session_bridge.py",
+                 "pipeline.py", "app.py"):
+        for n, line in enumerate((root / name).read_text().splitlines(), 1):
+            if "create_task(" in line or "ensure_future(" in line:
+                plain.append(f"{name}:{n}: {line.strip()}")
+    allowed = {"self._run(command)", "self._watch_keys", "held.store.watch()",
+               "pool.run_checks", "pool.check(m)"}
+    left = [p for p in plain if not any(a in p for a in allowed)]
+    assert left == [], left
 
 
 @pytest.mark.parametrize(("sync", "expected"), [
