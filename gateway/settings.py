@@ -444,7 +444,7 @@ class RouteSection(_Frozen):
     legacy_only: bool = False
     """A route with no new implementation: always legacy, its flag cannot be moved."""
     group: NAME | None = None
-    """Routes that share session writes (cart and checkout) form a group: they always
+    """Routes that share session writes (the demo's cart and checkout) form a group: they always
     have the same stage and percentage, move together, and put a session on the same side."""
     pin: bool = False
     """Once migrated, stay migrated: a session served by new in a canary stays on new when

@@ -7,51 +7,19 @@ done: prefs, tags, visits and draft as the app must show them afterwards.
 
 from __future__ import annotations
 
-import json as jsonlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
+from .browser import Browser, Reply
 from .checks import expect
-from .shop import Reply
 
 
-class NotesUser:
-    def __init__(self, base_url: str) -> None:
-        self.base = base_url.rstrip("/")
-        self.jar = aiohttp.CookieJar(unsafe=True)
-        self.http = aiohttp.ClientSession(cookie_jar=self.jar,
-                                          timeout=aiohttp.ClientTimeout(total=30))
+class NotesUser(Browser):
+    """One browser-like client: keeps ``sessionid`` and the gateway's cookies."""
 
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def __aenter__(self) -> NotesUser:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def call(self, method: str, path: str, json: Any = None,
-                   headers: dict[str, str] | None = None) -> Reply:
-        async with self.http.request(method, self.base + path, json=json,
-                                     headers=headers) as resp:
-            raw = await resp.read()
-            try:
-                body: Any = jsonlib.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-            return Reply(resp.status, body, resp.headers)
-
-    @property
-    def session_id(self) -> str | None:
-        for cookie in self.jar:
-            if cookie.key == "sessionid":
-                return cookie.value
-        return None
+    session_cookie = "sessionid"
 
     async def login(self, username: str) -> Reply:
         return await self.call("POST", "/login",

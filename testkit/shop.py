@@ -6,69 +6,18 @@ line or a flip that fails fails the test right there, with the reply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDictProxy
 
+from .browser import Browser, Reply
 from .checks import expect
 
 
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: CIMultiDictProxy[str]
-
-    @property
-    def backend(self) -> str | None:
-        """``legacy`` or ``new`` (from the debug header the test stacks turn on)."""
-        value = self.headers.get("X-Strangler-Backend")
-        return value.split(":")[0] if value else None
-
-    @property
-    def upstream(self) -> str | None:
-        """The node or instance id that served it (``a``, ``n1``...)."""
-        value = self.headers.get("X-Strangler-Backend")
-        return value.split(":")[1] if value else None
-
-
-class ShopUser:
+class ShopUser(Browser):
     """One browser-like client: keeps ``shop_session`` and the affinity cookie."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base = base_url.rstrip("/")
-        self.jar = aiohttp.CookieJar(unsafe=True)
-        self.http = aiohttp.ClientSession(cookie_jar=self.jar,
-                                          timeout=aiohttp.ClientTimeout(total=30))
-
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def __aenter__(self) -> ShopUser:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def call(self, method: str, path: str, json: Any = None,
-                   headers: dict[str, str] | None = None) -> Reply:
-        async with self.http.request(method, self.base + path, json=json,
-                                     headers=headers) as resp:
-            raw = await resp.read()
-            try:
-                body: Any = await resp.json(content_type=None) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-            return Reply(resp.status, body, resp.headers)
-
-    @property
-    def session_id(self) -> str | None:
-        for cookie in self.jar:
-            if cookie.key == "shop_session":
-                return cookie.value
-        return None
+    session_cookie = "shop_session"
 
     async def login(self, username: str = "alice", password: str = "wonderland") -> Reply:
         return await self.call("POST", "/login", {"username": username, "password": password})

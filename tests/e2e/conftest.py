@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.lifecycle import running
 from tests.support.notes_stack import NotesStack
+from tests.support.redis_proc import PrivateRedis
 from tests.support.shop import Admin
 from tests.support.stack import Stack
 
@@ -18,17 +20,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, so it can be paused (SIGSTOP) or killed."""
+    server = PrivateRedis(tmp_path / "redis").start()
+    yield server
+    server.resume()
+    server.stop()
+
+
+@pytest.fixture
 def stack(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[Stack]:
     """Two legacy nodes, two new instances, one gateway: all real processes."""
-    s = Stack(tmp_path / "stack", redis_url, **getattr(request, "param", {}))
-    try:
-        s.start()
+    with running(Stack(tmp_path / "stack", redis_url, **getattr(request, "param", {})),
+                 request) as s:
         yield s
-    finally:
-        s.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(s.logs())
 
 
 @pytest.fixture
@@ -40,15 +45,9 @@ async def admin(stack: Stack) -> AsyncIterator[Admin]:
 def notes_stack(request: pytest.FixtureRequest, tmp_path: Path,
                 redis_url: str) -> Iterator[NotesStack]:
     """The notes app: two legacy nodes, two Node instances of its new service, one gateway."""
-    s = NotesStack(tmp_path / "stack", redis_url, **getattr(request, "param", {}))
-    try:
-        s.start()
+    with running(NotesStack(tmp_path / "stack", redis_url, **getattr(request, "param", {})),
+                 request) as s:
         yield s
-    finally:
-        s.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(s.logs())
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import Fault, FaultProxy, Mode
+from tests.support.lifecycle import print_logs_if_failed
 from tests.support.shop import Admin, ShopUser, cart_lines
 from tests.support.stack import DEFAULT_ROUTES, Stack, db_orders
 
@@ -66,9 +67,7 @@ async def faulted(request: pytest.FixtureRequest, tmp_path: Path,
     finally:
         await asyncio.to_thread(stack.stop)
         await proxy.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(stack.logs())
+        print_logs_if_failed(stack, request)
 
 
 @pytest.mark.parametrize("fault", [Fault(Mode.FORWARD_THEN_RESET),

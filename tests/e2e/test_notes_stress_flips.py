@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.lifecycle import running
 from tests.support.notes_stack import UNDECLARED, NotesStack, exports, metric, typed
 from tests.support.notes_user import NotesModel, NotesUser, do
 from tests.support.redis_proc import PrivateRedis
@@ -208,25 +209,11 @@ async def _flipper(admin: Admin, events: dict[int, Any]) -> list[str]:
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis").start()
-    yield server
-    server.resume()
-    server.stop()
-
-
-@pytest.fixture
 def stress_stack(request: pytest.FixtureRequest, tmp_path: Path,
                  private_redis: PrivateRedis) -> Iterator[NotesStack]:
-    s = NotesStack(tmp_path / "stack", private_redis.url, gateway_overrides=_GATEWAY)
-    try:
-        s.start()
+    with running(NotesStack(tmp_path / "stack", private_redis.url, gateway_overrides=_GATEWAY),
+                 request) as s:
         yield s
-    finally:
-        s.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(s.logs())
 
 
 @pytest.mark.timeout(600)

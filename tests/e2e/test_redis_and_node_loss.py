@@ -9,23 +9,12 @@ everything recovers by itself with nothing lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.support.net import await_until
 from tests.support.redis_proc import PrivateRedis
 from tests.support.shop import Admin, ShopUser, cart_lines
 from tests.support.stack import Stack
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis").start()
-    yield server
-    server.resume()
-    server.stop()
 
 
 @pytest.fixture

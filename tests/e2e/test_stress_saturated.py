@@ -44,6 +44,7 @@ import aiohttp
 import pytest
 
 from strangler.rehearse.model import CartModel, CartOp, cart_lines, show
+from tests.support.lifecycle import running
 from tests.support.redis_proc import PrivateRedis
 from tests.support.shop import Admin, Reply, ShopUser
 from tests.support.stack import DEFAULT_ROUTES, Stack, db_orders
@@ -276,22 +277,11 @@ async def _flipper(admin: Admin, flips: int, events: dict[int, Any]) -> list[str
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis").start()
-    yield server
-    server.resume()
-    server.stop()
-
-
-@pytest.fixture
-def saturated_stack(tmp_path: Path, private_redis: PrivateRedis) -> Iterator[Stack]:
-    s = Stack(tmp_path / "stack", private_redis.url, routes=_ROUTES,
-              gateway_overrides=_GATEWAY)
-    try:
-        s.start()
+def saturated_stack(request: pytest.FixtureRequest, tmp_path: Path,
+                    private_redis: PrivateRedis) -> Iterator[Stack]:
+    with running(Stack(tmp_path / "stack", private_redis.url, routes=_ROUTES,
+                       gateway_overrides=_GATEWAY), request) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.mark.timeout(900)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.checks import expect
+from tests.support.lifecycle import running
 from tests.support.net import await_until
 from tests.support.shop import Admin, ShopUser, cart_lines
 from tests.support.stack import DEFAULT_ROUTES, Stack
@@ -56,15 +57,9 @@ def ustack(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str,
     for r in routes:
         if not r.get("legacy_only"):
             r["name"] = f"{r['name']}-{tag}"
-    s = UnleashStack(tmp_path / "stack", redis_url, unleash_server, gateways=2, routes=routes)
-    try:
-        s.start()
+    with running(UnleashStack(tmp_path / "stack", redis_url, unleash_server, gateways=2,
+                              routes=routes), request) as s:
         yield s
-    finally:
-        s.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(s.logs())
 
 
 def _route(stack: UnleashStack, base: str) -> str:

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.support.faultproxy import FaultProxy, Mode
+from tests.support.lifecycle import print_logs_if_failed
 from tests.support.net import await_until, free_port, port_open, wait_until
 from tests.support.procs import ROOT, Proc, http_ok
 from tests.support.stack import Stack
@@ -103,9 +104,7 @@ def ops(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Itera
         yield s
     finally:
         s.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(s.logs())
+        print_logs_if_failed(s, request)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -190,9 +189,7 @@ async def slow_legacy(tmp_path: Path, redis_url: str,
     finally:
         await asyncio.to_thread(s.stop)
         await proxy.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(s.logs())
+        print_logs_if_failed(s, request)
 
 
 async def test_sigterm_turns_readiness_off_first_and_lets_slow_requests_finish(
