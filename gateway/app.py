@@ -274,8 +274,9 @@ class Gateway:
                 response.force_close()  # keep-alive clients reconnect elsewhere
             return response
         except GatewayError as exc:
-            level = _log.warning if exc.status >= 500 else _log.info
-            level("request_refused", status=exc.status, code=exc.code, detail=exc.detail)
+            if conn.closed_reason is None:  # else its connection_closed line is this one's
+                level = _log.warning if exc.status >= 500 else _log.info
+                level("request_refused", status=exc.status, code=exc.code, detail=exc.detail)
             response = problem(exc, rid)
             if isinstance(exc, BadRequest | PayloadTooLarge | UriTooLong):
                 # The framing of this connection cannot be trusted any more (a
