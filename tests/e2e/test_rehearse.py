@@ -144,11 +144,13 @@ async def _delete_first_order(database_url: str) -> int:
     engine = create_async_engine(database_url)
     try:
         async def first() -> int | None:
+            # Not while it is the only one: SQLite gives a deleted highest rowid to the
+            # next insert, and the check would see that order changed, not missing.
             async with engine.connect() as conn:
-                value = (await conn.execute(text("SELECT MIN(id) FROM orders"))).scalar()
-                return int(value) if value is not None else None
+                row = (await conn.execute(text("SELECT MIN(id), COUNT(*) FROM orders"))).one()
+                return int(row[0]) if row[1] >= 2 else None
 
-        oid = await await_until(first, timeout=60, interval=0.1, what="a first order")
+        oid = await await_until(first, timeout=60, interval=0.1, what="two orders placed")
         async with engine.begin() as conn:
             for sql in ("DELETE FROM order_items WHERE order_id = :id",
                         "DELETE FROM idempotency_keys WHERE order_id = :id",
