@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar, cast
 
-import aiohttp
 import structlog
 from aiohttp import web
 
@@ -105,10 +104,6 @@ class Gateway:
     @property
     def metrics(self) -> Metrics:
         return _given(self._given.metrics)
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        return self.held.http
 
     @property
     def redis(self) -> RedisClient:
@@ -345,8 +340,7 @@ async def _close(held: Held) -> None:
     await held.provider.stop()
     await held.store.stop()
     await held.pin_book.stop()
-    if "http" in held.owned:
-        await held.http.close()
+    await held.clients.close()
     await held.ledger.close()
     if "redis" in held.owned:
         await held.redis.aclose()

@@ -7,7 +7,7 @@ are made and connected.
     build       everything behind the listeners, from a validated config; nothing
                 connects yet (``Gateway.start`` starts the parts that run)
     rebuild     ``build(cfg, overrides, running=parts)`` on a reload: the parts
-                that live as long as the process (Redis, the HTTP client, the
+                that live as long as the process (Redis, the backend connection
                 pools, the bridge, the flag provider, the ledger, the metrics,
                 the key ring) are the running ones; the parts a config change
                 reaches (router, decider, breakers, pipeline, explainer, host
@@ -24,8 +24,6 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
-
 from adapters.profile import build as build_profile
 from flags.ledger import Ledger
 from flags.pins import Pins
@@ -36,7 +34,7 @@ from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
 from gateway.decide import Decider
 from gateway.explain import Explainer
-from gateway.forward import ClientLimits, HttpUpstream, new_client_session
+from gateway.forward import Upstream
 from gateway.hosts import AdminHosts
 from gateway.legacy_hook import LegacyHook
 from gateway.listener import ConnectionLimits, connection_limits
@@ -53,6 +51,7 @@ from gateway.shadow import Shadower
 from gateway.signing import KeyRing
 from gateway.startup import Secrets, make_provider, read_secrets
 from gateway.tokens import TokenMinter
+from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
 from gateway.upstreams import LegacyPool, Member, NewPool
 
 
@@ -60,8 +59,9 @@ from gateway.upstreams import LegacyPool, Member, NewPool
 class Overrides:
     """Parts made elsewhere, used instead of building them.
 
-    A test brings its own Redis client or HTTP session (the caller then closes
-    them, ``Held.owned`` says so); ``Gateway`` passes what ``preflight`` read
+    A test brings its own Redis client (the caller then closes it, ``Held.owned``
+    says so) or its own backends (``upstreams``: an in-memory one for each node and
+    instance, ``testkit.fakes``); ``Gateway`` passes what ``preflight`` read
     before start, so the key file is read once.
     """
 
@@ -69,7 +69,9 @@ class Overrides:
     keys: KeyRing | None = None
     metrics: Metrics | None = None
     redis: RedisClient | None = None
-    http: aiohttp.ClientSession | None = None
+    upstreams: UpstreamFactory | None = None
+    """Makes the ``Upstream`` for a node or instance (id, URL, limits); default: the
+    network client (``gateway.upstream.client``)."""
     provider: Provider | None = None
     sampling: SamplerLimits | None = None
     """Bounds of the session sampler behind ``GET /api/session/schema``."""
@@ -83,7 +85,9 @@ class Held:
     secrets: Secrets
     keys: KeyRing
     metrics: Metrics
-    http: aiohttp.ClientSession
+    clients: Clients
+    """The backend connection pools (closed at stop; unused when ``upstreams`` is given)."""
+    upstreams: UpstreamFactory
     redis: RedisClient
     store: SessionStore
     provider: Provider
@@ -97,7 +101,7 @@ class Held:
     service: FlagService
     shadow: Shadower
     owned: frozenset[str]
-    """Which of ``http`` and ``redis`` the build opened (the others' owners close them)."""
+    """Whether the build opened ``redis`` (else its owner closes it)."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,9 @@ class Parts:
     explainer: Explainer
     admin_hosts: AdminHosts
     conn_limits: ConnectionLimits
-    legacy_members: tuple[HttpUpstream, ...]
+    legacy_members: tuple[Upstream, ...]
     """The pools' members for this config (a reload hands them to ``Pool.configure``)."""
-    new_members: tuple[HttpUpstream, ...]
+    new_members: tuple[Upstream, ...]
 
 
 def preflight(cfg: Config, overrides: Overrides | None = None) -> Overrides:
@@ -148,7 +152,7 @@ def build(cfg: Config, overrides: Overrides | None = None, *,
         held, (legacy_members, new_members) = _hold(cfg, preflight(cfg, overrides), limits)
     else:
         held = running.held
-        legacy_members, new_members = _members(cfg, held.http, limits)
+        legacy_members, new_members = _members(cfg, held.upstreams, limits)
     breakers, budgets = _route_guards(router, held.metrics, running)
     decider = Decider(router.routes, held.provider.view, held.metrics.flag_evaluated)
     return Parts(
@@ -162,7 +166,8 @@ def build(cfg: Config, overrides: Overrides | None = None, *,
         legacy_members=legacy_members, new_members=new_members)
 
 
-_Members = tuple[tuple[HttpUpstream, ...], tuple[HttpUpstream, ...]]
+_Members = tuple[tuple[Upstream, ...], tuple[Upstream, ...]]
+UpstreamFactory = Callable[[str, str, ClientLimits], Upstream]
 
 
 def _hold(cfg: Config, given: Overrides, limits: ClientLimits) -> tuple[Held, _Members]:
@@ -180,9 +185,9 @@ def _hold(cfg: Config, given: Overrides, limits: ClientLimits) -> tuple[Held, _M
     store.lock_events = metrics.lock
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     provider = given.provider if given.provider is not None else make_provider(cfg, redis)
-    # The HTTP session last: nothing after it raises, so a failed build leaves none open.
-    http = given.http if given.http is not None else new_client_session(limits)
-    members = _members(cfg, http, limits)
+    clients = Clients()  # opens nothing until a request needs a connection
+    upstreams = given.upstreams or _network(clients)
+    members = _members(cfg, upstreams, limits)
     legacy = LegacyPool("legacy", list(members[0]), cfg.health.path)
     new = NewPool("new", list(members[1]), cfg.health.path, cfg.new.ejection)
     for pool in (legacy, new):
@@ -194,9 +199,9 @@ def _hold(cfg: Config, given: Overrides, limits: ClientLimits) -> tuple[Held, _M
                            redis_budget_s=cfg.gateway.session_sync.redis_budget_ms / 1000)
     pins = Pins(redis, cfg.redis.key_prefix)
     ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
-    owned = frozenset(name for name, part in (("http", given.http), ("redis", given.redis))
-                      if part is None)
-    held = Held(secrets=secrets, keys=keys, metrics=metrics, http=http, redis=redis,
+    owned = frozenset({"redis"} if given.redis is None else ())
+    held = Held(secrets=secrets, keys=keys, metrics=metrics, clients=clients,
+                upstreams=upstreams, redis=redis,
                 store=store, provider=provider, legacy=legacy, new=new, sampler=sampler,
                 bridge=bridge, pins=pins, pin_book=PinBook(pins, store.handle), ledger=ledger,
                 service=FlagService(provider, ledger, pins),
@@ -211,10 +216,13 @@ def client_limits(cfg: Config) -> ClientLimits:
     return ClientLimits(connect_s=t.connect_ms / 1000, read_s=t.request_ms / 1000)
 
 
-def _members(cfg: Config, http: aiohttp.ClientSession, limits: ClientLimits
-             ) -> tuple[tuple[HttpUpstream, ...], tuple[HttpUpstream, ...]]:
-    return (tuple(HttpUpstream(n.id, n.url, http, limits) for n in cfg.legacy.nodes),
-            tuple(HttpUpstream(n.id, n.url, http, limits) for n in cfg.new.instances))
+def _network(clients: Clients) -> UpstreamFactory:
+    return lambda upstream_id, url, limits: HttpUpstream(upstream_id, url, clients, limits)
+
+
+def _members(cfg: Config, make: UpstreamFactory, limits: ClientLimits) -> _Members:
+    return (tuple(make(n.id, n.url, limits) for n in cfg.legacy.nodes),
+            tuple(make(n.id, n.url, limits) for n in cfg.new.instances))
 
 
 def _route_guards(router: Router, metrics: Metrics, running: Parts | None

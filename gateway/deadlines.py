@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from types import TracebackType
+from typing import Protocol
 
 TICK_S = 0.05
 
@@ -25,20 +26,25 @@ class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = TICK_S) -> None:
         self._loop = loop
         self._tick = tick
-        self._scopes: dict[int, Scope] = {}
+        self._scopes: dict[int, Expiring] = {}
         self._task: asyncio.Task[None] | None = None
 
     def at(self, when: float) -> Scope:
         """A scope ending at ``when`` (the loop's clock)."""
         return Scope(self, when)
 
-    def _enter(self, scope: Scope) -> None:
-        self._scopes[id(scope)] = scope
+    def watch(self, item: Expiring) -> None:
+        """Call ``item._expire()`` once ``item.when`` has passed (moved freely meanwhile),
+        until ``unwatch``: how a protocol bounds an exchange without a task to cancel."""
+        self._scopes[id(item)] = item
         if self._task is None:
             self._task = self._loop.create_task(self._watch())
 
-    def _leave(self, scope: Scope) -> None:
-        self._scopes.pop(id(scope), None)
+    def unwatch(self, item: Expiring) -> None:
+        self._scopes.pop(id(item), None)
+
+    _enter = watch
+    _leave = unwatch
 
     async def _watch(self) -> None:
         try:
@@ -49,6 +55,13 @@ class Deadlines:
                     scope._expire()
         finally:
             self._task = None
+
+
+class Expiring(Protocol):
+    when: float
+    """The loop's clock."""
+
+    def _expire(self) -> None: ...
 
 
 class Scope:
@@ -93,10 +106,14 @@ _last: Deadlines | None = None
 
 def deadline_at(when: float) -> Scope:
     """``async with deadline_at(loop.time() + s):`` -- like ``asyncio.timeout_at``."""
+    return Scope(of(asyncio.get_running_loop()), when)
+
+
+def of(loop: asyncio.AbstractEventLoop) -> Deadlines:
+    """The deadlines of ``loop``."""
     global _last
-    loop = asyncio.get_running_loop()
     if _last is None or _last._loop is not loop:
         _last = _per_loop.get(loop)
         if _last is None:
             _last = _per_loop[loop] = Deadlines(loop)
-    return Scope(_last, when)
+    return _last

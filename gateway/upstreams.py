@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 
 from gateway import log
 from gateway.errors import UpstreamError
-from gateway.forward import HttpUpstream, Outgoing
+from gateway.forward import Outgoing, Upstream
 from gateway.settings import Ejection
 
 _log = log.get("upstreams")
@@ -28,7 +28,7 @@ _log = log.get("upstreams")
 
 @dataclass(slots=True)
 class Member:
-    upstream: HttpUpstream
+    upstream: Upstream
     healthy: bool = True
     boot_id: str = ""
     failures: int = 0
@@ -44,7 +44,7 @@ class Member:
 class Pool:
     """A named set of members with health state; ``healthy`` is kept precomputed."""
 
-    def __init__(self, kind: str, members: list[HttpUpstream], health_path: str,
+    def __init__(self, kind: str, members: list[Upstream], health_path: str,
                  ejection: Ejection | None = None) -> None:
         self.kind = kind
         self.members = {m.id: Member(m) for m in members}
@@ -55,7 +55,7 @@ class Pool:
         self._ejection = ejection
         self.check_interval_s = 1.0
 
-    def configure(self, members: list[HttpUpstream], health_path: str,
+    def configure(self, members: list[Upstream], health_path: str,
                   ejection: Ejection | None, check_interval_s: float) -> list[Member]:
         """Swap in a reloaded member list; returns the members that are new.
 

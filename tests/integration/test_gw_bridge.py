@@ -27,7 +27,6 @@ from adapters.handles import session_handle
 from adapters.profile import build
 from adapters.store import WRITE_SCRIPT, write_args
 from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
-from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
 from gateway.session_bridge import (
@@ -40,6 +39,7 @@ from gateway.session_store import LockLost, SessionStore
 from gateway.session_sync import Intent
 from gateway.settings import TokensSection
 from gateway.tokens import TokenMinter
+from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
 from gateway.upstreams import LegacyPool
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
@@ -118,8 +118,8 @@ async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token:
         servers[node] = TestServer(app, host="127.0.0.1")
         await servers[node].start_server()
     limits = ClientLimits(connect_s=0.5, read_s=5)
-    http = new_client_session(limits)
-    pool = LegacyPool("legacy", [HttpUpstream(n, str(s.make_url("")), http, limits)
+    clients = Clients()
+    pool = LegacyPool("legacy", [HttpUpstream(n, str(s.make_url("")), clients, limits)
                                  for n, s in servers.items()], "/healthz")
     await pool.check_all()
     client = aioredis.Redis.from_url(redis_url)
@@ -132,7 +132,7 @@ async def world(tmp_path: Path, redis_url: str, key_prefix: str, internal_token:
         yield World(bridge, pool, store, client, servers, test_http, key_prefix, internal_token)
     finally:
         await test_http.close()
-        await http.close()
+        await clients.close()
         for s in servers.values():
             await s.close()
         async for key in client.scan_iter(match=f"{key_prefix}:*"):

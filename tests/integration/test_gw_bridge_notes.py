@@ -26,13 +26,13 @@ from multidict import CIMultiDict
 
 from adapters.handles import session_handle
 from adapters.store import WRITE_SCRIPT, write_args
-from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
 from gateway.session_bridge import LegacyPlan, SessionBridge, SessionUnbridgeable
 from gateway.session_store import SessionStore
 from gateway.settings import TokensSection
 from gateway.tokens import TokenMinter
+from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
 from gateway.upstreams import LegacyPool
 from tests.apps.notes.app import create_app
 from tests.apps.notes.settings import Settings
@@ -138,8 +138,8 @@ async def world(redis_url: str, key_prefix: str, internal_token: str,
                                    host="127.0.0.1")
         await servers[node].start_server()
     limits = ClientLimits(connect_s=0.5, read_s=5)
-    http = new_client_session(limits)
-    pool = LegacyPool("legacy", [HttpUpstream(n, str(s.make_url("")), http, limits)
+    clients = Clients()
+    pool = LegacyPool("legacy", [HttpUpstream(n, str(s.make_url("")), clients, limits)
                                  for n, s in servers.items()], "/healthz")
     await pool.check_all()
     client = aioredis.Redis.from_url(redis_url)
@@ -153,7 +153,7 @@ async def world(redis_url: str, key_prefix: str, internal_token: str,
                     internal_token)
     finally:
         await test_http.close()
-        await http.close()
+        await clients.close()
         for s in servers.values():
             await s.close()
         async for key in client.scan_iter(match=f"{key_prefix}:*"):

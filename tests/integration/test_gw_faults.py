@@ -405,17 +405,8 @@ async def test_garbage_from_legacy_is_a_502_problem(env: Env) -> None:
 # ---------------------------------------------------------------- client goes away
 
 def _in_use(gateway: Gateway) -> int:
-    """Upstream connections the gateway's pool has handed out and not taken back.
-
-    aiohttp 3.14 has no public count; ``_acquired`` is the set the connector
-    itself checks its ``limit`` against (``BaseConnector._available_connections``)
-    -- a connection leaves it only when released or closed.
-    """
-    connector = gateway.http.connector
-    assert isinstance(connector, aiohttp.BaseConnector)
-    acquired = connector._acquired
-    assert isinstance(acquired, set), "aiohttp internals moved: update _in_use"
-    return len(acquired)
+    """Upstream connections the gateway's pools have handed out and not taken back."""
+    return gateway.held.clients.in_use()
 
 
 @pytest.mark.parametrize("fault", [Fault(Mode.SLOW_HEADERS, delay=60.0),

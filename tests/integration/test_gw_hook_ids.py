@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestServer
 
 from adapters.document import Document, Principal
 from adapters.handles import valid_cookie_id
-from gateway.forward import ClientLimits, HttpUpstream, new_client_session
 from gateway.legacy_hook import LegacyHook
+from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
 from tests.support.flawed_hook import hook_app
 from tests.support.profiles import notes_profile
 
@@ -25,9 +25,9 @@ async def node() -> AsyncIterator[HttpUpstream]:
     server = TestServer(hook_app(None, TOKEN), host="127.0.0.1")
     await server.start_server()
     limits = ClientLimits(connect_s=1, read_s=5)
-    http = new_client_session(limits)
-    yield HttpUpstream("x1", str(server.make_url("")).rstrip("/"), http, limits)
-    await http.close()
+    clients = Clients()
+    yield HttpUpstream("x1", str(server.make_url("")).rstrip("/"), clients, limits)
+    await clients.close()
     await server.close()
 
 

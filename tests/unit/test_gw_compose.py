@@ -47,7 +47,7 @@ async def first(make_cfg: Callable[..., Config]) -> AsyncIterator[Parts]:
     cfg = make_cfg()
     parts = build(cfg, given())
     yield parts
-    await parts.held.http.close()
+    await parts.held.clients.close()
     await parts.held.ledger.close()
     await parts.held.redis.aclose()
 
@@ -58,7 +58,7 @@ async def test_a_first_build_wires_one_graph(first: Parts) -> None:
     assert first.pipeline.bridge is held.bridge and first.pipeline.breakers is first.breakers
     assert set(first.breakers) == set(first.router.routes) == set(first.budgets)
     assert [m.id for m in first.legacy_members] == list(held.legacy.members)
-    assert held.owned == {"http", "redis"}
+    assert held.owned == {"redis"}
 
 
 async def test_a_rebuild_keeps_what_the_process_holds_and_unchanged_breakers(
@@ -86,9 +86,9 @@ async def test_what_a_caller_brings_is_used_and_not_owned(make_cfg: Callable[...
     try:
         assert parts.held.redis is redis and parts.held.store.redis is redis
         assert parts.held.keys is keys and parts.held.metrics is metrics
-        assert parts.held.owned == {"http"}
+        assert parts.held.owned == frozenset()
     finally:
-        await parts.held.http.close()
+        await parts.held.clients.close()
         await parts.held.ledger.close()
         await redis.aclose()
 
