@@ -15,9 +15,12 @@ the node and instance URLs point at nginx, so the session the user logged in
 with through the real stack is the one it bridges.
 
 Rows, all on that same upstream: direct; nginx as reverse proxy; the plain
-aiohttp proxy; the gateway with the route at legacy (session), at new
-(session), and an anonymous legacy GET; then ``--workers 2`` against one
-worker, and an open loop at half the gateway's saturating rate.
+aiohttp proxy; the lean proxy (asyncio protocols and httptools, the floor for
+Python); the gateway with the route at legacy (session), at new (session), and
+an anonymous legacy GET; then ``--workers 2`` against one worker, and an open
+loop at half the gateway's saturating rate. Each proxy's memory rows
+(``bench.memory``: RSS at rest, KiB per idle keep-alive connection) are taken
+right after its CPU rows, while it is still running.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from typing import Any
 
 import yaml
 
-from bench import loadgen, nginx, spy, sysstat
+from bench import loadgen, memory, nginx, spy, sysstat
 from bench.measure import Meter, Row, Target
+from bench.memory import Memory
 from bench.rig import Login, Rig, pid, wait_for_stage
 from testkit.net import free_port, wait_until
 from testkit.procs import Proc, http_ok
@@ -48,6 +52,9 @@ CART = "/api/cart"
 (``App.anon_path``: the shop's catalog, the notes app's legacy-only ``/about``) has no
 session, so no session bridge work; nginx answers it with the same bytes (without session
 headers), so only the proxy's work differs."""
+IDLE_KEEPALIVE_MS = 600_000
+"""The measured gateway's ``limits.keepalive_idle_ms``: the memory rows' idle connections
+must outlive their steps (the default, a minute, is close to a slow run's)."""
 _NOT_REPLAYED = frozenset({"date", "server", "content-length", "connection", "keep-alive",
                            "transfer-encoding", "content-type", "x-request-id"})
 """Headers nginx sets itself, or that belong to one response only (the request id)."""
@@ -103,6 +110,20 @@ class HotPath:
     legacy_port: int = field(default_factory=free_port)
     new_port: int = field(default_factory=free_port)
     upstream: nginx.Nginx | None = None
+    idle_max: int = 0
+    """The most idle client connections the memory rows hold open at once."""
+
+    @property
+    def connections(self) -> int:
+        """The connection cap of the gateway (``limits.max_connections``) and the nginx
+        proxy (``worker_connections``): both default to 4096; the memory rows need their
+        idle connections plus room for the load's and the helper's."""
+        return max(4096, self.idle_max + 1024)
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The measured gateway's ``gateway.limits`` beyond the stack's."""
+        return {"max_connections": self.connections, "keepalive_idle_ms": IDLE_KEEPALIVE_MS}
 
     @property
     def legacy_url(self) -> str:
@@ -140,8 +161,10 @@ class HotPath:
                 self.upstream = None
 
     def config(self) -> dict[str, Any]:
-        """The stack's config with the legacy node and new instance URLs on nginx."""
+        """The stack's config with the legacy node and new instance URLs on nginx, and
+        connection limits that let the memory rows' idle connections in and keep them."""
         config = self.rig.stack.config()
+        config["gateway"]["limits"] = {**config["gateway"].get("limits", {}), **self.limits}
         node, inst = self.rig.legacy_node[0], self.rig.new_instance[0]
         config["legacy"]["nodes"] = [{**n, "url": self.legacy_url}
                                      for n in config["legacy"]["nodes"] if n["id"] == node]
@@ -186,7 +209,7 @@ class HotPath:
     def nginx_proxy(self) -> Iterator[tuple[str, int]]:
         port = free_port()
         directory = self.directory / "nginx-proxy"
-        conf = nginx.proxy_conf(directory, port, self.legacy_url)
+        conf = nginx.proxy_conf(directory, port, self.legacy_url, self.connections)
         with nginx.running("nginx-proxy", directory, conf, f"http://127.0.0.1:{port}/healthz",
                            self.rig.cores.proxy) as server:
             yield f"http://127.0.0.1:{port}", server.pid
@@ -222,6 +245,8 @@ class Options:
     profile_seconds: float = 10.0
     """py-spy on the gateway under the legacy-with-session load; 0: no profile."""
     workers: int = 2
+    idle_steps: tuple[int, ...] = (1000, 5000)
+    """Idle keep-alive connections held for the memory rows, cumulative; empty: none."""
 
 
 @dataclass
@@ -235,10 +260,17 @@ class Extras:
     open_rate: float | None = None
     rounds: list[list[Row]] = field(default_factory=list)
     """With ``--rounds N``: each round's H rows, for the targets' per-round ratios."""
+    memory: list[Memory] = field(default_factory=list)
+    """Each proxy's RSS at rest and with idle connections (the last round only)."""
+    limits: dict[str, int] = field(default_factory=dict)
+    """What the measured gateway's ``gateway.limits`` set (``max_connections`` is the
+    nginx proxy's ``worker_connections`` too)."""
 
     def as_dict(self) -> dict[str, Any]:
         prof = self.profile
         return {"captured": self.captured, "open_rate": self.open_rate,
+                "memory": [m.as_dict() for m in self.memory],
+                "gateway_limits": self.limits,
                 "workers_skipped": self.workers_skipped,
                 "profile_skipped": self.profile_skipped,
                 "profile": None if prof is None else {
@@ -246,8 +278,9 @@ class Extras:
                     "output": str(prof.output), "top": prof.top(20)}}
 
 
-PINNING = ("proxy under test (gateway, plain proxy, nginx proxy) alone on core {proxy}; "
-           "nginx upstream (1 worker) and load generator on core {other}. Rows `gateway "
+PINNING = ("proxy under test (gateway, plain proxy, lean proxy, nginx proxy) alone on core "
+           "{proxy}; nginx upstream (1 worker), load generator and the memory rows' idle "
+           "clients on core {other}. Rows `gateway "
            "--workers N`: the gateway's supervisor and workers unpinned (both cores, shared "
            "with the load generator and the upstream), since N processes cannot share one "
            "core; the 1-worker row is unpinned too, so the two compare like for like")
@@ -256,7 +289,8 @@ PINNING = ("proxy under test (gateway, plain proxy, nginx proxy) alone on core {
 def run(rig: Rig, meter: Meter, login: Login, opts: Options, extras: Extras,
         directory: Path) -> Iterator[Row]:
     """Scenario H from start to end: capture, nginx up, rows, nginx down."""
-    hot = HotPath(rig, login, directory)
+    hot = HotPath(rig, login, directory, idle_max=max(opts.idle_steps, default=0))
+    extras.limits = hot.limits
     with hot.running():
         yield from scenario_h(rig, meter, login, hot, opts, extras)
 
@@ -277,11 +311,19 @@ def scenario_h(rig: Rig, meter: Meter, login: Login, hot: HotPath, opts: Options
         return Target(scenario, name, kind, url, session if headers is None else headers,
                       measured, up, expect_body=body, rate=rate)
 
+    def memory_rows(name: str, measured: int, url: str) -> None:
+        _memory(hot, opts, extras, name, measured, url, session)
+
     yield meter.measure(fixed("direct (nginx upstream)", "direct", cart, up))
     with hot.nginx_proxy() as (url, proxy):
         yield meter.measure(fixed("nginx proxy", "nginx", url + app.path, proxy))
+        memory_rows("nginx proxy", proxy, url + app.path)
     with rig.plain_proxy(hot.legacy_url) as (url, proc):
         yield meter.measure(fixed("plain proxy", "plain", url + app.path, pid(proc)))
+        memory_rows("plain proxy", pid(proc), url + app.path)
+    with rig.plain_proxy(hot.legacy_url, "bench.lean_proxy") as (url, proc):
+        yield meter.measure(fixed("lean proxy", "lean", url + app.path, pid(proc)))
+        memory_rows("lean proxy", pid(proc), url + app.path)
 
     saturating: Row | None = None
     with hot.gateway() as (url, admin, gw, _):
@@ -305,6 +347,7 @@ def scenario_h(rig: Rig, meter: Meter, login: Login, hot: HotPath, opts: Options
         finally:
             rig.set_stage(app.route, "legacy")
         wait_for_stage(admin, app.route, "legacy")
+        memory_rows("gateway, legacy, session", gw, url + app.path)
         if opts.profile_seconds > 0:
             extras.profile, extras.profile_skipped = _profile(rig, meter, url + app.path,
                                                               session, gw,
@@ -312,6 +355,17 @@ def scenario_h(rig: Rig, meter: Meter, login: Login, hot: HotPath, opts: Options
 
     yield from _workers(rig, meter, hot, login, opts.workers, cap.cart.body, extras)
     yield from _half_load(rig, meter, hot, login, opts, saturating, extras)
+
+
+def _memory(hot: HotPath, opts: Options, extras: Extras, name: str, measured: int, url: str,
+            headers: dict[str, str]) -> None:
+    """One proxy's memory rows, right after its CPU rows: warm, and idle now."""
+    if not opts.idle_steps:
+        return
+    found = memory.measure(name, measured, url, headers, opts.idle_steps,
+                           hot.rig.cores.other, hot.directory / "idle-clients.log")
+    extras.memory.append(found)
+    print(f"  {'H memory':11} {name:28} {found.summary()}", file=sys.stderr)
 
 
 def _profile(rig: Rig, meter: Meter, url: str, headers: dict[str, str], gw: int,

@@ -20,7 +20,8 @@ class Target:
     scenario: str
     name: str
     kind: str
-    """``direct``, ``plain``, ``nginx`` (nginx as reverse proxy) or ``gateway``."""
+    """``direct``, ``plain``, ``lean`` (the lean proxy), ``nginx`` (nginx as reverse proxy)
+    or ``gateway``."""
     url: str
     headers: dict[str, str]
     measured_pid: int

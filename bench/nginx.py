@@ -67,13 +67,13 @@ def _location(where: str, fixed: Fixed) -> str:
     return "\n".join(lines)
 
 
-def _main(directory: Path, http_body: str) -> str:
+def _main(directory: Path, http_body: str, connections: int = 4096) -> str:
     user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
     temp = "\n".join(f"    {kind}_temp_path {directory / ('tmp-' + kind)};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return (f"{user}worker_processes 1;\npid {directory / 'nginx.pid'};\n"
             f"error_log {directory / 'error.log'} warn;\n"
-            "events { worker_connections 4096; }\n"
+            f"events {{ worker_connections {connections}; }}\n"
             "http {\n    access_log off;\n    server_tokens off;\n"
             "    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n"
             '    geo $dollar { default "$"; }\n'
@@ -90,7 +90,9 @@ def upstream_conf(directory: Path, sites: dict[int, Site]) -> str:
     return _main(directory, "".join(servers))
 
 
-def proxy_conf(directory: Path, port: int, upstream: str) -> str:
+def proxy_conf(directory: Path, port: int, upstream: str, connections: int = 4096) -> str:
+    """``connections``: the worker's cap on client and upstream connections together
+    (scenario H's memory rows hold thousands of idle clients)."""
     host = upstream.removeprefix("http://").rstrip("/")
     return _main(directory, (
         f"    upstream backend {{\n        server {host};\n        keepalive 64;\n"
@@ -99,7 +101,7 @@ def proxy_conf(directory: Path, port: int, upstream: str) -> str:
         "        location / {\n            proxy_pass http://backend;\n"
         "            proxy_http_version 1.1;\n"
         '            proxy_set_header Connection "";\n'
-        "            proxy_buffering on;\n        }\n    }\n"))
+        "            proxy_buffering on;\n        }\n    }\n"), connections)
 
 
 @dataclass

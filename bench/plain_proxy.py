@@ -18,8 +18,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"})
+from bench.hop import HOP_BY_HOP
+
 _DROP_REQUEST = HOP_BY_HOP | {"host", "content-length"}
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
 

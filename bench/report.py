@@ -11,6 +11,7 @@ from bench.measure import Row
 
 if TYPE_CHECKING:
     from bench.hotpath import Extras
+    from bench.memory import Memory
 
 OUT = Path(__file__).with_name("out")
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -308,6 +309,7 @@ def _meets(target: str, value: float) -> bool:
 def _targets_one(rows: list[Row], extras: Extras) -> list[dict[str, Any]]:
     direct = _find(rows, HOT, "direct (nginx upstream)")
     plain = _find(rows, HOT, "plain proxy")
+    lean = _find(rows, HOT, "lean proxy")
     ngx = _find(rows, HOT, "nginx proxy")
     legacy = _find(rows, HOT, "gateway, legacy, session")
     new = _find(rows, HOT, "gateway, new, session")
@@ -329,10 +331,12 @@ def _targets_one(rows: list[Row], extras: Extras) -> list[dict[str, Any]]:
         x = cpu_x(gw, plain)
         add(f"CPU/req, {label}-routed GET with session, vs plain proxy", x, f"<= {limit:g}x",
             x is not None and x <= limit, f"{cpu(gw)} vs {cpu(plain)} us/req")
-    for label, gw in (("legacy", legacy), ("new", new), ("no session", anon)):
-        x = cpu_x(gw, ngx)
-        add(f"CPU/req, gateway {label} vs nginx proxy", x, "(for reference)", None,
-            f"{cpu(gw)} vs {cpu(ngx)} us/req")
+    for name, ref in (("nginx proxy", ngx), ("lean proxy", lean)):
+        for label, gw in (("legacy", legacy), ("new", new), ("no session", anon)):
+            add(f"CPU/req, gateway {label} vs {name}", cpu_x(gw, ref), "(for reference)",
+                None, f"{cpu(gw)} vs {cpu(ref)} us/req")
+    add("CPU/req, plain proxy vs lean proxy", cpu_x(plain, lean), "(for reference)", None,
+        f"{cpu(plain)} vs {cpu(lean)} us/req")
     base = direct.redis_cmds_per_req if direct else 0.0
     for label, gw, limit in (("legacy, session", legacy, 1.0), ("new, session", new, 1.0),
                              ("no session", anon, 0.0)):
@@ -356,13 +360,19 @@ def _targets_one(rows: list[Row], extras: Extras) -> list[dict[str, Any]]:
     hplain = _find(rows, HALF, "plain proxy")
     added = round(hgw.p50_ms - hdirect.p50_ms, 3) if hgw and hdirect else None
     add(f"added p50 ms at half load ({extras.open_rate or '-'} req/s), gateway vs direct",
-        added, "< 1 ms", added is not None and added < 1.0,
-        (f"p50 {hdirect.p50_ms:.2f} -> {hgw.p50_ms:.2f} ms, p99 {hdirect.p99_ms:.2f} -> "
-         f"{hgw.p99_ms:.2f} ms" if hgw and hdirect else ""))
+        added, "< 1 ms", added is not None and added < 1.0, _half_detail(hdirect, hgw))
     padded = round(hplain.p50_ms - hdirect.p50_ms, 3) if hplain and hdirect else None
     add("added p50 ms at half load, plain proxy vs direct", padded, "(for reference)", None,
-        f"p99 {hplain.p99_ms:.2f} ms" if hplain else "")
+        _half_detail(hdirect, hplain))
     return out
+
+
+def _half_detail(direct: Row | None, proxy: Row | None) -> str:
+    """Both percentiles of the open loop, direct -> through the proxy, and the p99 added."""
+    if direct is None or proxy is None:
+        return ""
+    return (f"p50 {direct.p50_ms:.2f} -> {proxy.p50_ms:.2f} ms, p99 {direct.p99_ms:.2f} -> "
+            f"{proxy.p99_ms:.2f} ms (added p99 {proxy.p99_ms - direct.p99_ms:+.2f} ms)")
 
 
 def targets_table(targets: list[dict[str, Any]], markdown: bool = False) -> str:
@@ -397,6 +407,8 @@ def hot_section(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any
         targets_table(hot_targets(rows, extras), markdown=True), "",
         "### Rows", "", results_table(mine, markdown=True), "",
         "### Ratios", "", ratio_table(ratios_h, markdown=True), "",
+        "### Memory (RSS of the proxy process, idle keep-alive connections)", "",
+        *_memory_lines(extras), "",
         "### Profile (py-spy, gateway, legacy route with session, saturating load)", "",
         *_profile_lines(extras), "",
         "### Commands", "",
@@ -406,6 +418,42 @@ def hot_section(meta: dict[str, Any], rows: list[Row], items: list[dict[str, Any
     parts += ["### Notes", "", *[f"- {n}" for n in found or [
         "none: every gateway request was served by the expected route and backend"]]]
     return "\n".join(parts) + "\n"
+
+
+def memory_table(found: list[Memory], markdown: bool = False) -> str:
+    """RSS at rest, and at each step with its KiB per idle connection."""
+    wanted = [s.wanted for s in found[0].steps] if found else []
+    head = ["target", "at rest MiB"]
+    for n in wanted:
+        head += [f"{n} idle MiB", f"KiB/conn ({n})"]
+    body = []
+    for m in found:
+        cells = [m.target, f"{m.rest_kib / 1024:.1f}"]
+        for step in m.steps:
+            cells += [f"{step.rss_kib / 1024:.1f}", _num(m.per_connection_kib(step))]
+        body.append(cells)
+    return _table(head, body, markdown)
+
+
+def _memory_lines(extras: Extras) -> list[str]:
+    if not extras.memory:
+        return ["not measured (--idle-connections 0, or not in the last round)"]
+    method = (
+        "VmRSS from /proc, summed over the process tree (nginx proxy: master and worker), "
+        "read right after the proxy's own rows (warm, no load), then with N idle "
+        "keep-alive client connections open, each having made one request (the row's GET, "
+        "with the session) and answered 200; they are held by `bench/idle_clients.py` on "
+        "the load core. KiB/conn = (RSS with N open - RSS at rest) / N. To hold them, "
+        "the gateway runs with `gateway.limits` "
+        + ", ".join(f"`{k}: {v}`" for k, v in extras.limits.items())
+        + " and the nginx proxy with `worker_connections "
+        f"{extras.limits.get('max_connections')}` (it allocates a connection's structures "
+        "for all of them at start, about 0.4 KiB each, so they are in its RSS at rest and "
+        "not in its KiB/conn); the lean proxy holds no upstream connection for an idle "
+        "client.")
+    lines = [method, "", memory_table(extras.memory, markdown=True)]
+    notes = [f"- {m.target}: {n}" for m in extras.memory for n in m.notes]
+    return lines + (["", *notes] if notes else [])
 
 
 def _profile_lines(extras: Extras) -> list[str]:

@@ -219,12 +219,14 @@ class Rig:
             yield f"http://127.0.0.1:{port}", admin, proc
 
     @contextlib.contextmanager
-    def plain_proxy(self, upstream: str) -> Iterator[tuple[str, Proc]]:
+    def plain_proxy(self, upstream: str, module: str = "bench.plain_proxy"
+                    ) -> Iterator[tuple[str, Proc]]:
+        """The plain aiohttp proxy, or another with its CLI (``bench.lean_proxy``)."""
         port = free_port()
-        argv = [sys.executable, "-m", "bench.plain_proxy", "--upstream", upstream,
-                "--port", str(port)]
+        argv = [sys.executable, "-m", module, "--upstream", upstream, "--port", str(port)]
         url = f"http://127.0.0.1:{port}"
-        with self._side(Proc("plain-proxy", argv, self.stack.dir / "logs",
+        name = module.rpartition(".")[2].replace("_", "-")
+        with self._side(Proc(name, argv, self.stack.dir / "logs",
                              ready_url=f"{url}/healthz")) as proc:
             yield url, proc
 

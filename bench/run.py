@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "rate, legacy route with a session, measured in the same run)")
     p.add_argument("--workers", type=int, default=2,
                    help="scenario H: gateway --workers N against one worker (default: 2)")
+    p.add_argument("--idle-connections", type=_steps, default=(1000, 5000),
+                   help="scenario H's memory rows: RSS of each proxy with this many idle "
+                        "keep-alive connections open, cumulative steps (default: 1000,5000; "
+                        "0: no memory rows)")
     p.add_argument("--profile-seconds", type=float, default=10.0,
                    help="scenario H: py-spy on the gateway for this long (0: no profile)")
     p.add_argument("--rounds", type=int, default=1,
@@ -79,6 +83,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--write-results", action="store_true",
                    help="also rewrite scenario H's section of bench/RESULTS.md from this run")
     return p.parse_args(argv)
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    """``1000,5000`` -> (1000, 5000); ``0`` -> (): ascending positive counts."""
+    steps = tuple(int(x) for x in text.split(",") if int(x))
+    if list(steps) != sorted(set(steps)) or any(n < 0 for n in steps):
+        raise argparse.ArgumentTypeError("ascending positive counts, e.g. 1000,5000 (or 0)")
+    return steps
 
 
 def choose_cores() -> Cores:
@@ -296,10 +308,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
         if "H" in wanted:  # before B too: needs the route at legacy
             if not nginx.available():
                 raise SystemExit("scenario H needs nginx (apt-get install -y nginx)")
-            for round_ in range(args.rounds):  # the profile in the last round only
+            for round_ in range(args.rounds):  # profile and memory in the last round only
                 last = round_ == args.rounds - 1
                 opts = hotpath.Options(args.half_rate, args.profile_seconds if last else 0,
-                                       args.workers)
+                                       args.workers, args.idle_connections if last else ())
                 scenarios.append(lambda opts=opts, round_=round_: hotpath.run(  # type: ignore[misc]
                     rig, meter, login, opts, extras, workdir / f"hot-{round_}"))
         if "B" in wanted:

@@ -90,3 +90,23 @@ def tree_cpu_s(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (``VmRSS`` of /proc/<pid>/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid} (a zombie?)")
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of ``pid`` and its live descendants, summed (nginx: master and worker; pages
+    they share are counted twice, a constant that cancels out in differences)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += rss_kib(member)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
