@@ -2,9 +2,9 @@
 
 The parts behind the listeners are built by ``gateway.compose.build`` (the
 composition root); this module starts them, swaps a rebuilt set in on a reload,
-and stops them. The proxy listener is aiohttp's low-level ``web.Server`` -- the pipeline does
-its own routing, so the application router and middleware chain would be
-pure per-request overhead. The admin listener is an ordinary application.
+and stops them. The proxy listener is the gateway's own (``gateway.edge.server``:
+asyncio protocols and llhttp, the hot path); the admin listener is an ordinary
+aiohttp application.
 Nothing connects at import time; ``Gateway.start`` does it all.
 """
 
@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
@@ -32,11 +32,11 @@ from gateway.admin_shadow import SHADOWER
 from gateway.blocked import exposed
 from gateway.breaker import Breaker
 from gateway.compose import Held, Overrides, Parts, build, count_upstream, preflight
+from gateway.edge.http import Incoming, Reply, problem
+from gateway.edge.server import Connection, ProxyServer, parse_limits
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UriTooLong
-from gateway.headers import request_id
-from gateway.listener import Connection, ProxyServer
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline, problem
+from gateway.pipeline import Pipeline
 from gateway.redis_client import RedisClient
 from gateway.reload import Reloader
 from gateway.session_bridge import SessionBridge
@@ -218,6 +218,7 @@ class Gateway:
             self.admin.hosts = parts.admin_hosts
         if self.proxy is not None:
             self.proxy.limits = parts.conn_limits
+            self.proxy.parse = parse_limits(cfg.gateway.limits)
         _warn_edge(cfg)
         for pool, members in added:  # a new member gets traffic once a check sees it up
             self._tasks.extend(asyncio.create_task(pool.check(m)) for m in members)
@@ -226,12 +227,11 @@ class Gateway:
     async def _listen(self, parts: Parts) -> None:
         g, held = parts.cfg.gateway, parts.held
         assert self.admin is not None
-        server = self.proxy = ProxyServer(
-            self._handle, parts.conn_limits, held.metrics, handler_cancellation=True,
-            max_line_size=g.limits.max_url_bytes + 64, max_field_size=g.limits.max_header_bytes,
-            max_headers=g.limits.max_headers, auto_decompress=False, access_log=None)
-        proxy = web.ServerRunner(server, handle_signals=False,
-                                 shutdown_timeout=g.shutdown.timeout_s)
+        proxy = self.proxy = ProxyServer(self._handle, parts.conn_limits,
+                                         parse_limits(g.limits), held.metrics)
+        # SO_REUSEPORT only where workers share a port: a second, stray gateway on a
+        # port must fail to bind, not silently take half the traffic.
+        await proxy.listen(g.listen.host, g.listen.port, reuse_port=self._reuse_port)
         admin_app = create_admin_app(self.admin)
         admin_app[SHADOWER] = held.shadow
         admin_app[DISCOVERY] = Discovery(held.sampler, held.bridge.profile)
@@ -240,16 +240,13 @@ class Gateway:
         add_reload_routes(admin_app)
         admin = web.AppRunner(admin_app, handle_signals=False, access_log=None,
                               shutdown_timeout=5.0)
+        await admin.setup()
+        self._runners.append(admin)
         admin_sites = [g.admin_listen, *([self._worker_admin] if self._worker_admin else [])]
-        for runner, listens in ((proxy, [g.listen]), (admin, admin_sites)):
-            await runner.setup()
-            self._runners.append(runner)
-            for i, listen in enumerate(listens):
-                # SO_REUSEPORT only where workers share a port: a second, stray gateway
-                # on a port must fail to bind, not silently take half the traffic.
-                site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True,
-                                   reuse_port=self._reuse_port and i == 0, backlog=1024)
-                await site.start()
+        for i, listen in enumerate(admin_sites):
+            site = web.TCPSite(admin, listen.host, listen.port, reuse_address=True,
+                               reuse_port=self._reuse_port and i == 0, backlog=1024)
+            await site.start()
         _log.info("gateway_started", listen=f"{g.listen.host}:{g.listen.port}",
                   admin=f"{g.admin_listen.host}:{g.admin_listen.port}",
                   worker_admin=self._worker_admin and
@@ -257,27 +254,25 @@ class Gateway:
                   reuse_port=self._reuse_port, flag_version=held.provider.view.state.version)
         _warn_edge(parts.cfg)
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        rid = request_id(request.headers.get("X-Request-Id"))
+    async def _handle(self, request: Incoming, rid: str, conn: Connection) -> Reply:
+        """The pipeline's answer, or the problem+json of its refusal; one log line."""
         structlog.contextvars.bind_contextvars(request_id=rid)
-        conn = cast(Connection, request.protocol)
-        conn.rid = rid  # for the log line if the connection is closed under this request
         self.in_flight += 1
         try:
-            response = await self.running.pipeline.handle(request, rid)  # type: ignore[arg-type]
+            reply = await self.running.pipeline.handle(request, rid)
             if self.draining:
-                response.force_close()  # keep-alive clients reconnect elsewhere
-            return response
+                reply.close = True  # keep-alive clients reconnect elsewhere
+            return reply
         except GatewayError as exc:
             if conn.closed_reason is None:  # else its connection_closed line is this one's
                 level = _log.warning if exc.status >= 500 else _log.info
                 level("request_refused", status=exc.status, code=exc.code, detail=exc.detail)
-            response = problem(exc, rid)
+            reply = problem(exc, rid)
             if isinstance(exc, BadRequest | PayloadTooLarge | UriTooLong):
                 # The framing of this connection cannot be trusted any more (a
                 # smuggling probe, an unread oversize body): never reuse it.
-                response.force_close()
-            return response
+                reply.close = True
+            return reply
         except asyncio.CancelledError:
             if conn.closed_reason is None:  # else its connection_closed line is this one's
                 _log.info("client_gone")
@@ -314,12 +309,13 @@ class Gateway:
                 await asyncio.sleep(drain_s)  # let load balancers see readyz go false
             _log.info("listeners_closing", in_flight=self.in_flight)
         started = time.monotonic()
-        for runner in self._runners:  # the proxy first: the admin answers readyz meanwhile
+        if self.proxy is not None:  # the proxy first: the admin answers readyz meanwhile
+            cut = await self.proxy.shutdown(self.cfg.gateway.shutdown.timeout_s)
+            level = _log.warning if cut else _log.info
+            level("requests_drained", cut=cut, waited_s=round(time.monotonic() - started, 3))
+            self.proxy = None
+        for runner in self._runners:
             await runner.cleanup()
-        if self._runners:
-            level = _log.warning if self.in_flight else _log.info
-            level("requests_drained", cut=self.in_flight,
-                  waited_s=round(time.monotonic() - started, 3))
         self._runners.clear()
         for task in self._tasks:
             task.cancel()

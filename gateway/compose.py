@@ -33,11 +33,11 @@ from gateway.blocked import Blocklist, patterns
 from gateway.breaker import Breaker, State
 from gateway.budget import RetryBudget
 from gateway.decide import Decider
+from gateway.edge.server import ConnectionLimits, connection_limits
 from gateway.explain import Explainer
 from gateway.forward import Upstream
 from gateway.hosts import AdminHosts
 from gateway.legacy_hook import LegacyHook
-from gateway.listener import ConnectionLimits, connection_limits
 from gateway.metrics import Metrics
 from gateway.pinning import PinBook
 from gateway.pipeline import Pipeline

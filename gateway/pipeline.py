@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 
 from adapters.handles import valid_cookie_id
@@ -32,6 +30,7 @@ from gateway.canonical import Target, canonical
 from gateway.cookies import DuplicateCookie, expire_lines, set_cookie
 from gateway.cookies import parse as parse_cookies
 from gateway.decide import Backend, Decider, Decision
+from gateway.edge.http import Abort, Incoming, Reply
 from gateway.errors import (
     BadRequest,
     DuplicateSessionCookie,
@@ -67,7 +66,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Exchange:
     """Everything one request carries through the stages."""
 
-    request: web.Request
+    request: Incoming
     rid: str
     target: Target
     route: Route
@@ -128,7 +127,7 @@ class Pipeline:
         self._duplicates = profile.duplicates
 
     # ------------------------------------------------------------ entry
-    async def handle(self, request: web.Request, rid: str) -> web.StreamResponse:
+    async def handle(self, request: Incoming, rid: str) -> Reply:
         started = time.perf_counter()
         self.bridge.begin()
         ex = await self._prepare(request, rid)
@@ -145,7 +144,7 @@ class Pipeline:
             # may have changed the session on new, an old token must not stay trusted.
             exc.cookies = self._cookie_lines(ex, None)
             raise
-        response = await self._relay(ex, served)
+        response = self._relay(ex, served)
         elapsed = time.perf_counter() - started
         self.bridge.done()
         self.metrics.observe_request(ex.route.name, served.backend.value, response.status, elapsed,
@@ -157,7 +156,7 @@ class Pipeline:
         return response
 
     # ------------------------------------------------------------ stages
-    async def _prepare(self, request: web.Request, rid: str) -> Exchange:
+    async def _prepare(self, request: Incoming, rid: str) -> Exchange:
         host, target = self._screen(request)
         match = self.router.match(target.path, request.method)
         if match.match is not Match.FULL or match.route is None:
@@ -174,7 +173,7 @@ class Pipeline:
         sid = cookies.get(self._cookie)
         if sid is not None and not valid_cookie_id(sid):
             sid = None
-        peer = request.remote or ""
+        peer = request.peer
         headers = self.hygiene.to_upstream(
             request.headers, peer=peer, trusted_proxy=peer in self.trusted,
             proto=request.scheme, host=host, rid=rid)
@@ -183,24 +182,24 @@ class Pipeline:
                         headers, body, length, cookies.get(SYNC_COOKIE),
                         client_id=cookies.get(CLIENT_COOKIE))
 
-    def _screen(self, request: web.Request) -> tuple[str | None, Target]:
+    def _screen(self, request: Incoming) -> tuple[str | None, Target]:
         """Smuggling shapes, the Host, the canonical path, blocked paths: before any route.
         The host returned is the validated one (None: HTTP/1.0 without one, allowed)."""
         screen(request.headers)
         try:
             host = self.hosts.resolve(request.headers.getall("Host", []),
-                                      http10=request.version < aiohttp.HttpVersion11)
+                                      http10=request.version < (1, 1))
         except BadRequest as exc:
             self.metrics.host_refused.labels("public", exc.code).inc()
             raise
-        target = canonical(request.raw_path, self._limits.max_url_bytes)
+        target = canonical(request.target, self._limits.max_url_bytes)
         pattern = self.router.blocked.match(target.path)
         if pattern is not None:
             self.metrics.blocked.labels(pattern).inc()
             raise PathBlocked(target.path, pattern)
         return host, target
 
-    def _duplicate(self, request: web.Request, path: str,
+    def _duplicate(self, request: Incoming, path: str,
                    host: str | None) -> DuplicateSessionCookie:
         """Two session cookies: the gateway and the monolith could take different users.
         The answer expires them all, so the browser's next request carries none."""
@@ -212,19 +211,19 @@ class Pipeline:
                                    secure=request.scheme == "https")
         return err
 
-    async def _body(self, request: web.Request
+    async def _body(self, request: Incoming
                     ) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
         """Small bodies are read whole (resendable on fallback); large ones stream, capped."""
         if not request.body_exists:
             return None, None
-        length = request.content_length
+        length = request.length
         limit = self._limits.max_body_bytes
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
         await _expect_continue(request)
         if length is not None and length <= self._limits.buffer_body_bytes:
             return await request.read(), length
-        return _capped(request.content, limit), length
+        return _capped(request.chunks(), limit), length
 
     def _decide(self, ex: Exchange) -> Coroutine[Any, Any, Decision]:
         """``Decider.decide``, acting on its answer (explain asks the same function).
@@ -368,40 +367,38 @@ class Pipeline:
         return served
 
     # ------------------------------------------------------------ response
-    async def _relay(self, ex: Exchange, served: Served) -> web.StreamResponse:
+    def _relay(self, ex: Exchange, served: Served) -> Reply:
         result = served.result
         headers = self.hygiene.to_client(result.headers)
         headers["X-Request-Id"] = ex.rid
         if self.cfg.debug_backend_header:
             headers[BACKEND_HEADER] = f"{served.backend.value}:{result.upstream_id}"
         if result.body is not None:
-            response: web.StreamResponse = web.Response(status=result.status, headers=headers,
-                                                        body=result.body)
-            self._cookies(ex, served, response)
+            reply = Reply(result.status, headers, result.body)
             if ex.request.method == "HEAD" and "Content-Length" in result.headers:
-                response.headers["Content-Length"] = result.headers["Content-Length"]
-            return response
-        response = web.StreamResponse(status=result.status, headers=headers)
-        if result.stream is not None and result.stream.content_length is not None:
-            response.content_length = result.stream.content_length
-        self._cookies(ex, served, response)
-        await response.prepare(ex.request)
+                reply.length = int(result.headers["Content-Length"])
+        else:
+            assert result.stream is not None
+            reply = Reply(result.status, headers, stream=self._stream(ex, served),
+                          length=result.stream.content_length)
+        self._cookies(ex, served, reply)
+        return reply
+
+    async def _stream(self, ex: Exchange, served: Served) -> AsyncIterator[bytes]:
+        """A body relayed as it arrives. Its outcome counts when it ends; if the
+        backend fails midway the client's connection is cut (``Abort``); if the
+        client leaves, the backend's connection is let go."""
+        result = served.result
         try:
             async for chunk in result.chunks():
-                await response.write(chunk)
+                yield chunk
         except UpstreamError as exc:
-            # Headers are out: the only honest signal left is an aborted response.
             _log.error("response_aborted", route=ex.route.name, reason=exc.detail)
             self._streamed_outcome(ex, served, exc.kind)
-            if ex.request.transport is not None:
-                ex.request.transport.abort()
-            return response
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            result.release()  # the client went away: stop reading the backend
-            return response
-        await response.write_eof()
+            raise Abort(exc.detail) from exc
+        finally:
+            result.release()
         self._streamed_outcome(ex, served, None)
-        return response
 
     def _streamed_outcome(self, ex: Exchange, served: Served, failure: str | None) -> None:
         """A streamed answer from new counts for its breaker and instance when it ends."""
@@ -416,12 +413,12 @@ class Pipeline:
         if member is not None:
             self.new.outcome(member, failure is None, f"body {failure}")
 
-    def _cookies(self, ex: Exchange, served: Served, response: web.StreamResponse) -> None:
+    def _cookies(self, ex: Exchange, served: Served, reply: Reply) -> None:
         affinity = served.legacy_node if served.legacy_node != ex.hint else None
         if not (affinity or ex.new_sync or ex.new_cid):
             return  # the common case: the client already holds them all
         for line in self._cookie_lines(ex, affinity):
-            response.headers.add("Set-Cookie", line)
+            reply.headers.add("Set-Cookie", line)
 
     @staticmethod
     def _cookie_lines(ex: Exchange, affinity: str | None) -> list[str]:
@@ -437,46 +434,25 @@ class Pipeline:
         return lines
 
 
-async def _expect_continue(request: web.Request) -> None:
+async def _expect_continue(request: Incoming) -> None:
     """Answer ``Expect: 100-continue`` ourselves, once the body is known to be welcome
     (an oversize one was refused above, so that client never sends it)."""
     expect = request.headers.get("Expect")
     if expect is None:
         return
-    if expect.lower() != "100-continue" or request.version != aiohttp.HttpVersion11:
+    if expect.lower() != "100-continue" or request.version != (1, 1):
         raise ExpectationFailed(f"unsupported Expect: {expect[:40]}")
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0
+    await request.send_continue()
 
 
-async def _capped(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
     """Stream a request body, refusing to pass more than ``limit`` bytes."""
     seen = 0
-    async for chunk in stream.iter_any():
+    async for chunk in chunks:
         seen += len(chunk)
         if seen > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
         yield chunk
 
 
-def problem(exc: GatewayError, rid: str) -> web.Response:
-    """An RFC 9457 problem+json response for a gateway error.
-
-    The client is told ``public_detail``: a backend failure's detail names hosts
-    and ports, a blocked path's its pattern; that stays in the log (with the same
-    request id).
-    """
-    body = {"type": "about:blank", "title": exc.code, "status": exc.status,
-            "detail": exc.public_detail, "request_id": rid}
-    response = web.json_response(body, status=exc.status, content_type="application/problem+json")
-    response.headers["X-Request-Id"] = rid
-    for line in exc.cookies:
-        response.headers.add("Set-Cookie", line)
-    if isinstance(exc, MethodNotAllowed):
-        response.headers["Allow"] = ", ".join(exc.allow)
-    if exc.status == 503:
-        response.headers["Retry-After"] = "1"
-    return response
-
-
-__all__ = ["LegacyPlan", "Pipeline", "problem"]
+__all__ = ["LegacyPlan", "Pipeline"]

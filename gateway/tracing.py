@@ -13,7 +13,7 @@ https://www.w3.org/TR/trace-context/#traceparent-header
 
 from __future__ import annotations
 
-import os
+import random
 import re
 
 _PARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -32,8 +32,14 @@ def child(incoming: list[str]) -> tuple[str, bool]:
             if (version != "ff" and (version != "00" or rest is None)
                     and trace != _ZERO_TRACE and parent != _ZERO_SPAN):
                 # A later version is read as far as version 00 goes and sent on as 00.
-                return f"00-{trace}-{os.urandom(8).hex()}-{flags}", True
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-00", False
+                return f"00-{trace}-{_span()}-{flags}", True
+    return f"00-{random.getrandbits(128) or 1:032x}-{_span()}-00", False
+
+
+def _span() -> str:
+    """A parent id: random (W3C asks for uniqueness, not secrecy; the process's PRNG is
+    reseeded in every forked worker), never all zeros."""
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 def trace_id(traceparent: str) -> str:

@@ -25,11 +25,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from adapters.wire import CLIENT_COOKIE, SESSION_COOKIE
 from flags import Stage
 from gateway.app import Gateway
+from gateway.edge.http import Incoming
 from gateway.errors import NewUnavailable
 from gateway.explain import UNBUCKETED
 from tests.support.harness import GatewayHarness
@@ -79,7 +81,8 @@ class Env:
         cookies = "; ".join(f"{name}={value}" for name, value in
                             ((SESSION_COOKIE, sid), (CLIENT_COOKIE, cid)) if value)
         headers = {"Host": "gw.test", **({"Cookie": cookies} if cookies else {})}
-        request = make_mocked_request("GET", "/api/cart", headers=headers)
+        request = Incoming("GET", "/api/cart", (1, 1), CIMultiDictProxy(CIMultiDict(headers)),
+                           "127.0.0.1")
         ex = await self.gateway.pipeline._prepare(request, "explain-agrees")
         try:
             decision = await self.gateway.pipeline._decide(ex)
