@@ -310,15 +310,15 @@ class Connection(asyncio.Protocol):
         self._counted = False
         self._server.open -= 1
         self._server.connections.discard(self)
+        if self._task is not None:
+            self._task.cancel()  # nobody is waiting for the answer any more
         gone = ConnectionResetError("the client closed the connection")
         for message in self._queue:
             if message.body is not None:
-                message.body.fail(gone)
+                message.body.fail(gone)  # after the cancel: the reader sees that first
         drain = self._drain
         if drain is not None and not drain.done():
             drain.set_result(None)
-        if self._task is not None:
-            self._task.cancel()  # nobody is waiting for the answer any more
 
     def close(self) -> None:
         if self.transport is not None and not self._lost:
@@ -469,8 +469,6 @@ class Connection(asyncio.Protocol):
             _log.info("request_refused", request_id=rid, status=400, code=BadRequest.code,
                       detail=detail)
             self._shut_for("bad_request")
-            if message.body is not None:
-                message.body.fail(ConnectionResetError("malformed request body"))
             if not self._started:
                 self.write_raw(raw_problem(400, BadRequest.code, detail, rid))
             self.close()
@@ -644,7 +642,6 @@ class Connection(asyncio.Protocol):
                 self._phase = _BUSY
                 return
             self._shut("body_timeout", self.rid)
-            message.body.fail(TimeoutError("the request body took too long"))
         elif phase == _HEAD and self._got_bytes:
             rid = request_id(None)
             self._shut("header_timeout", rid)
