@@ -24,8 +24,8 @@ import yaml
 from adapters.claims import Identity
 from adapters.wire import AFFINITY_COOKIE, IDENTITY_HEADER, SESSION_COOKIE, SYNC_COOKIE
 from bench import sysstat
+from gateway.session.tokens import TokenMinter
 from gateway.settings import TokensSection
-from gateway.tokens import TokenMinter
 from testkit.net import free_port, wait_until
 from testkit.procs import Proc
 from testkit.shop import Admin, ShopUser, cart_lines

@@ -29,9 +29,9 @@ from pydantic import (
 
 from adapters.profile import ProfileSpec
 from flags.model import Stage
-from gateway.compare import REFUSED_COMPARE, pattern_problem
-from gateway.hosts import HostNames, entry_problem
-from gateway.hosts import parse as parse_host
+from gateway.edge.hosts import HostNames, entry_problem
+from gateway.edge.hosts import parse as parse_host
+from gateway.shadow.compare import REFUSED_COMPARE, pattern_problem
 
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 Int = Annotated[int, Strict()]
@@ -316,7 +316,7 @@ class TokensSection(_Frozen):
     ttl_s: Int = Field(300, ge=30)
     private_key_file: Path = Path(".strangler/keys/jwt-private.pem")
     """The Ed25519 signing key (PEM). Replace the file to rotate: every gateway publishes the
-    new public key at once and signs with it ``publish_ahead_s`` later (gateway.signing)."""
+    new public key at once and signs with it ``publish_ahead_s`` later (gateway.session.signing)."""
     publish_ahead_s: float = Field(10.0, ge=0, le=600)
     key_check_s: float = Field(2.0, gt=0, le=60)
     """How often the key file is looked at."""
@@ -366,7 +366,7 @@ class FlagsSection(_Frozen):
 class Fallback(_Frozen):
     """When a request that failed on new is retried on legacy. Data, not code.
 
-    Each rule rests on an assumption (gateway/fallback.py): a safe method is
+    Each rule rests on an assumption (gateway/routing/fallback.py): a safe method is
     idempotent; a refused connection never reached new; a keyed write is safe
     to send again only where both backends share one idempotency store -- a
     fact about the deployment the gateway cannot know, so it is off unless said.

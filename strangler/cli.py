@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"strangler: {exc}", file=sys.stderr)
         return 2
     if args.command in ("flags", "explain", "check-config", "keys", "session"):
-        from gateway import log
+        from gateway.observe import log
 
         log.configure("warning", sys.stderr)  # a terminal command: its output is the answer
     handler = {
@@ -213,7 +213,7 @@ def _jwks_url(cfg: Config) -> str:
 
 def _redis_args(redis: RedisSection) -> list[str]:
     """new_services' options for ``redis``; passwords travel in the environment."""
-    from gateway.redis_client import secret_value
+    from gateway.session.redis_client import secret_value
     from new_services.redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV
 
     secrets: dict[str, str | None] = {}

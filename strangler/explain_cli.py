@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from gateway.explain import UNBUCKETED
+from gateway.routing.explain import UNBUCKETED
 from gateway.settings import Config
 
 

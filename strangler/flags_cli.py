@@ -25,9 +25,9 @@ from flags.store import FlagStore
 from flags.text import check, inert
 from flags.unleash_admin import UnleashAdmin
 from flags.unleash_flags import UnleashFlags
-from gateway.redis_client import describe, make_redis
+from gateway.runtime.startup import flag_defaults, flag_groups
+from gateway.session.redis_client import describe, make_redis
 from gateway.settings import Config, ConfigError, RedisSection
-from gateway.startup import flag_defaults, flag_groups
 from strangler import runtime
 
 

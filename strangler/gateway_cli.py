@@ -22,10 +22,10 @@ def add_options(g: argparse.ArgumentParser) -> None:
 def run(cfg: Config, args: argparse.Namespace, reload_config: Callable[[], Config],
         run_loop: Callable[[object], None]) -> int:
     """``reload_config`` loads the file again with the same command-line overrides."""
-    from gateway import log
-    from gateway.process import serve
-    from gateway.tokens import SigningKeyError
-    from gateway.workers import role_from_env
+    from gateway.observe import log
+    from gateway.runtime.process import serve
+    from gateway.runtime.workers import role_from_env
+    from gateway.session.tokens import SigningKeyError
 
     if args.workers < 1:
         print("strangler: --workers must be at least 1", file=sys.stderr)
@@ -51,9 +51,9 @@ def run(cfg: Config, args: argparse.Namespace, reload_config: Callable[[], Confi
 
 def _supervise(cfg: Config, args: argparse.Namespace) -> int:
     """Refuse before forking what would fail in every worker; then start the workers."""
-    from gateway import log
-    from gateway.app import Gateway
-    from gateway.workers import Supervisor, check_ports
+    from gateway.observe import log
+    from gateway.runtime.app import Gateway
+    from gateway.runtime.workers import Supervisor, check_ports
 
     Gateway(cfg)  # reads the secrets and the signing key: ConfigError / SigningKeyError
     g = cfg.gateway

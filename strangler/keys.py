@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.signing import public_jwk
+from gateway.session.signing import public_jwk
 
 
 def _write_private(path: Path, data: bytes) -> None:

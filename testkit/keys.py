@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.signing import public_jwk
+from gateway.session.signing import public_jwk
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class KeyPair:
 
 def make_keypair(directory: Path, kid: str | None = None) -> KeyPair:
     """A key pair and its JWKS; ``kid`` defaults to the key's thumbprint, the name the
-    gateway gives it (``gateway.signing.public_jwk``)."""
+    gateway gives it (``gateway.session.signing.public_jwk``)."""
     directory.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = directory / "jwt-private.pem"

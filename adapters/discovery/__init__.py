@@ -18,7 +18,7 @@ block of config.yaml.
 
 Pure like the rest of ``adapters``: no I/O, no clock (the caller says when each
 sample was taken). The gateway samples what its bridge already exports
-(``gateway.session_sampler``); ``strangler session discover`` samples through
+(``gateway.session.sampler``); ``strangler session discover`` samples through
 the hook or asks a running gateway.
 """
 

@@ -41,11 +41,11 @@ from http import HTTPStatus
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway import log
+from gateway.edge.headers import request_id
 from gateway.edge.http import Abort, Incoming, Reply, raw_problem
 from gateway.errors import BadRequest
-from gateway.headers import request_id
-from gateway.metrics import Metrics
+from gateway.observe import log
+from gateway.observe.metrics import Metrics
 from gateway.settings import Limits
 
 _log = log.get("listener")

@@ -18,7 +18,7 @@ read whole) is bounded by ``read_s`` in total, so a backend dripping a small
 answer cannot hold a request past it; each read of a body streamed on is bounded
 by ``read_s``; a streamed upload is exempt from the total (a slow client is not
 the backend's fault), its writes and the answer after it are bounded per wait.
-One watcher (``gateway.deadlines``) serves every exchange: no timer per request.
+One watcher (``gateway.upstream.deadlines``) serves every exchange: no timer per request.
 
 Failures become ``gateway.errors`` here, once:
 
@@ -45,7 +45,6 @@ from urllib.parse import urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway import deadlines
 from gateway.errors import (
     GatewayError,
     UpstreamConnectError,
@@ -54,7 +53,8 @@ from gateway.errors import (
     UpstreamReset,
     UpstreamTimeout,
 )
-from gateway.forward import Outgoing, UpstreamResult
+from gateway.upstream import deadlines
+from gateway.upstream.forward import Outgoing, UpstreamResult
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _WITH_CONTENT = frozenset({"POST", "PUT", "PATCH"})

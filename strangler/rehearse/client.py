@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from flags.text import fit
-from gateway.routes import Router
+from gateway.routing.routes import Router
 from strangler.rehearse.stats import Recorder, Sample
 
 BACKEND_HEADER = "X-Strangler-Backend"

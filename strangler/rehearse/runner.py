@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.routes import Router
+from gateway.routing.routes import Router
 from gateway.settings import Config
 from strangler.rehearse import drill, integrity, promtext, report
 from strangler.rehearse.client import AdminClient, AdminError, ShopClient

@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from gateway.edge.http import Abort, Incoming, Reply
 from gateway.edge.server import Connection, ConnectionLimits, ParseLimits, ProxyServer
-from gateway.metrics import Metrics
+from gateway.observe.metrics import Metrics
 from testkit.net import free_port
 from tests.support.rawhttp import RawConnection, exchange, request
 

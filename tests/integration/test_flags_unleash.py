@@ -32,8 +32,8 @@ from flags.features import KILL_SWITCH_FEATURE, feature_name, route_feature
 from flags.unleash_admin import UnleashAdmin
 from flags.unleash_flags import UnleashFlags
 from flags.unleash_server import UnleashServerProvider
+from gateway.runtime.startup import make_provider
 from gateway.settings import parse
-from gateway.startup import make_provider
 from tests.support.faultproxy import FaultProxy, Mode
 from tests.support.harness import ADMIN_TOKEN, GatewayHarness
 from tests.support.keys import KeyPair

@@ -27,20 +27,20 @@ from adapters.handles import session_handle
 from adapters.profile import build
 from adapters.store import WRITE_SCRIPT, write_args
 from adapters.wire import SESSION_ID_HEADER, SESSION_REV_HEADER
-from gateway.legacy_hook import LegacyHook
-from gateway.metrics import Metrics
-from gateway.session_bridge import (
+from gateway.observe.metrics import Metrics
+from gateway.session.bridge import (
     LegacyPlan,
     SessionBridge,
     SessionUnavailable,
     SessionUnbridgeable,
 )
-from gateway.session_store import LockLost, SessionStore
-from gateway.session_sync import Intent
+from gateway.session.hook import LegacyHook
+from gateway.session.store import LockLost, SessionStore
+from gateway.session.sync import Intent
+from gateway.session.tokens import TokenMinter
 from gateway.settings import TokensSection
-from gateway.tokens import TokenMinter
 from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
-from gateway.upstreams import LegacyPool
+from gateway.upstream.pools import LegacyPool
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from new_services.shop_session import ShopSession

@@ -26,14 +26,14 @@ from multidict import CIMultiDict
 
 from adapters.handles import session_handle
 from adapters.store import WRITE_SCRIPT, write_args
-from gateway.legacy_hook import LegacyHook
-from gateway.metrics import Metrics
-from gateway.session_bridge import LegacyPlan, SessionBridge, SessionUnbridgeable
-from gateway.session_store import SessionStore
+from gateway.observe.metrics import Metrics
+from gateway.session.bridge import LegacyPlan, SessionBridge, SessionUnbridgeable
+from gateway.session.hook import LegacyHook
+from gateway.session.store import SessionStore
+from gateway.session.tokens import TokenMinter
 from gateway.settings import TokensSection
-from gateway.tokens import TokenMinter
 from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
-from gateway.upstreams import LegacyPool
+from gateway.upstream.pools import LegacyPool
 from tests.apps.notes.app import create_app
 from tests.apps.notes.settings import Settings
 from tests.support.keys import SESSION_KEY, KeyPair

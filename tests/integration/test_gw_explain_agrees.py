@@ -30,10 +30,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from adapters.wire import CLIENT_COOKIE, SESSION_COOKIE
 from flags import Stage
-from gateway.app import Gateway
 from gateway.edge.http import Incoming
 from gateway.errors import NewUnavailable
-from gateway.explain import UNBUCKETED
+from gateway.routing.explain import UNBUCKETED
+from gateway.runtime.app import Gateway
 from tests.support.harness import GatewayHarness
 from tests.support.keys import KeyPair
 from tests.support.net import await_until

@@ -25,9 +25,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.app import Gateway
-from gateway.breaker import State
-from gateway.fallback import STORE_NOT_SHARED, WRITE_MAY_HAVE_REACHED_NEW
+from gateway.routing.breaker import State
+from gateway.routing.fallback import STORE_NOT_SHARED, WRITE_MAY_HAVE_REACHED_NEW
+from gateway.runtime.app import Gateway
 from tests.support.faultproxy import NOT_HTTP, Fault, FaultProxy, Mode
 from tests.support.harness import GatewayHarness
 from tests.support.keys import KeyPair

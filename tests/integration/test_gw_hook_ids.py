@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from adapters.document import Document, Principal
 from adapters.handles import valid_cookie_id
-from gateway.legacy_hook import LegacyHook
+from gateway.session.hook import LegacyHook
 from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
 from tests.support.flawed_hook import hook_app
 from tests.support.profiles import notes_profile

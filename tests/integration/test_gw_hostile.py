@@ -26,8 +26,8 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from adapters.wire import IDENTITY_HEADER
-from gateway.breaker import State
-from gateway.headers import internal_names
+from gateway.edge.headers import internal_names
+from gateway.routing.breaker import State
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from tests.support.harness import INTERNAL_TOKEN, GatewayHarness

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.app import Gateway
+from gateway.runtime.app import Gateway
 from tests.support.harness import ADMIN_TOKEN, INTERNAL_TOKEN, GatewayHarness
 from tests.support.keys import KeyPair
 from tests.support.net import await_until

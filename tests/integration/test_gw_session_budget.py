@@ -33,7 +33,7 @@ from aiohttp.test_utils import TestServer
 
 from adapters.document import Document
 from flags.model import Stage
-from gateway.app import Gateway
+from gateway.runtime.app import Gateway
 from legacy_shop.app import create_app
 from legacy_shop.settings import Settings
 from new_services.app import make_app

@@ -8,7 +8,7 @@ import secrets
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.session_store import SessionStore, StoreBusy, StoreUnavailable
+from gateway.session.store import SessionStore, StoreBusy, StoreUnavailable
 from tests.support.keys import SESSION_KEY
 from tests.support.net import await_until
 

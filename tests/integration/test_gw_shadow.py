@@ -28,7 +28,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.wire import SHADOW_HEADER
-from gateway.app import Gateway
+from gateway.runtime.app import Gateway
 from strangler.shadow_cli import render
 from tests.support.harness import GatewayHarness
 from tests.support.keys import KeyPair

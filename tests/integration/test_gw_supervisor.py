@@ -1,4 +1,4 @@
-"""gateway.workers.Supervisor with real child processes standing in for gateway workers.
+"""gateway.runtime.workers.Supervisor with real child processes standing in for gateway workers.
 
 A stand-in worker is a few lines of Python that follow the worker's side of the
 protocol: write "ready" to the inherited pipe, then wait for SIGTERM.
@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from gateway.workers import Supervisor
+from gateway.runtime.workers import Supervisor
 
 WORKER = """
 import os, signal, sys, time

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.claims import Identity
 from adapters.wire import IDENTITY_HEADER
-from gateway.signing import public_jwk
+from gateway.session.signing import public_jwk
 from new_services.appkeys import HTTP, VERIFIER
 from new_services.identity import token_identity
 from new_services.middleware import MIDDLEWARES

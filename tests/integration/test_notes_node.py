@@ -27,7 +27,7 @@ from aiohttp import DummyCookieJar, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.handles import session_handle
-from gateway.signing import public_jwk
+from gateway.session.signing import public_jwk
 from tests.apps.notes.app import create_app
 from tests.apps.notes.settings import Settings
 from tests.support.keys import SESSION_KEY

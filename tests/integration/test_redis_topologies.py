@@ -41,8 +41,8 @@ from flags.local import LocalProvider
 from flags.model import RouteFlag, Stage
 from flags.pins import Pins
 from flags.store import FlagStore
-from gateway.redis_client import make_redis
-from gateway.session_store import SessionStore, StoreUnavailable
+from gateway.session.redis_client import make_redis
+from gateway.session.store import SessionStore, StoreUnavailable
 from gateway.settings import RedisSection
 from new_services.redis_client import make_client, parse_nodes, parse_sentinel
 from new_services.sessions import SessionStore as ServiceSessions

@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
 
 from adapters.profile import build
-from gateway.app import Gateway
-from gateway.session_sampler import SamplerLimits
+from gateway.runtime.app import Gateway
+from gateway.session.sampler import SamplerLimits
 from legacy_shop.app import create_app as create_shop
 from legacy_shop.settings import Settings as ShopSettings
 from strangler.cli import main

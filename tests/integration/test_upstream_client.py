@@ -24,8 +24,8 @@ from gateway.errors import (
     UpstreamReset,
     UpstreamTimeout,
 )
-from gateway.forward import Outgoing
 from gateway.upstream.client import ClientLimits, Clients, HttpUpstream
+from gateway.upstream.forward import Outgoing
 from testkit.net import await_until, free_port
 
 Script = Callable[["Peer"], Awaitable[None]]

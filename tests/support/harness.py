@@ -1,8 +1,8 @@
 """An in-process gateway in front of real aiohttp backends, for integration tests.
 
 ``GatewayHarness`` builds a config (free ports, the test Redis, a key pair),
-starts ``gateway.app.Gateway`` in the test's event loop (built by
-``gateway.compose.build``, as in a real process, with the test's ``overrides``),
+starts ``gateway.runtime.app.Gateway`` in the test's event loop (built by
+``gateway.runtime.compose.build``, as in a real process, with the test's ``overrides``),
 and stops it. The
 backends are whatever the test passes: ``TestServer``s, a fault proxy, or a
 port nothing listens on.
@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.app import Gateway
-from gateway.compose import Overrides
+from gateway.runtime.app import Gateway
+from gateway.runtime.compose import Overrides
 from gateway.settings import Config, parse
 from testkit.keys import SESSION_KEY, KeyPair
 from testkit.net import free_port
@@ -41,7 +41,8 @@ class GatewayHarness:
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
     overrides: Overrides | None = None
-    """Parts the test brings itself (``gateway.compose.Overrides``); the test closes them."""
+    """Parts the test brings itself (``gateway.runtime.compose.Overrides``); the test
+    closes them."""
     instance: Gateway | None = None
 
     def config(self) -> Config:

@@ -141,7 +141,7 @@ def test_checker_sees_every_kind_of_import(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     path = _write(tmp_path, "legacy_shop/views.py", "\n".join([
         "import os",
-        "import gateway.app",
+        "import gateway.runtime.app",
         "from new_services import cart",
         "def late():",
         "    from strangler.cli import main",
@@ -153,7 +153,7 @@ def test_checker_sees_every_kind_of_import(tmp_path: Path, monkeypatch: pytest.M
         "",
     ]))
     got = {(i.line, i.module) for i in imports_of(path)}
-    assert got == {(1, "os"), (2, "gateway.app"), (3, "new_services"), (5, "strangler.cli"),
+    assert got == {(1, "os"), (2, "gateway.runtime.app"), (3, "new_services"), (5, "strangler.cli"),
                    (6, "importlib"), (7, "flags.view"), (8, "legacy_shop"), (9, "tests"),
                    (10, "adapters")}
 
@@ -182,11 +182,11 @@ def test_bench_may_use_testkit_but_never_tests(tmp_path: Path,
     _write(tmp_path, "bench/rig.py", "\n".join([
         "from testkit.stack import Stack",
         "from tests.support.shop import Admin",
-        "import gateway.app",
+        "import gateway.runtime.app",
         "from strangler.rehearse import stats",
         "",
     ]))
-    _write(tmp_path, "testkit/stack.py", "from gateway.signing import public_jwk\n"
+    _write(tmp_path, "testkit/stack.py", "from gateway.session.signing import public_jwk\n"
                                          "from strangler.keys import ensure_keypair\n")
     assert [str(v) for v in violations("bench")] == [
         "bench/rig.py:2: imports tests.support.shop",

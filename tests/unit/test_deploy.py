@@ -28,7 +28,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from gateway.hosts import AdminHosts
+from gateway.edge.hosts import AdminHosts
 from gateway.settings import Config, Secret, load
 from legacy_shop.cli import TOKEN_ENV
 from strangler import cli as strangler_cli
@@ -317,7 +317,7 @@ def host_of(url: str) -> str:
 @pytest.fixture(scope="module")
 def served() -> dict[str, set[str]]:
     """GET paths each component really registers (apps built, nothing connected)."""
-    from gateway.admin import create_admin_app
+    from gateway.admin.api import create_admin_app
     from legacy_shop.app import create_app
     from legacy_shop.settings import Settings as LegacySettings
     from new_services.app import make_app

@@ -1,4 +1,4 @@
-"""gateway.blocked: which paths are never forwarded, in every spelling a backend resolves."""
+"""gateway.edge.blocked: which paths are never forwarded, in every spelling a backend resolves."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.blocked import HOOK_PATTERN, Blocklist, exposed, patterns
-from gateway.canonical import canonical
+from gateway.edge.blocked import HOOK_PATTERN, Blocklist, exposed, patterns
+from gateway.edge.canonical import canonical
 from gateway.settings import Config, parse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,10 +1,11 @@
-"""gateway.breaker: repeated failures send a route to legacy for a cool-down, then one probe."""
+"""gateway.routing.breaker: repeated failures send a route to legacy for a cool-down, then
+one probe."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.breaker import Breaker, State
+from gateway.routing.breaker import Breaker, State
 
 
 class Clock:

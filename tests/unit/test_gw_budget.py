@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.budget import RetryBudget
+from gateway.routing.budget import RetryBudget
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""gateway.canonical: the path the gateway matches is the path the backend serves.
+"""gateway.edge.canonical: the path the gateway matches is the path the backend serves.
 
 Every test here is about one promise: no encoding trick makes the gateway
 match one route while the backend resolves another. ``forward.py`` hands
@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 import yarl
 
-from gateway.canonical import Target, canonical
+from gateway.edge.canonical import Target, canonical
 from gateway.errors import BadPath, UriTooLong
 
 MAX = 8192

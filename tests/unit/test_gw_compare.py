@@ -1,4 +1,4 @@
-"""gateway.compare: structural JSON diff, headers, status, ignore rules and noise."""
+"""gateway.shadow.compare: structural JSON diff, headers, status, ignore rules and noise."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.compare import (
+from gateway.shadow.compare import (
     MAX_DIFFERENCES,
     MAX_VALUE_CHARS,
     Answer,

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from redis.asyncio import Redis
 
-from gateway.compose import Overrides, Parts, build, preflight
-from gateway.metrics import Metrics
+from gateway.observe.metrics import Metrics
+from gateway.runtime.compose import Overrides, Parts, build, preflight
+from gateway.runtime.startup import Secrets
+from gateway.session.signing import KeyRing
 from gateway.settings import Config, ConfigError, parse
-from gateway.signing import KeyRing
-from gateway.startup import Secrets
 from testkit.keys import SESSION_KEY, make_keypair
 
 ROOT = Path(__file__).resolve().parents[2]

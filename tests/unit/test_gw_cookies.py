@@ -4,7 +4,7 @@ from http.cookies import SimpleCookie
 
 import pytest
 
-from gateway.cookies import DuplicateCookie, expire_lines, parse, set_cookie
+from gateway.edge.cookies import DuplicateCookie, expire_lines, parse, set_cookie
 
 
 @pytest.mark.parametrize("header", [

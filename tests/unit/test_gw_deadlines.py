@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.deadlines import TICK_S, deadline_at
+from gateway.upstream.deadlines import TICK_S, deadline_at
 
 
 async def test_work_that_finishes_in_time_is_left_alone() -> None:

@@ -1,4 +1,5 @@
-"""gateway.decide: which backend serves a route, from flags (real Unleash SDK) and guards."""
+"""gateway.routing.decide: which backend serves a route, from flags (real Unleash SDK) and
+guards."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import random
 import pytest
 
 from flags import FlagState, FlagView, RouteFlag, Stage
-from gateway.breaker import Breaker, State
-from gateway.decide import Backend, Decider, Decision, guard
 from gateway.errors import NewUnavailable, ServiceUnavailable
-from gateway.routes import Route
+from gateway.routing.breaker import Breaker, State
+from gateway.routing.decide import Backend, Decider, Decision, guard
+from gateway.routing.routes import Route
 from gateway.settings import RouteSection
 
 

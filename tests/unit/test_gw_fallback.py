@@ -1,4 +1,4 @@
-"""gateway.fallback: when a request that failed on new may be retried on legacy.
+"""gateway.routing.fallback: when a request that failed on new may be retried on legacy.
 
 The table below is the module docstring, spelled out per method x failure
 kind x Idempotency-Key x shared idempotency store, so a change to the rules
@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 
-from gateway.fallback import (
+from gateway.routing.fallback import (
     NOT_LISTED,
     STORE_NOT_SHARED,
     WRITE_MAY_HAVE_REACHED_NEW,

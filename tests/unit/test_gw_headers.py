@@ -1,12 +1,12 @@
-"""gateway.headers: what a backend and a client may see of each other's headers."""
+"""gateway.edge.headers: what a backend and a client may see of each other's headers."""
 
 from __future__ import annotations
 
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.edge.headers import Hygiene, TrustedProxies, request_id, screen
 from gateway.errors import BadHeader
-from gateway.headers import Hygiene, TrustedProxies, request_id, screen
 from tests.support.profiles import shop_profile
 
 HYGIENE = Hygiene(shop_profile().response_headers)

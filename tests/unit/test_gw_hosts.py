@@ -1,11 +1,11 @@
-"""gateway.hosts: what a Host may be, which ones each listener answers."""
+"""gateway.edge.hosts: what a Host may be, which ones each listener answers."""
 
 from __future__ import annotations
 
 import pytest
 
+from gateway.edge.hosts import AdminHosts, HostNames, PublicHosts, entry_problem, parse
 from gateway.errors import BadHost, UnknownHost
-from gateway.hosts import AdminHosts, HostNames, PublicHosts, entry_problem, parse
 
 VALID = {
     "shop.example": "shop.example",

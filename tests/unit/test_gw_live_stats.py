@@ -1,4 +1,4 @@
-"""gateway.live_stats: the dashboard's rolling per-route figures (clock passed in)."""
+"""gateway.observe.live_stats: the dashboard's rolling per-route figures (clock passed in)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gateway.live_stats import (
+from gateway.observe.live_stats import (
     BUCKETS_PER_OCTAVE,
     MAX_LATENCY_S,
     MIN_LATENCY_S,
@@ -16,7 +16,7 @@ from gateway.live_stats import (
     bin_of,
     bin_upper_s,
 )
-from gateway.metrics import Metrics
+from gateway.observe.metrics import Metrics
 
 STEP = 2 ** (1 / BUCKETS_PER_OCTAVE)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.metrics import Metrics
+from gateway.observe.metrics import Metrics
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from gateway.redis_client import describe, make_redis, secret_value
+from gateway.session.redis_client import describe, make_redis, secret_value
 from gateway.settings import ConfigError, RedisSection, Secret, parse
 from new_services.redis_client import (
     PASSWORD_ENV,

@@ -1,4 +1,4 @@
-"""gateway.reload: what a reload may change live, what it refuses, and how it says so."""
+"""gateway.runtime.reload: what a reload may change live, what it refuses, and how it says so."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.reload import Reloader, Status, changed_paths, restart_needed
+from gateway.runtime.reload import Reloader, Status, changed_paths, restart_needed
 from gateway.settings import Config, parse
 
 ROOT = Path(__file__).resolve().parents[2]

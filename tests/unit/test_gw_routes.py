@@ -1,4 +1,4 @@
-"""gateway.routes: the most specific pattern wins, whatever the order in config.yaml."""
+"""gateway.routing.routes: the most specific pattern wins, whatever the order in config.yaml."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.routes import Match, Router
+from gateway.routing.routes import Match, Router
 from gateway.settings import RouteSection, load
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from adapters.profile import SessionUnfit
-from gateway.forward import Outgoing, UpstreamResult
-from gateway.legacy_hook import LegacyHook
-from gateway.session_sampler import SamplerLimits, SessionSampler
+from gateway.session.hook import LegacyHook
+from gateway.session.sampler import SamplerLimits, SessionSampler
+from gateway.upstream.forward import Outgoing, UpstreamResult
 from tests.support.profiles import shop_profile
 
 

@@ -1,4 +1,4 @@
-"""gateway.session_sync.assess: what a node's copy means for the shared record."""
+"""gateway.session.sync.assess: what a node's copy means for the shared record."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from adapters.document import Document, Principal
 from adapters.profile import build
-from gateway.session_sync import Assessment, Copy, Held, Intent, assess
+from gateway.session.sync import Assessment, Copy, Held, Intent, assess
 from tests.support.profiles import shop_profile, shop_session
 
 ALICE = Principal(7, "alice")

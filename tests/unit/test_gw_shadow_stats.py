@@ -1,4 +1,4 @@
-"""gateway.shadow_stats (per-route counts, noise, diff log), the shadow config section,
+"""gateway.shadow.stats (per-route counts, noise, diff log), the shadow config section,
 and the text of ``strangler shadow report``."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.compare import Difference
 from gateway.settings import ConfigError, ShadowSection, parse
-from gateway.shadow_stats import MAX_ENTRY_DIFFERENCES, MAX_SIGNATURES, DiffEntry, RouteStats
+from gateway.shadow.compare import Difference
+from gateway.shadow.stats import MAX_ENTRY_DIFFERENCES, MAX_SIGNATURES, DiffEntry, RouteStats
 from strangler.shadow_cli import render
 
 ROOT = Path(__file__).resolve().parents[2]

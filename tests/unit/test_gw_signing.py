@@ -1,4 +1,4 @@
-"""gateway.signing: the key rotates by replacing its file, with no restart and no token
+"""gateway.session.signing: the key rotates by replacing its file, with no restart and no token
 refused on the way."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.signing import KeyRing, public_jwk
+from gateway.session.signing import KeyRing, public_jwk
 
 
 def write_key(path: Path) -> Ed25519PrivateKey:

@@ -1,4 +1,4 @@
-"""gateway.tokens: identity tokens for new services, minted once per session and reused."""
+"""gateway.session.tokens: identity tokens for new services, minted once per session and reused."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from adapters.claims import (
     Identity,
     identity_from_claims,
 )
+from gateway.session.signing import public_jwk
+from gateway.session.tokens import ANONYMOUS, SigningKeyError, TokenMinter, load_private_key
 from gateway.settings import TokensSection
-from gateway.signing import public_jwk
-from gateway.tokens import ANONYMOUS, SigningKeyError, TokenMinter, load_private_key
 
 CFG = TokensSection(issuer="gw-test", audience="shop-services", ttl_s=300)
 SID = "S" * 43

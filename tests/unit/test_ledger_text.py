@@ -136,7 +136,7 @@ def test_the_report_shows_plan_names_and_details_inert_in_html_and_summary() -> 
 
 
 def test_the_dashboard_puts_api_text_into_the_page_only_as_text() -> None:
-    page = (ROOT / "gateway" / "dashboard.html").read_text()
+    page = (ROOT / "gateway" / "admin" / "dashboard.html").read_text()
     script = re.sub(r"//[^\n]*|/\*.*?\*/", "", page.split("<script>")[1], flags=re.S)
     sinks = re.findall(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|"
                        r"\.html\(|createContextualFragment|srcdoc", script)
