@@ -178,7 +178,7 @@ async def test_a_post_on_a_connection_closed_under_it_is_not_retried(clients: Cl
 
 async def test_head_204_and_304_have_no_body_and_keep_the_connection(clients: Clients) -> None:
     async def script(peer: Peer) -> None:
-        head, _ = await peer.request()
+        await peer.request()
         peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")  # HEAD: length, no body
         await peer.request()
         peer.send(b"HTTP/1.1 204 No Content\r\n\r\n")
