@@ -37,7 +37,7 @@ from gateway.explain import Explainer
 from gateway.hosts import AdminHosts
 from gateway.metrics import Metrics
 from gateway.routes import Route
-from gateway.session_store import SessionStore
+from gateway.session_port import SessionStorePort
 from gateway.upstreams import LegacyPool, NewPool
 
 
@@ -45,7 +45,7 @@ class AdminState:
     """What the admin endpoints read; built by ``app.py``."""
 
     def __init__(self, *, provider: Provider, service: FlagService, routes: dict[str, Route],
-                 breakers: dict[str, Breaker], store: SessionStore, legacy: LegacyPool,
+                 breakers: dict[str, Breaker], store: SessionStorePort, legacy: LegacyPool,
                  new: NewPool, metrics: Metrics, tokens: dict[str, str]) -> None:
         self.provider = provider
         self.service = service

@@ -40,8 +40,8 @@ from gateway.pipeline import Pipeline, problem
 from gateway.redis_client import RedisClient
 from gateway.reload import Reloader
 from gateway.session_bridge import SessionBridge
+from gateway.session_port import SessionStorePort
 from gateway.session_sampler import SamplerLimits
-from gateway.session_store import SessionStore
 from gateway.settings import Config, Listen
 from gateway.shadow import Shadower
 from gateway.signing import KeyRing
@@ -110,7 +110,7 @@ class Gateway:
         return self.held.redis
 
     @property
-    def store(self) -> SessionStore:
+    def store(self) -> SessionStorePort:
         return self.held.store
 
     @property

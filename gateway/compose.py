@@ -44,6 +44,7 @@ from gateway.pipeline import Pipeline
 from gateway.redis_client import RedisClient, make_redis
 from gateway.routes import Router
 from gateway.session_bridge import SessionBridge
+from gateway.session_port import SessionStorePort
 from gateway.session_sampler import SamplerLimits, SessionSampler
 from gateway.session_store import SessionStore
 from gateway.settings import Config, ConfigError
@@ -89,7 +90,7 @@ class Held:
     """The backend connection pools (closed at stop; unused when ``upstreams`` is given)."""
     upstreams: UpstreamFactory
     redis: RedisClient
-    store: SessionStore
+    store: SessionStorePort
     provider: Provider
     legacy: LegacyPool
     new: NewPool

@@ -22,7 +22,7 @@ from gateway.decide import Decider
 from gateway.errors import GatewayError, NewUnavailable
 from gateway.pinning import PinBook
 from gateway.routes import Match, Route, Router
-from gateway.session_store import SessionStore
+from gateway.session_port import SessionStorePort
 from gateway.upstreams import NewPool
 
 UNBUCKETED = "canary_unbucketed"
@@ -39,7 +39,7 @@ _SAID = {
 
 class Explainer:
     def __init__(self, router: Router, decider: Decider, breakers: dict[str, Breaker],
-                 store: SessionStore, new: NewPool, pins: PinBook | None, ledger: Ledger,
+                 store: SessionStorePort, new: NewPool, pins: PinBook | None, ledger: Ledger,
                  max_url_bytes: int) -> None:
         """The same objects the pipeline decides with (``gateway.compose`` wires both)."""
         self._router = router

@@ -50,11 +50,11 @@ from gateway.errors import ServiceUnavailable, UpstreamError
 from gateway.legacy_hook import LegacyHook
 from gateway.metrics import Metrics
 from gateway.session_budget import BudgetExhausted, RedisBudget
-from gateway.session_store import (
+from gateway.session_port import (
     Lease,
     LockLost,
     Record,
-    SessionStore,
+    SessionStorePort,
     StoreBusy,
     StoreUnavailable,
     node_field,
@@ -140,7 +140,7 @@ class Synced:
 
 
 class SessionBridge:
-    def __init__(self, store: SessionStore, pool: LegacyPool, hook: LegacyHook,
+    def __init__(self, store: SessionStorePort, pool: LegacyPool, hook: LegacyHook,
                  minter: TokenMinter, metrics: Metrics, profile: SessionProfile,
                  budget_s: float = 3.0, redis_budget_s: float | None = None) -> None:
         """``budget_s``: one request's whole sync (wall clock); ``redis_budget_s``: the

@@ -35,7 +35,7 @@ from gateway.errors import GatewayError, UpstreamError
 from gateway.forward import UpstreamResult
 from gateway.metrics import Metrics
 from gateway.session_bridge import SessionUnbridgeable
-from gateway.session_store import StoreUnavailable
+from gateway.session_port import StoreUnavailable
 from gateway.settings import RouteSection, ShadowSection
 from gateway.shadow_stats import DiffEntry, RouteStats
 from gateway.upstreams import NewPool
