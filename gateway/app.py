@@ -338,7 +338,8 @@ async def _close(held: Held) -> None:
     """Stop what the first build made; what the caller brought (``Overrides``) is theirs."""
     await held.shadow.stop()
     await held.provider.stop()
-    await held.store.stop()
+    if "store" in held.owned:
+        await held.store.stop()
     await held.pin_book.stop()
     await held.clients.close()
     await held.ledger.close()
