@@ -38,7 +38,7 @@ from gateway.observe.metrics import Metrics
 from gateway.routing.breaker import Breaker
 from gateway.routing.explain import Explainer
 from gateway.routing.routes import Route
-from gateway.session.store import SessionStore
+from gateway.session.port import SessionStorePort
 from gateway.upstream.pools import LegacyPool, NewPool
 
 
@@ -46,7 +46,7 @@ class AdminState:
     """What the admin endpoints read; built by ``app.py``."""
 
     def __init__(self, *, provider: Provider, service: FlagService, routes: dict[str, Route],
-                 breakers: dict[str, Breaker], store: SessionStore, legacy: LegacyPool,
+                 breakers: dict[str, Breaker], store: SessionStorePort, legacy: LegacyPool,
                  new: NewPool, metrics: Metrics, tokens: dict[str, str]) -> None:
         self.provider = provider
         self.service = service

@@ -22,7 +22,7 @@ from gateway.routing.breaker import Breaker
 from gateway.routing.decide import Decider
 from gateway.routing.pinning import PinBook
 from gateway.routing.routes import Match, Route, Router
-from gateway.session.store import SessionStore
+from gateway.session.port import SessionStorePort
 from gateway.upstream.pools import NewPool
 
 UNBUCKETED = "canary_unbucketed"
@@ -39,7 +39,7 @@ _SAID = {
 
 class Explainer:
     def __init__(self, router: Router, decider: Decider, breakers: dict[str, Breaker],
-                 store: SessionStore, new: NewPool, pins: PinBook | None, ledger: Ledger,
+                 store: SessionStorePort, new: NewPool, pins: PinBook | None, ledger: Ledger,
                  max_url_bytes: int) -> None:
         """The same objects the pipeline decides with (``gateway.runtime.compose`` wires both)."""
         self._router = router

@@ -40,10 +40,10 @@ from gateway.runtime.reload_api import RELOADER
 from gateway.runtime.reload_api import add_routes as add_reload_routes
 from gateway.session import budget as session_budget
 from gateway.session.bridge import SessionBridge
+from gateway.session.port import SessionStorePort
 from gateway.session.redis_client import RedisClient
 from gateway.session.sampler import SamplerLimits
 from gateway.session.signing import KeyRing
-from gateway.session.store import SessionStore
 from gateway.settings import Config, Listen
 from gateway.shadow.stage import Shadower
 from gateway.upstream.pools import LegacyPool, NewPool
@@ -111,7 +111,7 @@ class Gateway:
         return self.held.redis
 
     @property
-    def store(self) -> SessionStore:
+    def store(self) -> SessionStorePort:
         return self.held.store
 
     @property
@@ -335,7 +335,8 @@ async def _close(held: Held) -> None:
     """Stop what the first build made; what the caller brought (``Overrides``) is theirs."""
     await held.shadow.stop()
     await held.provider.stop()
-    await held.store.stop()
+    if "store" in held.owned:
+        await held.store.stop()
     await held.pin_book.stop()
     await held.clients.close()
     await held.ledger.close()

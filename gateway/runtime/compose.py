@@ -43,6 +43,7 @@ from gateway.routing.routes import Router
 from gateway.runtime.startup import Secrets, make_provider, read_secrets
 from gateway.session.bridge import SessionBridge
 from gateway.session.hook import LegacyHook
+from gateway.session.port import SessionStorePort
 from gateway.session.redis_client import RedisClient, make_redis
 from gateway.session.sampler import SamplerLimits, SessionSampler
 from gateway.session.signing import KeyRing
@@ -60,8 +61,9 @@ class Overrides:
     """Parts made elsewhere, used instead of building them.
 
     A test brings its own Redis client (the caller then closes it, ``Held.owned``
-    says so) or its own backends (``upstreams``: an in-memory one for each node and
-    instance, ``testkit.fakes``); ``Gateway`` passes what ``preflight`` read
+    says so), its own backends (``upstreams``: an in-memory one for each node and
+    instance, ``testkit.fakes``) or its own session store (``store``: an in-memory
+    one, ``testkit.fakes``); ``Gateway`` passes what ``preflight`` read
     before start, so the key file is read once.
     """
 
@@ -73,6 +75,9 @@ class Overrides:
     """Makes the ``Upstream`` for a node or instance (id, URL, limits); default: the
     network client (``gateway.upstream.client``)."""
     provider: Provider | None = None
+    store: SessionStorePort | None = None
+    """The session records; default: Redis (``gateway.session.store``). The Redis
+    client is made all the same: the flag provider and the pins use it."""
     sampling: SamplerLimits | None = None
     """Bounds of the session sampler behind ``GET /api/session/schema``."""
 
@@ -89,7 +94,7 @@ class Held:
     """The backend connection pools (closed at stop; unused when ``upstreams`` is given)."""
     upstreams: UpstreamFactory
     redis: RedisClient
-    store: SessionStore
+    store: SessionStorePort
     provider: Provider
     legacy: LegacyPool
     new: NewPool
@@ -101,7 +106,8 @@ class Held:
     service: FlagService
     shadow: Shadower
     owned: frozenset[str]
-    """Whether the build opened ``redis`` (else its owner closes it)."""
+    """Whether the build opened ``redis`` and made ``store`` (else their owner closes
+    them)."""
 
 
 @dataclass(frozen=True)
@@ -176,12 +182,11 @@ def _hold(cfg: Config, given: Overrides, limits: ClientLimits) -> tuple[Held, _M
     profile = build_profile(cfg.session)
     redis = given.redis if given.redis is not None else make_redis(cfg.redis)
     budget_ms = cfg.gateway.session_sync.budget_ms
-    store = SessionStore(redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s,
-                         handle_key=secrets.session_key,
-                         max_in_flight=max(cfg.redis.max_connections - 16, 4),
-                         pool_wait_s=cfg.redis.timeout_ms / 1000, lease_ms=budget_ms + 1000,
-                         probe_timeout_s=cfg.redis.timeout_ms / 1000,
-                         on_error=metrics.redis_errors.inc)
+    store = given.store if given.store is not None else SessionStore(
+        redis, cfg.redis.key_prefix, cfg.redis.session_ttl_s, handle_key=secrets.session_key,
+        max_in_flight=max(cfg.redis.max_connections - 16, 4),
+        pool_wait_s=cfg.redis.timeout_ms / 1000, lease_ms=budget_ms + 1000,
+        probe_timeout_s=cfg.redis.timeout_ms / 1000, on_error=metrics.redis_errors.inc)
     store.lock_events = metrics.lock
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     provider = given.provider if given.provider is not None else make_provider(cfg, redis)
@@ -199,7 +204,8 @@ def _hold(cfg: Config, given: Overrides, limits: ClientLimits) -> tuple[Held, _M
                            redis_budget_s=cfg.gateway.session_sync.redis_budget_ms / 1000)
     pins = Pins(redis, cfg.redis.key_prefix)
     ledger = Ledger(cfg.database.ledger_url or cfg.database.url)
-    owned = frozenset({"redis"} if given.redis is None else ())
+    owned = frozenset({"redis"} if given.redis is None else ()) | frozenset(
+        {"store"} if given.store is None else ())
     held = Held(secrets=secrets, keys=keys, metrics=metrics, clients=clients,
                 upstreams=upstreams, redis=redis,
                 store=store, provider=provider, legacy=legacy, new=new, sampler=sampler,

@@ -51,11 +51,11 @@ from gateway.observe.metrics import Metrics
 from gateway.session import budget as session_budget
 from gateway.session.budget import BudgetExhausted, RedisBudget
 from gateway.session.hook import LegacyHook
-from gateway.session.store import (
+from gateway.session.port import (
     Lease,
     LockLost,
     Record,
-    SessionStore,
+    SessionStorePort,
     StoreBusy,
     StoreUnavailable,
     node_field,
@@ -141,7 +141,7 @@ class Synced:
 
 
 class SessionBridge:
-    def __init__(self, store: SessionStore, pool: LegacyPool, hook: LegacyHook,
+    def __init__(self, store: SessionStorePort, pool: LegacyPool, hook: LegacyHook,
                  minter: TokenMinter, metrics: Metrics, profile: SessionProfile,
                  budget_s: float = 3.0, redis_budget_s: float | None = None) -> None:
         """``budget_s``: one request's whole sync (wall clock); ``redis_budget_s``: the

@@ -1,6 +1,7 @@
 """The gateway's side of the shared session record in Redis.
 
-Wraps ``adapters.store`` (key names, fields, scripts) with this process's
+The real ``SessionStorePort`` (``gateway.session.port`` states what it promises):
+wraps ``adapters.store`` (key names, fields, scripts) with this process's
 Redis client. Three kinds of trouble are kept apart, because each calls for
 something else (docs/consistency.md):
 
@@ -34,14 +35,12 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.document import EMPTY, Document, SessionFormatError
 from adapters.handles import session_handle
 from adapters.store import (
     FIELDS,
@@ -55,90 +54,21 @@ from gateway.errors import ServiceUnavailable
 from gateway.observe import log
 from gateway.session import budget as session_budget
 from gateway.session.budget import BudgetExhausted
+
+# The port's values and failures (``gateway.session.port``), also importable from here.
+from gateway.session.port import Lease as Lease
+from gateway.session.port import LockLost as LockLost
+from gateway.session.port import LockTimeout as LockTimeout
+from gateway.session.port import Record as Record
+from gateway.session.port import StoreBusy as StoreBusy
+from gateway.session.port import StoreUnavailable as StoreUnavailable
+from gateway.session.port import node_field as node_field
+from gateway.session.port import parse_record as parse_record
 from gateway.session.redis_client import RedisClient
-from gateway.session.sync import Intent
 
 _log = log.get("session_store")
 T = TypeVar("T")
 _ORPHANS_MAX = 10_000
-
-
-class StoreUnavailable(ServiceUnavailable):
-    """Redis did not answer; callers degrade instead of failing the request."""
-
-    code = "session_store_unavailable"
-
-
-class StoreBusy(ServiceUnavailable):
-    """No Redis connection came free in time: this process is overloaded (not an outage)."""
-
-    code = "session_store_busy"
-
-
-class LockLost(ServiceUnavailable):
-    """A fenced write found the sync lock held by someone else, or expired."""
-
-    code = "session_sync_lost"
-
-
-class LockTimeout(ServiceUnavailable):
-    """The sync lock stayed taken past the request's budget."""
-
-    code = "session_sync_timeout"
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One session record as read; ``doc``/``base`` are parsed only when asked for."""
-
-    sid: str
-    doc_raw: bytes
-    v: int
-    lv: int
-    node: str
-    boot: str
-    lrev: int
-    base_raw: bytes | None
-    t: int
-    intent_raw: bytes | None = None
-
-    @property
-    def doc(self) -> Document:
-        """The shared document; ``SessionFormatError`` if it is not one."""
-        return Document.from_json(self.doc_raw)
-
-    @property
-    def base(self) -> Document:
-        if not self.base_raw:
-            return EMPTY
-        try:
-            return Document.from_json(self.base_raw)
-        except SessionFormatError:
-            return EMPTY
-
-    @property
-    def intent(self) -> Intent | None:
-        return Intent.from_json(self.intent_raw)
-
-    @property
-    def node_field(self) -> str:
-        return node_field(self.node, self.boot)
-
-    @property
-    def legacy_current(self) -> bool:
-        """Legacy holds the current document (no push needed on its node)."""
-        return self.lv == self.v
-
-
-@dataclass(slots=True)
-class Lease:
-    sid: str
-    fence: int
-    owner: str
-    released: bool = False
-    ended_v: int = 0
-    """``v`` of a record with no document when the lock was taken: a session that was
-    dropped (``v`` survives a drop), 0 when there was a document or no record at all."""
 
 
 def _finished(task: asyncio.Task[Any]) -> None:
@@ -147,24 +77,14 @@ def _finished(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-def node_field(node: str, boot: str) -> str:
-    return f"{node}@{boot}" if boot else node
-
-
 def _int(raw: Any) -> int:
     return int(raw) if raw is not None else 0
 
 
-def parse_record(sid: str, raw: list[Any]) -> Record | None:
-    doc, v, lv, node, lrev, base, t, pi = cast(list[bytes | None], raw)
-    if doc is None or v is None:
-        return None
-    name, _, boot = (node or b"").decode().partition("@")
-    return Record(sid, doc, int(v), int(lv or 0), name, boot, int(lrev or 0), base,
-                  int(t or 0), pi)
-
-
 class SessionStore:
+    """The session store on Redis (``SessionStorePort``; this module's docstring says
+    how it tells overload, outage and a lost lock apart)."""
+
     def __init__(self, redis: RedisClient, prefix: str, ttl_s: int, *, handle_key: bytes,
                  max_in_flight: int = 64, pool_wait_s: float = 0.5, lease_ms: int = 4000,
                  probe_timeout_s: float = 0.5,

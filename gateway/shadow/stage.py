@@ -34,7 +34,7 @@ from gateway.observe import log
 from gateway.observe.metrics import Metrics
 from gateway.session import budget as session_budget
 from gateway.session.bridge import SessionUnbridgeable
-from gateway.session.store import StoreUnavailable
+from gateway.session.port import StoreUnavailable
 from gateway.settings import RouteSection, ShadowSection
 from gateway.shadow import compare
 from gateway.shadow.compare import Answer, Rules

@@ -17,6 +17,9 @@ from gateway.runtime.compose import Overrides, Parts, build, preflight
 from gateway.runtime.startup import Secrets
 from gateway.session.signing import KeyRing
 from gateway.settings import Config, ConfigError, parse
+from gateway.upstream.client import ClientLimits
+from gateway.upstream.forward import Upstream
+from testkit.fakes import MemorySessionStore, MemoryUpstream, Reply
 from testkit.keys import SESSION_KEY, make_keypair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +61,7 @@ async def test_a_first_build_wires_one_graph(first: Parts) -> None:
     assert first.pipeline.bridge is held.bridge and first.pipeline.breakers is first.breakers
     assert set(first.breakers) == set(first.router.routes) == set(first.budgets)
     assert [m.id for m in first.legacy_members] == list(held.legacy.members)
-    assert held.owned == {"redis"}
+    assert held.owned == {"redis", "store"}
 
 
 async def test_a_rebuild_keeps_what_the_process_holds_and_unchanged_breakers(
@@ -86,11 +89,46 @@ async def test_what_a_caller_brings_is_used_and_not_owned(make_cfg: Callable[...
     try:
         assert parts.held.redis is redis and parts.held.store.redis is redis
         assert parts.held.keys is keys and parts.held.metrics is metrics
-        assert parts.held.owned == frozenset()
+        assert parts.held.owned == {"store"}, "made here, on the caller's Redis"
     finally:
         await parts.held.clients.close()
         await parts.held.ledger.close()
         await redis.aclose()
+
+
+async def test_an_in_memory_store_and_backends_leave_the_network_alone(
+        make_cfg: Callable[..., Config]) -> None:
+    """Nothing listens at the config's Redis URL: the bridge reads, syncs and mints
+    against the in-memory store, and asks only the in-memory backends."""
+    store = MemorySessionStore(handle_key=SESSION_KEY)
+    backends: dict[str, MemoryUpstream] = {}
+
+    def upstream(upstream_id: str, url: str, limits: ClientLimits) -> Upstream:
+        backends[upstream_id] = MemoryUpstream(
+            upstream_id, url, lambda r: Reply.json({"boot_id": "b1"}), limits=limits)
+        return backends[upstream_id]
+
+    parts = build(make_cfg(), given(store=store, upstreams=upstream))
+    held = parts.held
+    try:
+        assert held.store is store and held.bridge.store is store
+        assert held.owned == {"redis"}, "the store is the caller's to stop"
+        assert held.legacy.members["b"].upstream is backends["b"] and set(backends) == {
+            "a", "b", "n1", "n2"}
+        await held.legacy.check_all()
+        sid = "s" * 22
+        store.put(sid, {"doc": '{"schema":2,"user":{"id":7,"name":"ann"},"fields":{},'
+                               '"extra":{}}', "v": 3, "lv": 3, "node": "b@b1", "lrev": 7})
+        plan = await held.bridge.before_legacy(sid, None, "r1", safe=False)
+        assert (plan.member.id, plan.lrev) == ("b", 7), "in sync on b: no push"
+        token, _ = await held.bridge.token_for_new(sid, None, "r2")
+        assert token is not None
+        assert store.calls == {"read": 2}
+        assert [r.target for r in backends["b"].received] == ["/healthz"]
+    finally:
+        await held.clients.close()
+        await held.ledger.close()
+        await held.redis.aclose()
 
 
 def test_preflight_refuses_a_config_without_redis(make_cfg: Callable[..., Config]) -> None:
