@@ -43,7 +43,7 @@ from gateway.upstream.forward import UpstreamResult
 from gateway.upstream.pools import NewPool
 
 if TYPE_CHECKING:
-    from gateway.pipeline.chain import Exchange
+    from gateway.pipeline.exchange import Exchange
     from gateway.session.bridge import SessionBridge
 
 _log = log.get("shadow")

@@ -83,9 +83,9 @@ class Env:
         headers = {"Host": "gw.test", **({"Cookie": cookies} if cookies else {})}
         request = Incoming("GET", "/api/cart", (1, 1), CIMultiDictProxy(CIMultiDict(headers)),
                            "127.0.0.1")
-        ex = await self.gateway.pipeline._prepare(request, "explain-agrees")
+        ex = await self.gateway.pipeline.prepare(request, "explain-agrees")
         try:
-            decision = await self.gateway.pipeline._decide(ex)
+            decision = await self.gateway.pipeline.decide(ex)
         except NewUnavailable as exc:
             return ("none (503)", exc.reason), ex.new_cid
         return (decision.backend.value, decision.reason), ex.new_cid
