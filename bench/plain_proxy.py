@@ -1,10 +1,11 @@
 """The honest baseline: a plain aiohttp reverse proxy, nothing else.
 
 One pooled keep-alive ``ClientSession``; the upstream body is read whole and
-returned; status and headers are copied minus hop-by-hop ones. Same server
-flavour and event loop as the gateway (low-level ``web.Server``, uvloop, no
-access log, no decompression), so the difference measured is the gateway's
-own work.
+returned; status and headers are copied minus hop-by-hop ones. aiohttp at its
+leanest (low-level ``web.Server``, uvloop, no access log, no decompression):
+what a careful Python proxy on a mainstream framework costs. The gateway's own
+listener and client are not aiohttp's (issue 13); ``bench.lean_proxy`` is the
+floor on the same parts as the gateway's.
 
     python -m bench.plain_proxy --upstream http://127.0.0.1:8101 --port 9000
 """

@@ -74,11 +74,20 @@ def screen(headers: CIMultiDictProxy[str]) -> None:
         raise BadHeader("unsupported Transfer-Encoding")
 
 
-def _connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    named: set[str] = set()
-    for value in headers.getall("Connection", ()):
-        named.update(t.strip().lower() for t in value.split(",") if t.strip())
-    return frozenset(named)
+def _dropping(drop: frozenset[str], headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """``drop`` and what ``Connection`` names; remembered, since a backend (or a client
+    library) says the same few things every time."""
+    values = headers.getall("Connection", ())
+    key = (drop, values[0] if len(values) == 1 else ",".join(values))
+    both = _DROPPING.get(key)
+    if both is None:
+        both = drop | frozenset(t.strip().lower() for t in key[1].split(",") if t.strip())
+        if len(_DROPPING) < 256:
+            _DROPPING[key] = both
+    return both
+
+
+_DROPPING: dict[tuple[frozenset[str], str], frozenset[str]] = {}
 
 
 def internal_names(monolith: tuple[str, ...] | frozenset[str] = ()) -> frozenset[str]:
@@ -150,14 +159,10 @@ def _filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDi
     """``headers`` minus ``drop`` and whatever ``Connection`` names, each in any
     ``-``/``_`` spelling (the gateway sets its own X-* after this)."""
     if "Connection" in headers:
-        drop = drop | _connection_named(headers)
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        low = name.lower()
-        if low in drop or ("_" in low and low.replace("_", "-") in drop):
-            continue
-        out.add(name, value)
-    return out
+        drop = _dropping(drop, headers)
+    return CIMultiDict([(name, value) for name, value in headers.items()
+                        if (low := name.lower()) not in drop
+                        and not ("_" in low and low.replace("_", "-") in drop)])
 
 
 class TrustedProxies:

@@ -352,6 +352,8 @@ class _Conn(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         self._reused = False
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._chunks: collections.deque[bytes] = collections.deque()
         self._clear()
 
     def _clear(self) -> None:
@@ -359,7 +361,6 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.length: int | None = None
         self.done = False
-        self._raw: list[tuple[bytes, bytes]] = []
         self._got = False
         self._has_head = False
         self._head_only = False
@@ -368,7 +369,7 @@ class _Conn(asyncio.Protocol):
         self._keep = True
         self._sent = True
         self._renew = False
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks.clear()  # reused, not made anew for every exchange
         self._buffered = 0
         self._paused = False
 
@@ -590,7 +591,7 @@ class _Conn(asyncio.Protocol):
 
     # ------------------------------------------------------------ parser callbacks
     def on_message_begin(self) -> None:
-        self._raw = []
+        self._raw.clear()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw.append((name, value))
@@ -630,7 +631,7 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._informational:
             self._informational = False
-            self._raw = []
+            self._raw.clear()
             self.length = None
             self._chunked = False
             return
