@@ -28,8 +28,8 @@ class _PerRequest:
     ``strangler_request_duration_seconds``, ``strangler_backend_decisions_total``,
     ``strangler_session_push_skipped_total`` -- kept as plain numbers and turned
     into Prometheus samples when scraped. prometheus-client's label children take a
-    lock on every increment: these were 5 % of the gateway's CPU under load. Only the event loop writes
-    them, and a scrape reads them on the same loop."""
+    lock on every increment: these were 5 % of the gateway's CPU under load. Only
+    the event loop writes them, and a scrape reads them on the same loop."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, ...], list[int]] = {}
