@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -223,6 +224,8 @@ class Gateway:
         _warn_edge(cfg)
         for pool, members in added:  # a new member gets traffic once a check sees it up
             self._tasks.extend(asyncio.create_task(pool.check(m)) for m in members)
+        if gc.get_freeze_count():  # the process froze its start-up heap (runtime.process)
+            asyncio.get_running_loop().call_later(_REFREEZE_S, _refreeze)
 
     # ------------------------------------------------------------ listeners
     async def _listen(self, parts: Parts) -> None:
@@ -324,6 +327,19 @@ class Gateway:
         if self.parts is not None:
             await _close(self.parts.held)
         _log.info("gateway_stopped")
+
+
+_REFREEZE_S = 30.0
+"""After a reload, once requests on the old parts are long done."""
+
+
+def _refreeze() -> None:
+    """The parts a reload replaced were frozen with the rest at start: thaw, collect what
+    is garbage now (their cycles), freeze again. Without it every reload would leave
+    the old parts behind for good."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _given(part: T | None) -> T:
