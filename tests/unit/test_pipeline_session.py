@@ -14,6 +14,7 @@ from tests.support.memory_gateway import (
     SID,
     MemoryGateway,
     cookie,
+    gateway,
     memory_gateway,
     request,
     route,
@@ -50,12 +51,22 @@ async def test_two_session_cookies_under_reject_are_400_and_all_expired(
                         reason="duplicate_session_cookie") == 1
 
 
-async def test_the_expiry_of_duplicates_is_secure_on_https(tmp_path: Path) -> None:
-    async with memory_gateway(tmp_path, rejecting) as gw:
-        reply = await gw.send(request("GET", "/", [cookie(shop_session="x"),
-                                                   cookie(shop_session="y")], scheme="https"))
-        assert reply.status == 400
-        assert all(line.endswith("; Secure") for line in reply.headers.getall("Set-Cookie"))
+@pytest.mark.parametrize(("peer", "secure"), [("10.1.2.3", True), ("203.0.113.9", False)])
+async def test_duplicates_behind_a_trusted_https_proxy_are_expired_secure(
+        tmp_path: Path, peer: str, secure: bool) -> None:
+    """The listener speaks plain HTTP: https is what a trusted proxy says it was, as for
+    the gateway's own cookies. A browser ignores an expiry of a ``__Secure-`` cookie
+    that does not say Secure: the client would keep both, and get 400 ever after."""
+    prefixed = (rejecting, lambda d: d["session"].update(cookie="__Secure-sid"),
+                gateway(trusted_proxies=["10.0.0.0/8"]))
+    async with memory_gateway(tmp_path, *prefixed) as gw:
+        reply = await gw.send(request("GET", "/", [
+            ("X-Forwarded-Proto", "https"), ("Cookie", "__Secure-sid=x; __Secure-sid=y")],
+            peer=peer))
+        assert (reply.status, title(reply)) == (400, "duplicate_session_cookie")
+        lines = reply.headers.getall("Set-Cookie")
+        assert lines and all(line.startswith("__Secure-sid=; Max-Age=0;") for line in lines)
+        assert all(line.endswith("; Secure") is secure for line in lines)
 
 
 async def test_the_duplicate_rule_of_the_profile_picks_the_session(gw: MemoryGateway) -> None:
