@@ -2,8 +2,9 @@
 
     screen   smuggling shapes, Host, canonical path, blocked paths     (screen.py)
     route    the configured route, or 404/405                          (route.py)
+    screen   the headers a backend sees                                (screen.py)
     session  whose session (cookies); later, the bridge per attempt    (session.py)
-    screen   the headers a backend sees, the body                      (screen.py)
+    screen   the body                                                  (screen.py)
     decide   which backend, and why                                    (decide.py)
     forward  the attempts, the fallback, one report per attempt        (forward.py)
     respond  the answer for the client, the gateway's cookies          (respond.py)
@@ -77,7 +78,7 @@ class Pipeline:
         """The stages before the decision: screened, routed, identified, body in hand."""
         host, target = self.screen(request)
         ex = Exchange(request, rid, target, self.route(target.path, request.method), host)
-        self.session.identify(ex)
         ex.headers = self.screen.upstream_headers(request, host, rid)
+        self.session.identify(ex)  # after the headers: a refusal's cookies need ex.secure
         ex.body, ex.length = await self.screen.body(request)
         return ex

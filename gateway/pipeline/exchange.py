@@ -52,6 +52,13 @@ class Exchange:
         return self.request.method in SAFE_METHODS
 
     @property
+    def secure(self) -> bool:
+        """The client reached us over https, as its connection or a trusted proxy in front
+        says: the ``X-Forwarded-Proto`` sent on (``gateway.edge.headers``). The listener
+        speaks plain HTTP, so behind a TLS proxy this is the only way to know."""
+        return self.headers is not None and self.headers.get("X-Forwarded-Proto") == "https"
+
+    @property
     def resendable(self) -> bool:
         return self.body is None or isinstance(self.body, bytes)
 

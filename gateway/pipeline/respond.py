@@ -52,7 +52,7 @@ class Respond:
 def cookie_lines(ex: Exchange, affinity: str | None) -> list[str]:
     """The gateway's cookies for this answer (also on a refusal: after a request that may
     have changed the session on new, an old sync token must not stay trusted)."""
-    secure = ex.headers is not None and ex.headers.get("X-Forwarded-Proto") == "https"
+    secure = ex.secure
     lines = []
     if affinity:
         lines.append(set_cookie(AFFINITY_COOKIE, affinity, secure=secure))

@@ -14,7 +14,6 @@ from adapters.handles import valid_cookie_id
 from adapters.wire import AFFINITY_COOKIE, CLIENT_COOKIE, SYNC_COOKIE
 from gateway.edge.cookies import DuplicateCookie, expire_lines
 from gateway.edge.cookies import parse as parse_cookies
-from gateway.edge.http import Incoming
 from gateway.errors import DuplicateSessionCookie
 from gateway.observe import log
 from gateway.observe.metrics import Metrics
@@ -41,23 +40,24 @@ class SessionStage:
             cookies = parse_cookies(raw[0] if len(raw) == 1 else "; ".join(raw), self._cookie,
                                     self._duplicates)
         except DuplicateCookie:
-            raise self._duplicate(request, ex.target.path, ex.host) from None
+            raise self._duplicate(ex) from None
         sid = cookies.get(self._cookie)
         ex.sid = sid if sid is not None and valid_cookie_id(sid) else None
         ex.hint = cookies.get(AFFINITY_COOKIE)
         ex.sync = cookies.get(SYNC_COOKIE)
         ex.client_id = cookies.get(CLIENT_COOKIE)
 
-    def _duplicate(self, request: Incoming, path: str,
-                   host: str | None) -> DuplicateSessionCookie:
+    def _duplicate(self, ex: Exchange) -> DuplicateSessionCookie:
         """Two session cookies: the gateway and the monolith could take different users.
-        The answer expires them all, so the browser's next request carries none."""
+        The answer expires them all, so the browser's next request carries none. Secure
+        when the client is on https (a browser ignores an expiry of a ``__Secure-``
+        cookie that does not say Secure)."""
+        path = ex.target.path
         self._metrics.session("refused", "duplicate_session_cookie")
         _log.warning("session_cookie_duplicate", path=path)
         err = DuplicateSessionCookie(f"more than one {self._cookie} cookie; they have been "
                                      "cleared, send the request again")
-        err.cookies = expire_lines(self._cookie, path, host or "",
-                                   secure=request.scheme == "https")
+        err.cookies = expire_lines(self._cookie, path, ex.host or "", secure=ex.secure)
         return err
 
     # ------------------------------------------------------------ around attempts
