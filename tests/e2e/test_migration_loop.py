@@ -155,7 +155,9 @@ async def test_e_canary_is_sticky_per_session_and_near_its_percentage(stack: Sta
         await asyncio.gather(*(u.close() for u in users))
     assert all(len(s) == 1 for s in results), "a session changed sides at a fixed percentage"
     on_new = sum(1 for s in results if s == {"new"})
-    assert 44 <= on_new <= 76, f"{on_new}/200 sessions on new at 30%"
+    # Binomial(200, 0.3): mean 60, sd 6.5. Four sd either way: a broken percentage (0, 50,
+    # 100 %) still fails; chance alone (79 was seen once in a full run) does not.
+    assert 34 <= on_new <= 86, f"{on_new}/200 sessions on new at 30%"
     # 10,000 cart reads, one SDK evaluation per session: the rest are memoised.
     async with aiohttp.ClientSession() as http, \
             http.get(stack.admin_url() + "/metrics") as resp:
