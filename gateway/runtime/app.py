@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
@@ -319,11 +319,15 @@ class Gateway:
             level("requests_drained", cut=cut, waited_s=round(time.monotonic() - started, 3))
             self.proxy = None
         for runner in self._runners:
-            await runner.cleanup()
+            await _bounded("admin_listener", runner.cleanup())
         self._runners.clear()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=_STOP_PART_S)
+            if pending:
+                _log.error("stop_timed_out", part="background_tasks",
+                           tasks=sorted(t.get_coro().__qualname__ for t in pending))  # type: ignore[union-attr]
         if self.parts is not None:
             await _close(self.parts.held)
         _log.info("gateway_stopped")
@@ -348,16 +352,27 @@ def _given(part: T | None) -> T:
 
 
 async def _close(held: Held) -> None:
-    """Stop what the first build made; what the caller brought (``Overrides``) is theirs."""
-    await held.shadow.stop()
-    await held.provider.stop()
+    """Stop what the first build made; what the caller brought (``Overrides``) is theirs.
+    Each part gets ``_STOP_PART_S``: a stop never hangs, and one that would is named."""
+    await _bounded("shadow", held.shadow.stop())
+    await _bounded("flag_provider", held.provider.stop())
     if "store" in held.owned:
-        await held.store.stop()
-    await held.pin_book.stop()
-    await held.clients.close()
-    await held.ledger.close()
+        await _bounded("session_store", held.store.stop())
+    await _bounded("pins", held.pin_book.stop())
+    await _bounded("backend_pools", held.clients.close())
+    await _bounded("ledger", held.ledger.close())
     if "redis" in held.owned:
-        await held.redis.aclose()
+        await _bounded("redis", held.redis.aclose())
+
+
+_STOP_PART_S = 10.0
+
+
+async def _bounded(part: str, stopping: Coroutine[Any, Any, object]) -> None:
+    try:
+        await asyncio.wait_for(stopping, _STOP_PART_S)
+    except TimeoutError:
+        _log.error("stop_timed_out", part=part, limit_s=_STOP_PART_S)
 
 
 
