@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -38,14 +39,22 @@ NOTES_ROUTES: list[dict[str, Any]] = [
 ]
 
 
+LegacyCommand = Callable[[str, int, Path], tuple[list[str], dict[str, str]]]
+"""(node id, port, internal token file) -> the argv and extra environment of one legacy
+node speaking the notes contract (another framework's notes app, say)."""
+
+
 class NotesStack(Stack):
     """``Stack`` with the notes app on both sides: ``session`` overrides the profile
     (``duplicate_cookies`` for one). ``legacy_via`` (node -> URL, set before ``start``
-    and followed by ``write_config``) puts something, a fault proxy, before a node."""
+    and followed by ``write_config``) puts something, a fault proxy, before a node.
+    ``legacy_command`` runs another app as the legacy nodes (tests/apps/notes by default)."""
 
     def __init__(self, workdir: Path, redis_url: str, *,
-                 session: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 session: dict[str, Any] | None = None,
+                 legacy_command: LegacyCommand | None = None, **kwargs: Any) -> None:
         self.session = session if session is not None else notes_session()
+        self.legacy_command = legacy_command
         self.legacy_via: dict[str, str] = {}
         kwargs.setdefault("routes", copy.deepcopy(NOTES_ROUTES))
         super().__init__(workdir, redis_url, **kwargs)
@@ -62,9 +71,13 @@ class NotesStack(Stack):
         return cfg
 
     def _notes_node(self, node: str, port: int) -> Proc:
+        token_file = self.dir / "internal-token"
         argv = [sys.executable, "-m", "tests.apps.notes", "--port", str(port), "--node", node,
-                "--internal-token-file", str(self.dir / "internal-token")]
-        return Proc(f"notes-{node}", argv, self.dir / "logs", env=self.env,
+                "--internal-token-file", str(token_file)]
+        env: dict[str, str] = {}
+        if self.legacy_command is not None:
+            argv, env = self.legacy_command(node, port, token_file)
+        return Proc(f"notes-{node}", argv, self.dir / "logs", env={**self.env, **env},
                     ready_url=f"http://127.0.0.1:{port}/healthz")
 
     def _node_service(self, instance: str, port: int) -> Proc:
