@@ -15,14 +15,18 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
-from flask import Flask
+from flask import Flask, session
 from strangler_flask import Strangler, StranglerConfigError
+from yarl import URL
 
 from testkit.flask_notes import flask_node, flask_notes_session
+from tests.apps.flask_notes.app import create_app
 from tests.conftest import REDIS_URL
 from tests.support.notes_stack import NotesStack, exports, typed
 from tests.support.notes_user import NotesModel, NotesUser, do
@@ -246,3 +250,121 @@ async def test_a_session_goes_legacy_new_legacy_through_the_gateway(stack: Notes
     assert {k: after.get(k) for k in ("prefs", "tags", "visits", "draft")} == {
         "prefs": model.prefs, "tags": sorted(model.tags), "visits": dict(model.visits),
         "draft": model.draft}
+
+
+# ---------------------------------------------------------------- saves vs. imports, in process
+
+TOKEN = "in-process-token"
+HOOK = {"X-Internal-Token": TOKEN}
+
+
+def _app_with_a_meddling_route(tmp_path: Path) -> Flask:
+    """The Flask notes app, plus a route that lets the hook act in the middle of a request
+    (as a gateway's import or delete on another thread would) and then changes the
+    session or not."""
+    (tmp_path / "token").write_text(TOKEN)
+    app = create_app("p", tmp_path / "token")
+
+    def meddle(action: str, then: str) -> str:
+        sessions = app.extensions["strangler"].sessions
+        sid = session.sid  # type: ignore[attr-defined]
+        if action == "import":
+            assert sessions.import_session(sid, {"from": "import"}, None, 5).ok
+        else:
+            sessions.delete(sid)
+        if then == "change":
+            session["from"] = "the request"
+        elif then == "tuple":
+            session["pair"] = (1, 2)
+        return "done"
+
+    app.add_url_rule("/_test/<action>/<then>", view_func=meddle, methods=["POST"])
+    return app
+
+
+def _revision(reply: Any) -> int:
+    return int(reply.headers["X-Notes-Rev"])
+
+
+def test_an_import_during_a_request_that_changes_nothing_is_not_undone(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    assert _revision(client.put("/api/draft", json={"text": "mine"})) == 1
+    reply = client.post("/_test/import/nothing")
+    assert (reply.status_code, _revision(reply)) == (200, 2), "the import's revision"
+    sid = reply.headers["X-Notes-Session"]
+    export = client.get(f"/_internal/sessions/{sid}", headers=HOOK).json
+    assert export["data"] == {"from": "import"}, "the refresh undid the import"
+    assert (export["revision"], export["imported"]) == (2, {"fence": 5, "revision": 2})
+
+
+def test_a_change_after_an_import_takes_the_next_revision(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    assert _revision(client.put("/api/draft", json={"text": "mine"})) == 1
+    reply = client.post("/_test/import/change")
+    assert _revision(reply) == 3, "import 2, then the request's change 3"
+    export = client.get(f"/_internal/sessions/{reply.headers['X-Notes-Session']}",
+                        headers=HOOK).json
+    assert export["revision"] == 3 and export["data"]["from"] == "the request", export
+    assert export["imported"] == {"fence": 5, "revision": 2}, "the last import is still 2"
+
+
+def test_a_session_deleted_during_a_request_stays_deleted(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    sid = client.put("/api/draft", json={"text": "mine"}).headers["X-Notes-Session"]
+    reply = client.post("/_test/delete/nothing")
+    assert (reply.headers["X-Notes-Session"], _revision(reply)) == (sid, 0)
+    assert client.get(f"/_internal/sessions/{sid}", headers=HOOK).status_code == 404
+
+
+def test_a_session_json_cannot_carry_is_refused_not_changed(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    sid = client.put("/api/draft", json={"text": "mine"}).headers["X-Notes-Session"]
+    assert client.post("/_test/import/tuple").status_code == 200
+    reply = client.get(f"/_internal/sessions/{sid}", headers=HOOK)
+    assert reply.status_code == 422 and reply.json["error"] == "not_json", reply.json
+    assert "['pair']: a tuple" in reply.json["detail"], reply.json
+
+
+def test_lone_surrogates_and_odd_numbers_round_trip(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    raw = ('{"data": {"s": "\\ud800 \\udfff", "\\udc00": [1.0, -0.0, 1E+300, 12345678901234'
+           '567890123456789, 5e-324]}, "expected_revision": null}')
+    put = client.put("/_internal/sessions/odd", data=raw, headers=HOOK)
+    assert put.status_code == 200, put.data
+    data = json.loads(client.get("/_internal/sessions/odd", headers=HOOK).data)["data"]
+    assert typed(data) == typed(json.loads(raw)["data"]), data
+    for bad in (b'{"data": {"x": NaN}, "expected_revision": null}',
+                b'{"data": {"x": 1e999}, "expected_revision": null}',
+                b'{"data": {"x": Infinity}, "expected_revision": null}',
+                b'{"data": {"_strangler": 1}, "expected_revision": true}',
+                b'\xff'):
+        reply = client.put("/_internal/sessions/odd", data=bad, headers=HOOK)
+        assert reply.status_code == 400, (bad, reply.data)
+
+
+def test_the_reserved_key_is_never_taken_from_an_import(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    body = {"data": {"_strangler": {"revision": 99, "imported": [1, 99]}, "k": 1},
+            "expected_revision": None}
+    assert client.put("/_internal/sessions/rk", json=body, headers=HOOK).json == {"revision": 1}
+    export = client.get("/_internal/sessions/rk", headers=HOOK).json
+    assert (export["revision"], export["data"]) == (1, {"k": 1}), export
+    assert "imported" not in export
+
+
+# ---------------------------------------------------------------- ids, decoded by a server
+
+@pytest.mark.parametrize("sid", ["a/b", "/lead", "50%25,x", "!#$&'()*+-.:<=>?@[]^_`|~"])
+async def test_any_cookie_value_is_an_id_the_hook_decodes(stack: NotesStack, sid: str) -> None:
+    url = URL(stack.legacy_url("a")).with_path(
+        f"/_internal/sessions/{quote(sid, safe='')}", encoded=True)
+    headers = {"X-Internal-Token": stack.internal_token}
+    async with aiohttp.ClientSession() as http:
+        async with http.put(url, json={"data": {"id": sid}, "expected_revision": None},
+                            headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.get(url, headers=headers) as resp:
+            body = await resp.json()
+            assert (resp.status, body["session_id"], body["data"]) == (200, sid, {"id": sid})
+        async with http.delete(url, headers=headers) as resp:
+            assert resp.status == 204

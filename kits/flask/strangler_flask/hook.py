@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import get_input_stream
 
 from . import jsonio
 from .errors import HookError
@@ -36,6 +37,8 @@ PATH: Final = "/_internal/sessions/<strangler_sid:sid>"
 TOKEN_HEADER: Final = "X-Internal-Token"  # noqa: S105 (a header name)
 FENCE_HEADER: Final = "X-Strangler-Fence"
 MAX_COUNT: Final = 2**63 - 1
+DRAIN_BYTES: Final = 16 * 1024 * 1024
+"""How much of an oversize body is read (and dropped) before the 413 is sent."""
 EXTENSION: Final = "strangler"
 
 log = logging.getLogger(__name__)
@@ -137,18 +140,28 @@ def _fence_header() -> int | None:
 
 
 def _read_body(limit: int) -> bytes:
-    """The whole body, or 413 past ``limit`` bytes (declared or sent)."""
+    """The whole body, or 413 past ``limit`` bytes (declared or sent).
+
+    Read from the WSGI input itself, so the kit's limit governs the hook whatever
+    the app's ``MAX_CONTENT_LENGTH``. A body over the limit is still read to its
+    end (up to ``DRAIN_BYTES``) before the 413 goes out: a server that answers
+    and closes while the client is still sending makes the client see a broken
+    pipe instead of the answer.
+    """
+    stream = get_input_stream(request.environ, max_content_length=None)
+    chunks, size = [], 0
     declared = request.content_length
-    if declared is not None and declared > limit:
+    over = declared is not None and declared > limit
+    while not over and (chunk := stream.read(64 * 1024)):
+        size += len(chunk)
+        over = size > limit
+        chunks.append(chunk)
+    if over:
+        drained = size
+        while drained < DRAIN_BYTES and (chunk := stream.read(64 * 1024)):
+            drained += len(chunk)
         raise HookError(413, "body_too_large", f"an import may be {limit} bytes at most",
                         limit=limit)
-    chunks, size = [], 0
-    while chunk := request.stream.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise HookError(413, "body_too_large", f"an import may be {limit} bytes at most",
-                            limit=limit)
-        chunks.append(chunk)
     return b"".join(chunks)
 
 
