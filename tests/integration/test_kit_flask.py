@@ -10,6 +10,7 @@ gateway with the user, the declared fields and the undeclared keys intact.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import subprocess
@@ -282,6 +283,10 @@ def _app_with_a_meddling_route(tmp_path: Path) -> Flask:
     return app
 
 
+def _body(reply: Any) -> Any:
+    return json.loads(reply.data)
+
+
 def _revision(reply: Any) -> int:
     return int(reply.headers["X-Notes-Rev"])
 
@@ -292,7 +297,7 @@ def test_an_import_during_a_request_that_changes_nothing_is_not_undone(tmp_path:
     reply = client.post("/_test/import/nothing")
     assert (reply.status_code, _revision(reply)) == (200, 2), "the import's revision"
     sid = reply.headers["X-Notes-Session"]
-    export = client.get(f"/_internal/sessions/{sid}", headers=HOOK).json
+    export = _body(client.get(f"/_internal/sessions/{sid}", headers=HOOK))
     assert export["data"] == {"from": "import"}, "the refresh undid the import"
     assert (export["revision"], export["imported"]) == (2, {"fence": 5, "revision": 2})
 
@@ -302,8 +307,8 @@ def test_a_change_after_an_import_takes_the_next_revision(tmp_path: Path) -> Non
     assert _revision(client.put("/api/draft", json={"text": "mine"})) == 1
     reply = client.post("/_test/import/change")
     assert _revision(reply) == 3, "import 2, then the request's change 3"
-    export = client.get(f"/_internal/sessions/{reply.headers['X-Notes-Session']}",
-                        headers=HOOK).json
+    sid = reply.headers["X-Notes-Session"]
+    export = _body(client.get(f"/_internal/sessions/{sid}", headers=HOOK))
     assert export["revision"] == 3 and export["data"]["from"] == "the request", export
     assert export["imported"] == {"fence": 5, "revision": 2}, "the last import is still 2"
 
@@ -321,8 +326,9 @@ def test_a_session_json_cannot_carry_is_refused_not_changed(tmp_path: Path) -> N
     sid = client.put("/api/draft", json={"text": "mine"}).headers["X-Notes-Session"]
     assert client.post("/_test/import/tuple").status_code == 200
     reply = client.get(f"/_internal/sessions/{sid}", headers=HOOK)
-    assert reply.status_code == 422 and reply.json["error"] == "not_json", reply.json
-    assert "['pair']: a tuple" in reply.json["detail"], reply.json
+    body = _body(reply)
+    assert reply.status_code == 422 and body["error"] == "not_json", body
+    assert "['pair']: a tuple" in body["detail"], body
 
 
 def test_lone_surrogates_and_odd_numbers_round_trip(tmp_path: Path) -> None:
@@ -346,8 +352,9 @@ def test_the_reserved_key_is_never_taken_from_an_import(tmp_path: Path) -> None:
     client = _app_with_a_meddling_route(tmp_path).test_client()
     body = {"data": {"_strangler": {"revision": 99, "imported": [1, 99]}, "k": 1},
             "expected_revision": None}
-    assert client.put("/_internal/sessions/rk", json=body, headers=HOOK).json == {"revision": 1}
-    export = client.get("/_internal/sessions/rk", headers=HOOK).json
+    assert _body(client.put("/_internal/sessions/rk", json=body, headers=HOOK)) == \
+        {"revision": 1}
+    export = _body(client.get("/_internal/sessions/rk", headers=HOOK))
     assert (export["revision"], export["data"]) == (1, {"k": 1}), export
     assert "imported" not in export
 
@@ -368,3 +375,39 @@ async def test_any_cookie_value_is_an_id_the_hook_decodes(stack: NotesStack, sid
             assert (resp.status, body["session_id"], body["data"]) == (200, sid, {"id": sid})
         async with http.delete(url, headers=headers) as resp:
             assert resp.status == 204
+
+
+# ---------------------------------------------------------------- what the kit and the app import
+
+KIT = ROOT / "kits" / "flask" / "strangler_flask"
+FLASK_APP = ROOT / "tests" / "apps" / "flask_notes"
+FRAMEWORK = frozenset(sys.stdlib_module_names) | {"__future__", "flask", "flask_session",
+                                                   "werkzeug"}
+
+
+def _imports_outside(package: Path, allowed: frozenset[str]) -> list[str]:
+    """``file:line: module`` for every import of something not in ``allowed`` (relative
+    imports that stay inside the package are fine)."""
+    found = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else \
+                    ["(outside the package)"] if node.level > 1 else []
+            else:
+                continue
+            found += [f"{path.name}:{node.lineno}: {n}" for n in names
+                      if n.split(".")[0] not in allowed]
+    return found
+
+
+def test_the_kit_imports_only_flask_flask_session_and_itself() -> None:
+    """It installs on its own from kits/flask: nothing of Strangler's, no other framework."""
+    assert len(list(KIT.glob("*.py"))) >= 8, "the kit is not where the test looks"
+    assert _imports_outside(KIT, FRAMEWORK) == []
+
+
+def test_the_flask_app_uses_the_kit_as_any_app_would() -> None:
+    assert _imports_outside(FLASK_APP, FRAMEWORK | {"cachelib", "strangler_flask"}) == []
