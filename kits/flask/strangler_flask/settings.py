@@ -24,6 +24,7 @@ from .errors import StranglerConfigError
 
 DEFAULT_MAX_IMPORT_BYTES: Final = 1024 * 1024
 HEADER_ROLES: Final = ("session_id", "revision", "node")
+_NODE_ID = re.compile(r"[\x21-\x7E]{1,128}")  # it goes into a response header
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
 
 
@@ -46,9 +47,10 @@ class Settings:
 def from_config(config: Mapping[str, Any]) -> Settings:
     """``Settings`` from a Flask config; ``StranglerConfigError`` names the bad key."""
     node_id = config.get("STRANGLER_NODE_ID")
-    if not isinstance(node_id, str) or not node_id.strip():
-        raise StranglerConfigError("STRANGLER_NODE_ID: required, a non-empty string "
-                                   "(this node's id, as the gateway's config names it)")
+    if not isinstance(node_id, str) or not _NODE_ID.fullmatch(node_id):
+        raise StranglerConfigError("STRANGLER_NODE_ID: required, 1-128 visible ASCII "
+                                   "characters (this node's id, as the gateway's config "
+                                   "names it)")
     limit = config.get("STRANGLER_MAX_IMPORT_BYTES", DEFAULT_MAX_IMPORT_BYTES)
     if type(limit) is not int or limit <= 0:
         raise StranglerConfigError("STRANGLER_MAX_IMPORT_BYTES: must be an int > 0 (bytes)")

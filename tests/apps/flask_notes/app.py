@@ -32,10 +32,9 @@ def create_app(node_id: str, token_file: Path | None, **config: Any) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         STRANGLER_NODE_ID=node_id,
         STRANGLER_HEADERS=HEADERS,
-        STRANGLER_INTERNAL_TOKEN_FILE=str(token_file) if token_file else None,
     )
-    if token_file is None:
-        del app.config["STRANGLER_INTERNAL_TOKEN_FILE"]
+    if token_file is not None:
+        app.config["STRANGLER_INTERNAL_TOKEN_FILE"] = str(token_file)
     app.config.update(config)
     Session(app)
     Strangler(app)
