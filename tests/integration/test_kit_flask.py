@@ -321,6 +321,19 @@ def test_a_session_deleted_during_a_request_stays_deleted(tmp_path: Path) -> Non
     assert client.get(f"/_internal/sessions/{sid}", headers=HOOK).status_code == 404
 
 
+def test_a_change_to_a_session_deleted_meanwhile_makes_a_new_one(tmp_path: Path) -> None:
+    client = _app_with_a_meddling_route(tmp_path).test_client()
+    sid = client.put("/api/draft", json={"text": "mine"}).headers["X-Notes-Session"]
+    reply = client.post("/_test/delete/change")
+    new = reply.headers["X-Notes-Session"]
+    assert new != sid and _revision(reply) == 1, "the deleted id was used again"
+    assert client.get(f"/_internal/sessions/{sid}", headers=HOOK).status_code == 404
+    export = _body(client.get(f"/_internal/sessions/{new}", headers=HOOK))
+    assert export["data"]["draft"] == "mine" and export["data"]["from"] == "the request"
+    cookie = client.get_cookie("sessionid")
+    assert cookie is not None and cookie.value == new, "the new id's cookie was not set"
+
+
 def test_a_session_json_cannot_carry_is_refused_not_changed(tmp_path: Path) -> None:
     client = _app_with_a_meddling_route(tmp_path).test_client()
     sid = client.put("/api/draft", json={"text": "mine"}).headers["X-Notes-Session"]

@@ -9,7 +9,9 @@ the end of every request, under the node's lock (``store.NodeSessions``):
 - an unchanged session is saved (Flask-Session refreshes it on every request by
   default) from what is stored *now*, never from the copy the request opened:
   a refresh must not undo an import that landed meanwhile, nor bring back a
-  session deleted meanwhile;
+  session deleted meanwhile; a session deleted meanwhile that the request
+  changed is saved as a new session under a new id (an id once deleted is
+  never used again);
 - the three headers, on every response to a request that carried the session
   cookie or created a session: the id the request ended with (the new one
   after ``regenerate``), its revision (0 when it does not exist), the node.
@@ -63,7 +65,7 @@ class StranglerSessionInterface(SessionInterface):
         carried = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
         carried = carried if valid_sid(carried) else None
         with self.sessions.lock:
-            ended = self._save(app, session, response)
+            ended = self._save(app, session, response, carried)
             if ended is None and carried is not None:
                 ended = carried, meta_of(self.sessions.load(carried)).revision
         if ended is not None:
@@ -72,7 +74,8 @@ class StranglerSessionInterface(SessionInterface):
             response.headers[names.revision] = str(ended[1])
             response.headers[names.node] = self.settings.node_id
 
-    def _save(self, app: Flask, session: Any, response: Response) -> tuple[str, int] | None:
+    def _save(self, app: Flask, session: Any, response: Response,
+              carried: str | None) -> tuple[str, int] | None:
         """Save through Flask-Session; the (id, revision) stored, or ``None`` if none is."""
         stored = self.sessions.load(session.sid)
         if session.modified:
@@ -80,6 +83,8 @@ class StranglerSessionInterface(SessionInterface):
                 dict.pop(session, RESERVED_KEY, None)
                 self.backend.save_session(app, session, response)
                 return None
+            if stored is None and session.sid == carried:  # deleted during the request
+                session.sid = self.sessions.new_sid()
             meta = meta_of(stored)
             revision = meta.revision + 1
             dict.__setitem__(session, RESERVED_KEY, Meta(revision, meta.imported).value())
