@@ -118,6 +118,23 @@ def test_a_bad_setting_is_refused_naming_its_key(config: dict[str, Any], key: st
         Strangler(app)
 
 
+def test_without_a_token_the_hook_is_off_and_the_app_works(tmp_path: Path) -> None:
+    (tmp_path / "blank").write_text("  \n")
+    for app in (create_app("off", None), create_app("off", tmp_path / "blank")):
+        client = app.test_client()
+        reply = client.get("/_internal/sessions/abc", headers={"X-Internal-Token": ""})
+        assert reply.status_code == 503 and _body(reply)["error"] == "hook_off", reply.data
+        assert client.put("/api/draft", json={"text": "x"}).headers["X-Notes-Rev"] == "1"
+
+
+def test_the_headers_can_be_named_as_config_yaml_names_them(tmp_path: Path) -> None:
+    names = {"session_id": "X-Sid", "revision": "X-Rev", "node": "X-Node"}
+    client = create_app("m", None, STRANGLER_HEADERS=names).test_client()
+    reply = client.put("/api/draft", json={"text": "x"})
+    assert (reply.headers["X-Rev"], reply.headers["X-Node"]) == ("1", "m"), reply.headers
+    assert reply.headers["X-Sid"] and "X-Notes-Rev" not in reply.headers
+
+
 # ---------------------------------------------------------------- the headers, at a node
 
 async def _node_call(http: aiohttp.ClientSession, stack: NotesStack, method: str, path: str,
