@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,11 +42,16 @@ NOTES_ROUTES: list[dict[str, Any]] = [
 class NotesStack(Stack):
     """``Stack`` with the notes app on both sides: ``session`` overrides the profile
     (``duplicate_cookies`` for one). ``legacy_via`` (node -> URL, set before ``start``
-    and followed by ``write_config``) puts something, a fault proxy, before a node."""
+    and followed by ``write_config``) puts something, a fault proxy, before a node.
+    ``legacy_argv(node, port, token_file)`` starts another monolith with the notes
+    app's routes and headers on the legacy side (the Express one, say)."""
 
     def __init__(self, workdir: Path, redis_url: str, *,
-                 session: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 session: dict[str, Any] | None = None,
+                 legacy_argv: Callable[[str, int, Path], list[str]] | None = None,
+                 **kwargs: Any) -> None:
         self.session = session if session is not None else notes_session()
+        self.legacy_argv = legacy_argv
         self.legacy_via: dict[str, str] = {}
         kwargs.setdefault("routes", copy.deepcopy(NOTES_ROUTES))
         super().__init__(workdir, redis_url, **kwargs)
@@ -62,8 +68,11 @@ class NotesStack(Stack):
         return cfg
 
     def _notes_node(self, node: str, port: int) -> Proc:
+        token_file = self.dir / "internal-token"
         argv = [sys.executable, "-m", "tests.apps.notes", "--port", str(port), "--node", node,
-                "--internal-token-file", str(self.dir / "internal-token")]
+                "--internal-token-file", str(token_file)]
+        if self.legacy_argv is not None:
+            argv = self.legacy_argv(node, port, token_file)
         return Proc(f"notes-{node}", argv, self.dir / "logs", env=self.env,
                     ready_url=f"http://127.0.0.1:{port}/healthz")
 
