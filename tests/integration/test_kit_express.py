@@ -15,19 +15,19 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
+from testkit.browser import Reply
+from testkit.express_notes import express_argv, express_notes_session
 from tests.conftest import REDIS_URL
 from tests.support.notes_stack import UNDECLARED, NotesStack, exports, typed
 from tests.support.notes_user import NotesModel, NotesUser, do
 from tests.support.procs import ROOT
-from tests.support.shop import Admin, Reply
-from testkit.express_notes import express_argv, express_notes_session
+from tests.support.shop import Admin
 
 TOKEN_HEADER = "X-Internal-Token"
 
@@ -109,6 +109,7 @@ async def test_headers_report_the_session_each_response_ends_with(stack: NotesSt
         assert status == 200 and user != guest and user == cookie(jar), (user, guest)
         assert headers["X-Notes-Rev"] == "1"
         export = await hook(http, base, stack.internal_token, user)
+        assert export is not None, "the login's session is not on the node"
         assert export["session_id"] == user and export["revision"] == 1, export
         assert export["data"]["_auth_user_id"] == "u-1002"
         assert export["data"]["draft"] == "x", "the guest's data did not carry over the login"
