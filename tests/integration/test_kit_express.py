@@ -197,3 +197,34 @@ async def test_a_session_goes_legacy_new_legacy_through_the_gateway(stack: Notes
     assert {k: after.get(k) for k in ("prefs", "tags", "visits", "draft")} == {
         "prefs": model.prefs, "tags": sorted(model.tags), "visits": dict(model.visits),
         "draft": model.draft}
+
+
+async def test_a_guest_made_on_new_is_adopted_by_express(stack: NotesStack) -> None:
+    """A guest's first write on new makes a session with an unsigned id; on legacy the kit
+    loads it (express-session reads only signed cookies) and express-session signs it:
+    to the gateway the id changes, as at a login, and the state carries over."""
+    admin = Admin(stack.admin_url(), stack.admin_token)
+    assert (await admin.set_route("state", "new")).status == 200, "flip to new refused"
+    async with NotesUser(stack.url()) as guest:
+        model = NotesModel()
+        reply = await do(guest, ("set_draft", "a guest on new"))
+        assert (reply.status, reply.backend) == (200, "new"), reply.body
+        model.apply(("set_draft", "a guest on new"))
+        plain = guest.session_id
+        assert plain is not None and not plain.startswith("s%3A"), plain
+
+        assert (await admin.set_route("state", "legacy")).status == 200, "flip refused"
+        reply = await guest.state()
+        assert (reply.status, reply.backend) == (200, "legacy"), reply.body
+        assert model.matches(reply.body), f"{reply.body} != {model.view()}"
+        signed = guest.session_id
+        assert signed is not None and signed.startswith("s%3A"), signed
+        reply = await do(guest, ("add_tag", "adopted"))
+        assert (reply.status, reply.backend) == (200, "legacy"), reply.body
+        model.apply(("add_tag", "adopted"))
+        assert model.matches(reply.body), f"{reply.body} != {model.view()}"
+
+        assert (await admin.set_route("state", "new")).status == 200, "flip back refused"
+        reply = await guest.state()
+        assert (reply.status, reply.backend) == (200, "new"), reply.body
+        assert model.matches(reply.body), f"new after adoption: {reply.body} != {model.view()}"
