@@ -49,7 +49,7 @@ function strangler(options = {}) {
   const hook = new Hook({ nodeId, token: readToken(options), ids, store, maxImportBytes,
     newCookie: cookieMaker(options.cookie || {}) });
 
-  const middleware = sessionHeaders({ ids, names, nodeId });
+  const middleware = sessionHeaders({ ids, names, nodeId, imports: hook.imports });
   middleware.router = (req, res, next) => hook.handle(req, res, next);
   middleware.store = store;
   middleware.bootId = crypto.randomBytes(12).toString('base64url');

@@ -35,6 +35,8 @@ class Hook {
   constructor(opts) {
     this.opts = opts;
     this.fences = new Map();
+    /** store id -> the revision this process's last import made (see middleware.js). */
+    this.imports = new Map();
     this.queue = new KeyedQueue();
     this.tokenDigest = opts.token ? sha256(opts.token) : null;
   }
@@ -122,12 +124,16 @@ class Hook {
       }
       const cookieData = old && old.cookie ? old.cookie : this.opts.newCookie();
       await this.set(id, record.imported(body.data, cookieData, current + 1, body.fence));
+      this.imports.set(id, current + 1);
       return send(res, 200, { revision: current + 1 });
     });
   }
 
   async delete(req, res, id) {
-    if (id !== null) await this.queue.run(id, () => this.destroy(id));
+    if (id !== null) {
+      await this.queue.run(id, () => this.destroy(id));
+      this.imports.delete(id);
+    }
     res.statusCode = 204;
     res.end();
   }

@@ -29,7 +29,7 @@ const record = require('./record');
 const { PREFIX } = require('./hook');
 
 function sessionHeaders(ctx) {
-  const { ids, names, nodeId } = ctx;
+  const { ids, names, nodeId, imports } = ctx;
 
   return function stranglerSession(req, res, next) {
     if ((req.originalUrl || req.url).startsWith(PREFIX)) return next();
@@ -71,7 +71,7 @@ function sessionHeaders(ctx) {
         made = true;
         lastDigest = now;
       } else if (now !== lastDigest) {
-        bump(sess);
+        bump(sess, imports.get(req.sessionID) || 0);
         lastDigest = now;
       }
       return [req.sessionID, record.revision(sess)];
@@ -94,13 +94,16 @@ function sessionHeaders(ctx) {
   }
 }
 
-function bump(sess) {
+/** +1 on the revision the request loaded -- or on the one an import made meanwhile, if
+ *  higher: the request then overwrites that import (express-session saves what it loaded),
+ *  and the gateway must see a revision it did not make, never its own on other data. */
+function bump(sess, importedMeanwhile) {
   const m = record.meta(sess);
   if (m) {
-    m.rev += 1;
+    m.rev = Math.max(m.rev, importedMeanwhile) + 1;
     record.pruneExact(sess);
   } else {
-    sess[record.RESERVED] = { rev: 2, exact: {} }; // a session from before the kit: it was 1
+    sess[record.RESERVED] = { rev: Math.max(1, importedMeanwhile) + 1, exact: {} };
   }
 }
 
