@@ -228,3 +228,42 @@ async def test_a_guest_made_on_new_is_adopted_by_express(stack: NotesStack) -> N
         reply = await guest.state()
         assert (reply.status, reply.backend) == (200, "new"), reply.body
         assert model.matches(reply.body), f"new after adoption: {reply.body} != {model.view()}"
+
+
+async def test_exact_numbers_outlive_app_writes_and_reserved_keys_stay_out(
+        stack: NotesStack) -> None:
+    """Straight at node b: numbers an import brings keep their text through a write of the
+    app's to another key; the session's own keys cannot be imported; a tampered signed id
+    names nothing."""
+    base, token = stack.legacy_url("b"), stack.internal_token
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.post(f"{base}/login", json={"username": "cy", "password": "cy-pass"}
+                             ) as resp:
+            assert resp.status == 200, await resp.text()
+            sid = resp.headers["X-Notes-Session"]
+        url = f"{base}/_internal/sessions/{quote(sid, safe='')}"
+        auth = {TOKEN_HEADER: token, "Content-Type": "application/json"}
+        exported = await hook(http, base, token, sid)
+        assert exported is not None and exported["revision"] == 1, exported
+        own = json.dumps(exported["data"])[1:-1]
+        exotic = '"big": 18446744073709551617, "one": 1.0, "e": [1E+300, -0]'
+        body = '{"data": {' + own + ", " + exotic + '}, "expected_revision": 1}'
+        async with http.put(url, data=body.encode(), headers=auth) as resp:
+            assert (resp.status, await resp.json()) == (200, {"revision": 2})
+        async with http.put(f"{base}/api/draft", json={"text": "app write"}) as resp:
+            assert resp.status == 200 and resp.headers["X-Notes-Rev"] == "3", resp.headers
+        async with http.get(url, headers=auth) as resp:
+            text = await resp.text()
+        assert '"big":18446744073709551617' in text and '"one":1.0' in text, text
+        assert '"e":[1E+300,-0]' in text and '"draft":"app write"' in text, text
+
+        for key in ("cookie", "__strangler"):
+            bad = '{"data": {"' + key + '": {}}, "expected_revision": null}'
+            async with http.put(url, data=bad.encode(), headers=auth) as resp:
+                assert resp.status == 400, f"{key}: {resp.status}"
+        tampered = sid[:-3] + ("AAA" if not sid.endswith("AAA") else "BBB")
+        assert await hook(http, base, token, tampered) is None
+        async with http.put(f"{base}/_internal/sessions/{quote(tampered, safe='')}",
+                            data=b'{"data": {}, "expected_revision": null}', headers=auth) as resp:
+            assert resp.status == 400, resp.status

@@ -31,9 +31,18 @@ function readBody(req, limit) {
   });
 }
 
-/** After answering early: drop what is still coming, so the client can finish sending and
- *  read the answer; the answer says Connection: close, so the socket ends after it. */
+const DRAIN_CAP = 64 * 1024 * 1024;
+
+/** After answering early: read and drop what is still coming, so the client can finish
+ *  sending and read the answer on a connection that stays usable. Closing it instead
+ *  would reset it under a client still sending, which may then never see the answer.
+ *  Past DRAIN_CAP the socket is dropped: nobody sends that much by mistake. */
 function drain(req) {
+  let seen = 0;
+  req.on('data', (chunk) => {
+    seen += chunk.length;
+    if (seen > DRAIN_CAP) req.socket.destroy();
+  });
   req.resume();
 }
 

@@ -230,12 +230,9 @@ function sendText(res, status, text) {
   res.end(text);
 }
 
-/** An answer before the body was read: the rest of it is dropped and the connection closed. */
+/** An answer before the body was read: the rest of it is read and dropped. */
 function refuse(req, res, status, error, extra = {}) {
-  if (!req.complete) {
-    res.setHeader('Connection', 'close');
-    drain(req);
-  }
+  if (!req.complete) drain(req);
   return send(res, status, { error, ...extra });
 }
 
