@@ -267,3 +267,24 @@ async def test_exact_numbers_outlive_app_writes_and_reserved_keys_stay_out(
         async with http.put(f"{base}/_internal/sessions/{quote(tampered, safe='')}",
                             data=b'{"data": {}, "expected_revision": null}', headers=auth) as resp:
             assert resp.status == 400, resp.status
+
+
+async def test_a_restarted_node_gets_its_sessions_back(stack: NotesStack) -> None:
+    """The node holding a session restarts (MemoryStore: it loses them all). Its new
+    boot_id, or its revision 0 for the cookie, tells the gateway, which refills the
+    session from the shared record: still logged in, state intact. Last: it restarts a node."""
+    admin = Admin(stack.admin_url(), stack.admin_token)
+    assert (await admin.set_route("state", "legacy")).status == 200, "flip to legacy refused"
+    async with NotesUser(stack.url()) as user:
+        login = await user.login("dee")
+        assert login.status == 200 and login.upstream in stack.legacy, login.body
+        model = NotesModel()
+        reply = await do(user, ("set_pref", "mode", "kept"))
+        assert (reply.status, reply.upstream) == (200, login.upstream), reply.body
+        model.apply(("set_pref", "mode", "kept"))
+        stack.legacy[str(login.upstream)].restart(timeout=30)
+        assert not await exports(stack, str(user.session_id)), "the restart kept the session"
+        reply = await user.state()
+        assert (reply.status, reply.backend) == (200, "legacy"), reply.body
+        assert model.matches(reply.body), f"after the restart: {reply.body} != {model.view()}"
+        assert reply.body["user"] == {"id": "u-1004", "name": "Dee O'Neil"}, reply.body
