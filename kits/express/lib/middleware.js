@@ -33,6 +33,10 @@ function sessionHeaders(ctx) {
 
   return function stranglerSession(req, res, next) {
     if ((req.originalUrl || req.url).startsWith(PREFIX)) return next();
+    // express-session passed this request by (its store disconnected, a cookie path that
+    // does not cover it): the node cannot say what it holds, so it says nothing -- a
+    // revision 0 would tell the gateway the session ended.
+    if (!req.sessionStore) return next();
     const cookieId = ids.fromRequest(req);
     const plain = cookieId === null && req.session ? ids.plainFromRequest(req) : null;
     if (plain === null || plain === req.sessionID) {
