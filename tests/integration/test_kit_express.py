@@ -33,17 +33,21 @@ TOKEN_HEADER = "X-Internal-Token"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotesStack]:
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotesStack]:
+    """One stack for the module; its logs are printed when a test of it failed."""
+    failed_before = request.session.testsfailed
     s = NotesStack(tmp_path_factory.mktemp("express") / "stack", REDIS_URL,
                    session=express_notes_session(), legacy_argv=express_argv)
+    started = False
     try:
         s.start()
+        started = True
         yield s
-    except BaseException:
-        print(s.logs())
-        raise
     finally:
         s.stop()
+        if not started or request.session.testsfailed > failed_before:
+            print(s.logs())
 
 
 @pytest.fixture(scope="module")
