@@ -181,9 +181,9 @@ def test_an_import_after_a_change_is_refused_when_stale(site: TripsSite,
 def test_a_concurrent_duplicate_booking_replays(nodes: dict[str, str]) -> None:
     user = TripsClient(nodes["a"])
     assert user.login("ann").status == 200
-    for step, answers in (("where", {"destination": "kyoto"}), ("when", {"month": "may"}),
-                          ("who", {"adults": 2})):
-        assert user.call("PUT", f"/api/wizard/{step}", answers).status == 200
+    for step, given in (("where", {"destination": "kyoto"}), ("when", {"month": "may"}),
+                        ("who", {"adults": 2})):
+        assert user.call("PUT", f"/api/wizard/{step}", given).status == 200
     key = {"Idempotency-Key": "trip-ann-kyoto-1"}
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: user.call("POST", "/api/bookings", headers=key),
