@@ -215,3 +215,37 @@ def test_the_signed_cookie_engine_is_refused_at_start(site: TripsSite, tmp_path:
 def test_a_wrong_middleware_order_is_refused_at_start(site: TripsSite, tmp_path: Path) -> None:
     err = _check_refuses(site, tmp_path, "MIDDLEWARE = list(reversed(MIDDLEWARE))\n")
     assert "must come right after" in err, err
+
+
+ENGINES = {
+    "db": 'INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.sessions"]\n'
+          'SESSION_ENGINE = "django.contrib.sessions.backends.db"\n',
+    "cached_db": 'INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.sessions"]\n'
+                 'SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"\n',
+    "file": 'SESSION_ENGINE = "django.contrib.sessions.backends.file"\n'
+            'SESSION_FILE_PATH = {path!r}\n',
+}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_other_session_engines_keep_every_rule(site: TripsSite, tmp_path: Path,
+                                               engine: str) -> None:
+    sessions_dir = tmp_path / "sessions"
+    sessions_dir.mkdir()
+    module = f"engine_{engine}"
+    (tmp_path / f"{module}.py").write_text(
+        "from trips.settings import *  # noqa\n" + ENGINES[engine].format(path=str(sessions_dir)))
+    env = {"DJANGO_SETTINGS_MODULE": module, "PYTHONPATH": f"{tmp_path}:{LEGACY}"}
+    migrate = site.manage("migrate", "--noinput", extra_env=env)
+    assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
+    node = site.node(f"{engine}-node")
+    node.env.update(env)
+    node.start(timeout=60)
+    try:
+        test_strangler_hook_check_passes_every_rule(site, {"a": base_url(node)})
+        user = TripsClient(base_url(node))
+        assert stamp(user.login("ann"))[1] == "1"
+        assert stamp(user.call("PUT", "/api/prefs/theme", {"value": "dark"}))[1] == "2"
+        assert stamp(user.call("POST", "/accounts/logout"))[1] == "0"
+    finally:
+        node.stop()
