@@ -9,7 +9,8 @@ raises ``CreateError`` when the key is taken and ``save()`` raises
 (``SessionStore(session_key=sid)`` then ``save(must_create=...)``).
 
 Each step runs under the session's lock (``locks``), so the threads of one
-process see imports one at a time; across processes, see README.md.
+process see imports one at a time, and never in the middle of an app request's
+save (``middleware``); across processes, see README.md.
 """
 
 from __future__ import annotations
@@ -65,15 +66,20 @@ def _load(sid: str) -> tuple[SessionBase, dict[str, Any] | None]:
     return store, (data if store.session_key is not None else None)
 
 
+def stored(sid: str) -> dict[str, Any] | None:
+    """What the engine holds for ``sid`` now (``None``: no such session)."""
+    return _load(sid)[1]
+
+
 def stored_revision(sid: str) -> int:
     """The revision the engine holds for ``sid`` now (0: none)."""
-    _, data = _load(sid)
+    data = stored(sid)
     return revision_of(data or {}, data is not None)
 
 
 def export(sid: str, fence: int | None) -> Exported | None:
     """The session as JSON-able data, ``None`` when unknown; ``fence`` is noted first."""
-    with locks.for_session(sid):
+    with locks.held(sid):
         if fence is not None:
             fences.note(sid, fence)  # a lower one is only not noted, never refused
         _, data = _load(sid)
@@ -87,7 +93,7 @@ def import_(sid: str, data: dict[str, Any], expected: int | None,
     """``data`` replaces the session under ``sid`` (created if absent): fence first, then
     compare-and-set on the revision; the kit's own keys are never taken from ``data``."""
     new = visible(data)
-    with locks.for_session(sid):
+    with locks.held(sid):
         store, current_data = _load(sid)
         exists = current_data is not None
         current = revision_of(current_data or {}, exists)
@@ -122,5 +128,5 @@ def _check_expiry(store: SessionBase) -> None:
 
 
 def delete(sid: str) -> None:
-    with locks.for_session(sid):
+    with locks.held(sid):
         store_for().delete(sid)

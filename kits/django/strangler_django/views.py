@@ -8,7 +8,8 @@
 - ``DELETE {sid}``: 204, known or not.
 
 All need ``X-Internal-Token`` (constant-time compare): 403 without the right
-one, 503 when the node has none configured. Bodies over ``MAX_IMPORT_BYTES``
+one, 503 when the node has none configured (or, with ``Retry-After``, when the
+session's lock stays taken past ``locks.WAIT_S``). Bodies over ``MAX_IMPORT_BYTES``
 are 413, bodies that are not JSON 400. Every answer is JSON (204 has none).
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from strangler_django import conf, sessions
+from strangler_django import conf, locks, sessions
 from strangler_django.bodies import (
     BodyError,
     dumps,
@@ -61,6 +62,10 @@ def session(request: HttpRequest, sid: str) -> HttpResponse:
             return HttpResponse(status=204)
     except BodyError as exc:
         return error_response(exc.status, exc.code, exc.detail)
+    except locks.Busy:
+        busy = error_response(503, "session_busy", "the session is locked; retry shortly")
+        busy["Retry-After"] = "1"
+        return busy
     response = error_response(405, "method_not_allowed", "GET, PUT or DELETE")
     response["Allow"] = "GET, PUT, DELETE"
     return response
