@@ -27,7 +27,7 @@ from .procs import ROOT, Proc
 LEGACY = ROOT / "examples" / "django_trips" / "legacy"
 SESSION_COOKIE = "sessionid"
 HEADERS = {"session_id": "X-Trips-Session", "revision": "X-Trips-Rev", "node": "X-Trips-Node"}
-PASSWORD = "trips-demo"  # noqa: S105 (the demo's published password)
+PASSWORD = "trips-demo"
 
 
 @dataclass
