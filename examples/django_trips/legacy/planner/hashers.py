@@ -4,6 +4,6 @@ on a small machine. A real deployment keeps Django's default hasher."""
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 
-class DemoPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+class DemoPBKDF2PasswordHasher(PBKDF2PasswordHasher):  # type: ignore[misc]  # Django ships no type stubs
     algorithm = "pbkdf2_sha256_demo"
     iterations = 20_000

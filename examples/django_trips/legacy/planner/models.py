@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 
 
-class User(AbstractUser):
+class User(AbstractUser):  # type: ignore[misc]  # Django ships no type stubs
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     display_name = models.CharField(max_length=100, blank=True)
 
@@ -21,7 +21,7 @@ class User(AbstractUser):
                 "name": self.display_name or self.username}
 
 
-class Destination(models.Model):
+class Destination(models.Model):  # type: ignore[misc]  # Django ships no type stubs
     slug = models.CharField(primary_key=True, max_length=40)
     name = models.CharField(max_length=100)
     country = models.CharField(max_length=100)
@@ -32,7 +32,7 @@ class Destination(models.Model):
                 "price": f"{self.price_cents // 100}.{self.price_cents % 100:02d}"}
 
 
-class Booking(models.Model):
+class Booking(models.Model):  # type: ignore[misc]  # Django ships no type stubs
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="bookings")
     destination = models.CharField(max_length=40, null=True)
     answers = models.JSONField()

@@ -69,7 +69,8 @@ me = endpoint(login=True, get=lambda request: ok({"user": _user(request)}))
 # destinations --------------------------------------------------------------------------
 
 def _destination(slug: str) -> Destination:
-    found = Destination.objects.filter(slug=slug).first() if state.SLUG.fullmatch(slug) else None
+    found: Destination | None = (Destination.objects.filter(slug=slug).first()
+                                 if state.SLUG.fullmatch(slug) else None)
     if found is None:
         raise ApiError(404, "not_found", f"no destination {slug!r}")
     return found

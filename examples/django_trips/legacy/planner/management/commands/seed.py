@@ -25,7 +25,7 @@ DESTINATIONS = [
 ]
 
 
-class Command(BaseCommand):
+class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type stubs
     help = "Create the demo users and destinations; running it again changes nothing."
 
     def handle(self, *args: Any, **options: Any) -> None:
