@@ -67,10 +67,13 @@ class TripsSite:
                 raise RuntimeError(f"manage.py {' '.join(step)} failed "
                                    f"({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
-    def node(self, node_id: str, port: int | None = None, log_dir: Path | None = None) -> Proc:
-        """A node (not started): ``Proc.start()`` waits for its ``/healthz``."""
+    def node(self, node_id: str, port: int | None = None, log_dir: Path | None = None,
+             workers: int = 1) -> Proc:
+        """A node (not started): ``Proc.start()`` waits for its ``/healthz``. A node is one
+        process (its sessions live in its memory); ``workers`` > 1 only makes sense with a
+        session engine the processes share."""
         port = port or free_port()
-        argv = [sys.executable, "-m", "gunicorn", "--chdir", str(LEGACY), "--workers", "1",
+        argv = [sys.executable, "-m", "gunicorn", "--chdir", str(LEGACY), "--workers", str(workers),
                 "--threads", "8", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5",
                 "--no-control-socket",  # two nodes would share its default path
                 "trips.wsgi"]

@@ -7,6 +7,7 @@ The nodes start once for the module; each test makes its own sessions.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -227,9 +228,8 @@ ENGINES = {
 }
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_other_session_engines_keep_every_rule(site: TripsSite, tmp_path: Path,
-                                               engine: str) -> None:
+def engine_node(site: TripsSite, tmp_path: Path, engine: str, workers: int = 1) -> Proc:
+    """A started node of the example with its session engine swapped for ``engine``."""
     sessions_dir = tmp_path / "sessions"
     sessions_dir.mkdir()
     module = f"engine_{engine}"
@@ -238,14 +238,41 @@ def test_other_session_engines_keep_every_rule(site: TripsSite, tmp_path: Path,
     env = {"DJANGO_SETTINGS_MODULE": module, "PYTHONPATH": f"{tmp_path}:{LEGACY}"}
     migrate = site.manage("migrate", "--noinput", extra_env=env)
     assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
-    node = site.node(f"{engine}-node")
+    node = site.node(f"{engine}-node", workers=workers)
     node.env.update(env)
-    node.start(timeout=60)
+    return node.start(timeout=60)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_other_session_engines_keep_every_rule(site: TripsSite, tmp_path: Path,
+                                               engine: str) -> None:
+    node = engine_node(site, tmp_path, engine)
     try:
         test_strangler_hook_check_passes_every_rule(site, {"a": base_url(node)})
         user = TripsClient(base_url(node))
         assert stamp(user.login("ann"))[1] == "1"
         assert stamp(user.call("PUT", "/api/prefs/theme", {"value": "dark"}))[1] == "2"
         assert stamp(user.call("POST", "/accounts/logout"))[1] == "0"
+    finally:
+        node.stop()
+
+
+def test_imports_in_several_processes_on_the_db_engine_have_one_winner(
+        site: TripsSite, tmp_path: Path) -> None:
+    node = engine_node(site, tmp_path, "db", workers=3)
+    base = base_url(node)
+    sid = "multi" + secrets.token_hex(12)
+    try:
+        created = internal(site, base, "PUT", sid, {"data": {"n": 0}, "expected_revision": 0})
+        assert created.status == 200 and created.json() == {"revision": 1}, created.body
+        with ThreadPoolExecutor(8) as pool:
+            for expected in range(1, 6):
+                replies = list(pool.map(lambda i, e=expected: internal(
+                    site, base, "PUT", sid, {"data": {"n": i}, "expected_revision": e}),
+                    range(8)))
+                statuses = sorted(r.status for r in replies)
+                assert statuses == [200] + [409] * 7, [r.body for r in replies]
+        final = internal(site, base, "GET", sid).json()
+        assert final["revision"] == 6, final
     finally:
         node.stop()

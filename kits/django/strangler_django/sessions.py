@@ -10,18 +10,23 @@ raises ``CreateError`` when the key is taken and ``save()`` raises
 
 Each step runs under the session's lock (``locks``), so the threads of one
 process see imports one at a time, and never in the middle of an app request's
-save (``middleware``); across processes, see README.md.
+save (``middleware``). With a database engine an import is also one
+transaction with the session's row locked, so imports in several processes
+are compare-and-set too; what else holds across processes: README.md.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.db import OperationalError, router, transaction
 
 from strangler_django import fences, locks
 from strangler_django.revision import IMPORTED_KEY, REV_KEY, imported_of, revision_of, visible
@@ -93,7 +98,7 @@ def import_(sid: str, data: dict[str, Any], expected: int | None,
     """``data`` replaces the session under ``sid`` (created if absent): fence first, then
     compare-and-set on the revision; the kit's own keys are never taken from ``data``."""
     new = visible(data)
-    with locks.held(sid):
+    with locks.held(sid), _engine_transaction(sid):
         store, current_data = _load(sid)
         exists = current_data is not None
         current = revision_of(current_data or {}, exists)
@@ -114,6 +119,30 @@ def import_(sid: str, data: dict[str, Any], expected: int | None,
             # another process created or deleted it since the read: it lost the race
             return Outcome(False, stored_revision(sid))
     return Outcome(True, current + 1)
+
+
+@contextmanager
+def _engine_transaction(sid: str) -> Iterator[None]:
+    """For engines keeping sessions in a database (db, cached_db): one transaction around
+    an import's read-check-write, the session's row locked (``SELECT ... FOR UPDATE``
+    where the database has it; SQLite serialises writers with ``BEGIN IMMEDIATE``), so
+    imports in other processes wait their turn. Other engines: nothing to do.
+
+    A database too busy to answer is ``locks.Busy`` (a 503 the gateway retries), never a 500.
+    """
+    get_model = getattr(store_for(), "get_model_class", None)
+    if get_model is None:
+        yield
+        return
+    model = get_model()
+    using = router.db_for_write(model)
+    try:
+        with transaction.atomic(using=using):
+            rows = model.objects.using(using).select_for_update().filter(session_key=sid)
+            list(rows.values_list("pk", flat=True))
+            yield
+    except OperationalError as exc:  # "database is locked" and the like
+        raise locks.Busy(sid) from exc
 
 
 class BadSessionData(ValueError):
