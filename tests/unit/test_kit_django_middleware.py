@@ -140,3 +140,23 @@ def test_the_revision_key_never_leaks_into_an_export() -> None:
     sid = new_session({"a": 1})
     found = sessions.export(sid, None)
     assert found is not None and REV_KEY not in found.data
+
+
+def test_a_session_locked_too_long_is_a_503_and_nothing_is_saved(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sid = new_session({"a": 1})
+    monkeypatch.setattr(locks, "WAIT_S", 0.05)
+
+    def view(request: HttpRequest) -> HttpResponse:
+        request.session["a"] = 2
+        return HttpResponse("ok")
+
+    release = locks.take(sid)  # a stuck holder
+    try:
+        with pytest.raises(locks.Busy):
+            sessions.import_(sid, {"a": 3}, None, None)
+        response = serve(view, sid)
+    finally:
+        release()
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert sessions.export(sid, None) == sessions.Exported(1, {"a": 1}, None)
