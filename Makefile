@@ -7,11 +7,11 @@ PYTEST := $(PY) -m pytest
 
 .PHONY: install prereqs demo test test-unit test-integration test-e2e stress lint bench clean unleash
 
-$(STAMP): pyproject.toml kits/flask/pyproject.toml
+$(STAMP): pyproject.toml kits/flask/pyproject.toml kits/django/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(PY) -m pip install --quiet --disable-pip-version-check -e kits/flask
+	$(PY) -m pip install --quiet --disable-pip-version-check -e kits/flask -e kits/django
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,1 @@
+"""planner: the trip planner app (users, destinations, bookings, the session-held state)."""

@@ -1,0 +1,1 @@
+"""The trips project: settings, URLs and the WSGI entry of the Django example monolith."""
