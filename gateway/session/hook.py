@@ -67,6 +67,9 @@ class LegacyHook:
         result = await node.send(Outgoing("GET", path, headers))
         if result.status == 404:
             return None
+        if result.status == 422:  # docs/protocol.md: the session holds what JSON cannot carry
+            raise SessionUnfit("not_json", f"{node.id}: the hook says the session holds values "
+                                           "JSON cannot carry (422)")
         size = len(result.body or b"")
         if result.status == 200 and size > self._profile.max_export_bytes:
             raise SessionUnfit("oversize", f"the export is {size} bytes, more than "
