@@ -117,8 +117,8 @@ def test_the_rollback_drill_is_timed_and_loses_nothing(tmp_path: Path) -> None:
     drill = report["drill"]
     assert drill["rollback_s"] is not None and drill["rollback_s"] <= 3, drill
     assert drill["last_new_request_s"] is not None  # the --stack gateway sends the header
-    assert (drill["users_logged_out"], drill["carts_changed"], drill["orders_lost"],
-            drill["orders_duplicated"]) == (0, 0, 0, 0)
+    assert (drill["users_logged_out"], drill["models_changed"], drill["rows_lost"],
+            drill["rows_duplicated"]) == (0, 0, 0, 0)
     gate = next(g for g in report["stages"][1]["gates"] if g["name"] == "rollback_s")
     assert gate["passed"] and gate["observed"] == drill["rollback_s"]
     history = strangler("flags", "history", "--limit", "100",
