@@ -54,6 +54,14 @@ def _name(value: str) -> str:
     return value
 
 
+def _one_form(model: str | None, equals: Any, equals_given: bool) -> None:
+    """``model`` or ``equals`` (which may be null, e.g. ``equals: null``), not both."""
+    if model is not None and equals is not None:
+        raise ValueError("give model (a model path) or equals (a template), not both")
+    if model is None and not equals_given:
+        raise ValueError("give model (a model path) or equals (a template)")
+
+
 class Update(_Frozen):
     """One model operation: ``{add: cart.{vars.pid}, value: "{vars.qty}"}``.
 
@@ -79,20 +87,19 @@ class Update(_Frozen):
     @model_validator(mode="after")
     def _value(self) -> Update:
         _template(self.path)
-        given = "value" in self.model_fields_set
-        if given and self.from_ is not None:
+        if self.value is not None and self.from_ is not None:
             raise ValueError("give value or from, not both")
-        if self.op != "remove" and not given and self.from_ is None:
+        if self.op != "remove" and "value" not in self.model_fields_set and self.from_ is None:
             raise ValueError(f"{self.op} needs a value (a template) or from (an expression)")
-        if given:
-            _template(self.value)
+        _template(self.value)
         if self.from_ is not None:
             _expression(self.from_)
         return self
 
     @property
     def has_value(self) -> bool:
-        return "value" in self.model_fields_set or self.from_ is not None
+        """remove: with a value, its elements go from a list; without, the key goes."""
+        return self.value is not None or self.from_ is not None
 
 
 class Assertion(_Frozen):
@@ -120,8 +127,7 @@ class Assertion(_Frozen):
         if self.expr is None:
             raise ValueError("needs expr (with equals or model), or status")
         _expression(self.expr)
-        if (self.model is None) == ("equals" not in self.model_fields_set):
-            raise ValueError("give equals (a template) or model (a model path), one of them")
+        _one_form(self.model, self.equals, "equals" in self.model_fields_set)
         if self.model is not None:
             _template(self.model)
         else:
@@ -257,8 +263,7 @@ class HttpCheck(Request):
     def _check(self) -> HttpCheck:
         _name(self.name)
         _expression(self.expr)
-        if (self.model is None) == ("equals" not in self.model_fields_set):
-            raise ValueError("give model (a model path) or equals (a template), one of them")
+        _one_form(self.model, self.equals, "equals" in self.model_fields_set)
         if self.equals is not None:
             _template(self.equals)
         if self.compare == "contains" and self.model is None:

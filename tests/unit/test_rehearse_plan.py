@@ -12,7 +12,6 @@ import yaml
 
 from gateway.settings import load as load_config
 from strangler.rehearse.plan import (
-    JOURNEYS,
     Plan,
     PlanError,
     RouteChange,
@@ -26,6 +25,7 @@ CONFIG = load_config(ROOT / "config.yaml")
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
 BASE: dict[str, Any] = {
     "name": "t",
+    "journeys": {"look": {"weight": 1, "steps": [{"path": "/api/products"}]}},
     "gates": {"error_rate": 0.01, "p99_ms": {"all": 900}},
     "stages": [{"name": "one", "duration_s": 10, "routes": {"catalog": "canary 10"}},
                {"name": "two", "duration_s": 20, "routes": {"cart": "new"},
@@ -69,9 +69,11 @@ def test_the_examples_are_the_three_the_issue_asks_for() -> None:
     (lambda d: d.update(users={"count": 0}), "users.count: must be > 0"),
     (lambda d: d.update(users={"think_ms": {"min": 500, "max": 100}}),
      "users.think_ms: max must be >= min"),
-    (lambda d: d.update(journeys={"dance": 1}), "journeys.dance: unknown key"),
-    (lambda d: d.update(journeys={j: 0 for j in JOURNEYS}),
+    (lambda d: d["journeys"]["look"]["steps"][0].update(dance=1),
+     "journeys.look.steps[0].dance: unknown key"),
+    (lambda d: d["journeys"]["look"].update(weight=0),
      "journeys: at least one journey needs a weight > 0"),
+    (lambda d: d.pop("journeys"), "journeys: required"),
     (lambda d: d["stages"][0]["routes"].update(catalog="canary"),
      "stages[0].routes.catalog: canary needs a percent"),
     (lambda d: d["stages"][0]["routes"].update(catalog="new 30"),
