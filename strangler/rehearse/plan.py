@@ -276,6 +276,13 @@ def _message(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
+def _follows(err: Any, errors: list[Any]) -> bool:
+    """A list 'too short' only because one of its items was refused (said already)."""
+    loc = tuple(err["loc"])
+    return err["type"] == "too_short" and any(
+        tuple(e["loc"])[:len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors)
+
+
 def parse(data: Any, source: str = "plan") -> Plan:
     """Validate a loaded YAML document; raise PlanError naming every bad key."""
     if not isinstance(data, dict):
@@ -283,7 +290,9 @@ def parse(data: Any, source: str = "plan") -> Plan:
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        lines = sorted({f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()})
+        errors = exc.errors()
+        lines = sorted({f"{_path(e['loc'])}: {_message(e)}" for e in errors
+                        if not _follows(e, errors)})
         raise PlanError(f"{source}: invalid plan\n  " + "\n  ".join(lines)) from None
     problems = _cross_problems(plan)
     if problems:

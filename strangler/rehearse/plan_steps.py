@@ -121,7 +121,7 @@ class Assertion(_Frozen):
     @model_validator(mode="after")
     def _form(self) -> Assertion:
         if self.status is not None:
-            if self.expr is not None or self.model is not None or "equals" in self.model_fields_set:
+            if self.expr is not None or self.model is not None or self.equals is not None:
                 raise ValueError("a status assertion has nothing else")
             return self
         if self.expr is None:
