@@ -1,4 +1,4 @@
-"""A shop cart model for tests: what one shopper believes its cart holds.
+"""A shop cart model for the stress tests: what one shopper believes its cart holds.
 
 A request that got no answer (5xx, timeout, reset) may or may not have done
 its work. Such an operation is kept *pending*: the next cart the user reads
@@ -99,25 +99,6 @@ class CartModel:
         return " or ".join(show(o) for o in options[:4]) + (" ..." if len(options) > 4 else "")
 
 
-@dataclass(frozen=True, slots=True)
-class PlacedOrder:
-    id: int
-    key: str
-    items: Lines
-    total: str
-    stage: str
-
-
-@dataclass(slots=True)
-class PendingCheckout:
-    """A checkout that has not been answered yet: retried with the same key."""
-
-    key: str
-    items: Lines
-    stage: str
-    attempts: int = 0
-
-
 def show(lines: Lines) -> str:
     return "{" + ", ".join(f"{p}: {q}" for p, q in sorted(lines.items())) + "}"
 
@@ -128,28 +109,3 @@ def cart_lines(body: Any) -> Lines | None:
         return {int(i["product_id"]): int(i["qty"]) for i in body["items"] if int(i["qty"]) > 0}
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def order_lines(order: Any) -> Lines | None:
-    try:
-        return {int(i["product_id"]): int(i["qty"]) for i in order["items"]}
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def orders_problems(mine: list[PlacedOrder], listed: Any) -> list[str]:
-    """Orders this user placed that ``GET /api/orders`` lacks or shows differently."""
-    try:
-        by_id = {int(o["id"]): o for o in listed["orders"]}
-    except (KeyError, TypeError, ValueError):
-        return [f"/api/orders is not an order list: {str(listed)[:120]}"]
-    problems = []
-    for order in mine:
-        got = by_id.get(order.id)
-        if got is None:
-            problems.append(f"order #{order.id} (key {order.key}) missing from /api/orders")
-        elif order_lines(got) != order.items or got.get("total") != order.total:
-            problems.append(f"order #{order.id}: expected {show(order.items)} total "
-                            f"{order.total}, got {show(order_lines(got) or {})} total "
-                            f"{got.get('total')}")
-    return problems
