@@ -215,12 +215,17 @@ class VirtualUser:
                 return
 
     async def resolve(self) -> bool:
-        """Read back every uncertain model key a check covers; True once none is left."""
+        """Read back every uncertain model key an ``equal`` check covers; True once none
+        of them is left (a key no check reads stays uncertain until an assertion does)."""
+        readable = set()
         for check in self.plan.checks.http:
-            if check.model is not None and split(check.model)[0] in self.model.uncertain:
-                if await self.run_check(check) is None:
-                    return False
-        return not self.model.uncertain
+            if check.model is None or check.compare != "equal":
+                continue
+            key = split(check.model)[0]
+            readable.add(key)
+            if key in self.model.uncertain and await self.run_check(check) is None:
+                return False
+        return not self.model.uncertain & readable
 
     async def ensure_login(self) -> bool:
         login = self.plan.login
@@ -320,15 +325,16 @@ class VirtualUser:
         return Change(update.op, path, value, update.has_value)
 
     def _unknown(self, step: Step, context: dict[str, Any]) -> None:
-        """No answer: what the step would change may or may not have happened."""
+        """No answer: what the step would change may or may not have happened.
+
+        A capture records what an answer said: with none, nothing is captured. An
+        update taken from the answer could have been anything."""
         changes = []
         for update in step.update:
             if update.from_ is not None and "response" in update.from_:
                 self.model.anything(split(self.eval.render(update.path, context))[0])
             else:
                 changes.append(self._change(update, context))
-        for path in step.capture:
-            self.model.anything(split(self.eval.render(path, context))[0])
         if changes:
             self.model.unknown(changes)
 

@@ -114,6 +114,8 @@ class App:
 
     async def state(self, request: web.Request) -> web.Response:
         s = self.session(request)
+        if self.before_work:
+            return web.json_response({"error": "down"}, status=self.before_work)
         return web.json_response({"user": {"username": s["username"]},
                                   "saved": sorted(s["saved"])})
 
@@ -278,3 +280,15 @@ async def test_a_database_that_cannot_be_read_fails_its_check_with_the_reason(
         await sql.prepare()
     entries, _ = await sql.run({}, [])
     assert not entries[0]["passed"] and "unknown bind(s) last_id" in entries[0]["detail"]
+
+
+async def test_an_unanswered_read_captures_nothing_and_blocks_nothing(rig: Rig) -> None:
+    data = plan_data()
+    data["journeys"]["look"] = {"weight": 1, "steps": [{
+        "path": "/api/state", "capture": {"me": "response.user.username"}}]}
+    rig.user.plan = parse(data)
+    rig.app.before_work = 503
+    await rig.user.journey("look")
+    assert rig.user.model.doc["me"] == "ann" and not rig.user.model.uncertain
+    rig.app.before_work = None
+    assert await rig.user.resolve() and rig.found() == []
