@@ -61,7 +61,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--free-ports", action="store_true",
                    help="with --stack: free ports instead of config.yaml's")
     p.add_argument("--admin", help="admin URL of a running gateway (default: from config)")
-    p.add_argument("--gateway", help="shop URL of that gateway (default: from config)")
+    p.add_argument("--gateway", help="app URL of that gateway (default: from config)")
     p.add_argument("--token-env", help="environment variable holding the admin token "
                    "(default: gateway.admin_token of the config)")
     p.add_argument("--out", type=Path, help="report directory (default: ./rehearsal-<time>/)")

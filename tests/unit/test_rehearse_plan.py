@@ -304,3 +304,19 @@ def test_the_django_trips_plans_are_valid_against_its_contract(name: str,
     assert book.on_no_answer == "resend" and book.key_header == "Idempotency-Key"
     assert plan.is_drill == (name == "rollback-drill.yaml")
     assert bool(plan.faults) == (name == "fault-triggers-rollback.yaml")
+
+
+def test_the_built_in_drill_runs_any_plans_users_journeys_and_checks() -> None:
+    from strangler.rehearse.drill import default_plan
+
+    base = load(ROOT / "plans" / "cutover-catalog-then-cart.yaml", CONFIG)
+    plan = default_plan(CONFIG, base, 7, 20, False, 2.5)
+    assert plan.is_drill and [s.name for s in plan.stages] == ["forward", "rollback"]
+    assert plan.stages[0].duration_s == plan.stages[1].duration_s == 10
+    assert set(plan.stages[0].routes) == {"auth", "cart", "catalog", "checkout", "orders"}
+    assert plan.stage_gates(1).rollback_s == 2.5 and plan.users.count == 7
+    assert (plan.journeys, plan.login, plan.checks, plan.model) == \
+        (base.journeys, base.login, base.checks, base.model)
+    assert check_against(plan, CONFIG) == []
+    current = default_plan(CONFIG, base, 7, 20, True, 2.5)
+    assert current.stages[0].routes == {}
