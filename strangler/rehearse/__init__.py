@@ -6,13 +6,15 @@
 The pieces, each one concept:
 
     plan.py        the plan file: parsed once into frozen objects, errors by key path
-    model.py       what one virtual user believes: login, cart (with unknown outcomes), orders
-    users.py       virtual users over HTTP: journeys, honest accounting, per-stage checks
+    plan_steps.py  the app-specific half: login, journeys of HTTP steps, integrity checks
+    template.py    JMESPath expressions and {placeholder} templates of the steps
+    model.py       what one virtual user believes: a JSON model, with uncertain keys
+    users.py       virtual users over HTTP: the plan's journeys, per-stage HTTP checks
     stats.py       every request the users made: windows, percentiles, the timeline
     promtext.py    the gateway's /metrics: traffic per route and backend, fallbacks
     gates.py       SLO gates judged against a window (pure)
-    integrity.py   the orders table against the orders the users placed
-    client.py      HTTP to the shop and the admin API
+    integrity.py   the checks as report entries; SQL checks against named databases
+    client.py      HTTP to the app and the admin API
     stack.py       the whole demo stack started by the run itself (``--stack``)
     faults.py      a delay-injecting TCP proxy and the fault actions on stack processes
     runner.py      the engine: stages, checkpoints, breaches, rollback, the drill stage

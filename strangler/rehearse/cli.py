@@ -5,7 +5,7 @@
                        [--out DIR] [--scale F] [--users N] [--no-live]
     strangler drill rollback [--stack [--free-ports]] [--admin URL --gateway URL
                        --token-env VAR] [--users N] [--duration S] [--use-current]
-                       [--max-rollback-s S] [--plan FILE] [--out DIR] [--no-live]
+                       [--max-rollback-s S] --plan FILE [--out DIR] [--no-live]
 
 Without ``--stack`` the run goes against a running gateway: by default the
 one config.yaml describes (``make demo``), with the admin token config.yaml
@@ -15,6 +15,9 @@ after (faults need it: they stop and slow its processes).
 Exit status: 0 every gate held and every integrity check passed; 1 a gate
 breached or an integrity check failed; 2 the run could not be made as asked
 (bad plan or usage, gateway or database unreachable, accounts refused).
+
+The plan says what the app is: its login, its journeys, its integrity checks
+(plan.py, plan_steps.py); nothing here knows a particular app.
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ def add_parsers(sub: Any) -> None:
                             "(default: every route to new first)")
     drill.add_argument("--max-rollback-s", type=_positive, default=5.0,
                        help="gate: seconds until nothing is served by new (default: 5)")
-    drill.add_argument("--plan", type=Path, help="a drill plan (with a rollback_all stage) "
-                       "instead of the built-in one, e.g. plans/rollback-drill.yaml")
+    drill.add_argument("--plan", type=Path, required=True,
+                       help="a drill plan (with a rollback_all stage, e.g. "
+                       "plans/rollback-drill.yaml), or any plan: its login, journeys and "
+                       "checks in the built-in two stages")
     _common(drill)
 
 
@@ -56,7 +61,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--free-ports", action="store_true",
                    help="with --stack: free ports instead of config.yaml's")
     p.add_argument("--admin", help="admin URL of a running gateway (default: from config)")
-    p.add_argument("--gateway", help="shop URL of that gateway (default: from config)")
+    p.add_argument("--gateway", help="app URL of that gateway (default: from config)")
     p.add_argument("--token-env", help="environment variable holding the admin token "
                    "(default: gateway.admin_token of the config)")
     p.add_argument("--out", type=Path, help="report directory (default: ./rehearsal-<time>/)")
@@ -93,15 +98,12 @@ def run_drill(cfg: Config, args: argparse.Namespace) -> int:
     from strangler.rehearse.drill import default_plan
     from strangler.rehearse.plan import PlanError, load
 
-    if args.plan is not None:
-        try:
-            plan = load(args.plan, cfg)
-        except PlanError as exc:
-            return _fail(str(exc))
-        if not plan.is_drill:
-            return _fail(f"{args.plan}: a drill plan needs a stage with rollback_all: true")
-    else:
-        plan = default_plan(cfg, args.users or 20, args.duration, args.use_current,
+    try:
+        plan = load(args.plan, cfg)
+    except PlanError as exc:
+        return _fail(str(exc))
+    if not plan.is_drill:
+        plan = default_plan(cfg, plan, args.users or 20, args.duration, args.use_current,
                             args.max_rollback_s)
     return _run(cfg, args, plan, "drill")
 
@@ -170,16 +172,23 @@ async def _execute(cfg: Config, args: argparse.Namespace, plan: Any, kind: str, 
 
 
 def _target(cfg: Config, args: argparse.Namespace, plan: Any, stack: Any) -> Any:
-    from strangler.rehearse.runner import DEMO_PASSWORD, Target
+    from strangler.rehearse.plan import PlanError, password
+    from strangler.rehearse.runner import Target
     from strangler.shadow_cli import admin_url
 
-    env = plan.users.password_env
-    if env and not os.environ.get(env):
-        raise _Refused(f"users.password_env: ${env} is not set")
-    password = os.environ[env] if env else DEMO_PASSWORD
+    try:
+        secret = password(plan.users)
+    except PlanError as exc:
+        raise _Refused(str(exc)) from None
+    databases = {"stack": stack.database_url if stack is not None else cfg.database.url}
+    for name, db in plan.databases.items():
+        url = db.url or os.environ.get(db.url_env or "")
+        if not url:
+            raise _Refused(f"databases.{name}.url_env: ${db.url_env} is not set")
+        databases[name] = url
     if stack is not None:
         return Target(stack.gateway_url, stack.admin_url, stack.admin_token, stack.config,
-                      stack.database_url, password, stack)
+                      databases, secret, stack)
     if args.token_env:
         token = os.environ.get(args.token_env)
         if not token:
@@ -191,5 +200,4 @@ def _target(cfg: Config, args: argparse.Namespace, plan: Any, stack: Any) -> Any
     listen = cfg.gateway.listen
     host = "127.0.0.1" if listen.host in ("", "0.0.0.0") else listen.host  # noqa: S104
     gateway = args.gateway or f"http://{host}:{listen.port}"
-    return Target(gateway, args.admin or admin_url(cfg), token, cfg, cfg.database.url,
-                  password)
+    return Target(gateway, args.admin or admin_url(cfg), token, cfg, databases, secret)

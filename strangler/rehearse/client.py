@@ -1,6 +1,6 @@
-"""HTTP to the shop (one cookie jar per virtual user) and to the admin API.
+"""HTTP to the app (one cookie jar per virtual user) and to the admin API.
 
-Every shop request is recorded as the user saw it: its route (matched with
+Every app request is recorded as the user saw it: its route (matched with
 the gateway's own router, so it is the route the gateway counted), status
 (0 when no answer came), latency and the backend of the debug header.
 """
@@ -32,11 +32,11 @@ class Reply:
 
     @property
     def answered(self) -> bool:
-        """The shop gave a verdict: anything but no answer or a 5xx."""
+        """The app gave a verdict: anything but no answer or a 5xx."""
         return 0 < self.status < 500
 
 
-class ShopClient:
+class AppClient:
     """One browser-like user: its own cookie jar, every request recorded."""
 
     def __init__(self, base_url: str, timeout_s: float, router: Router, recorder: Recorder,
@@ -71,9 +71,6 @@ class ShopClient:
         self.recorder.add(Sample(start, self.clock(), self._route(method, path), reply.status,
                                  reply.backend))
         return reply
-
-    async def login(self, username: str, password: str) -> Reply:
-        return await self.call("POST", "/login", {"username": username, "password": password})
 
 
 def _decode(raw: bytes) -> Any:

@@ -10,9 +10,10 @@ Measured two ways:
   after the admin call that was still served by new, from the debug header
   ``X-Strangler-Backend`` (``None`` when the gateway does not send it).
 
-``strangler drill rollback`` runs a two-stage plan: ``forward`` (every
-movable route to new, or the current state with ``--use-current``), then
-``rollback`` (a ``rollback_all`` stage).
+``strangler drill rollback --plan FILE`` runs FILE if it is a drill (a
+``rollback_all`` stage); else FILE's login, journeys and checks in a
+two-stage plan: ``forward`` (every movable route to new, or the current
+state with ``--use-current``), then ``rollback`` (a ``rollback_all`` stage).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.settings import Config
-from strangler.rehearse.integrity import TableCheck
-from strangler.rehearse.plan import Plan
+from strangler.rehearse.integrity import SqlResult
+from strangler.rehearse.plan import Plan, StageSpec
 from strangler.rehearse.promtext import Scrape
-from strangler.rehearse.users import Finding
+from strangler.rehearse.users import SESSION, Finding
 
 POLL_S = 0.1
 QUIET_S = 1.0
@@ -52,33 +53,33 @@ async def watch_new(scrape: Callable[[], Awaitable[Scrape | None]],
     return None
 
 
-def counts(findings: list[Finding], table: TableCheck) -> dict[str, int]:
-    """The drill's verdict in numbers: users who saw a 401 or a cart unlike their model,
-    orders lost (the table's count, or a user's, whichever saw more) or duplicated."""
-    def users(check: str) -> int:
-        return len({f.user for f in findings if f.check == check})
+def counts(findings: list[Finding], sql: list[SqlResult]) -> dict[str, int]:
+    """The drill's verdict in numbers: users who lost their session, users whose model
+    differed from the app, rows the SQL checks found missing or not placed by anyone."""
+    def users(same: bool) -> int:
+        return len({f.user for f in findings if (f.check == SESSION) == same})
 
-    lost_seen = sum(1 for f in findings if f.check == "orders_integrity" and "missing" in f.got)
-    return {"users_logged_out": users("session_continuity"),
-            "carts_changed": users("cart_integrity"),
-            "orders_lost": max(table.lost, lost_seen),
-            "orders_duplicated": table.duplicated}
+    return {"users_logged_out": users(True), "models_changed": users(False),
+            "rows_lost": sum(r.lost for r in sql),
+            "rows_duplicated": sum(r.duplicated for r in sql)}
 
 
-def default_plan(cfg: Config, users: int, duration_s: float, use_current: bool,
-                 max_rollback_s: float) -> Plan:
-    """The drill ``strangler drill rollback`` runs: half the time forward, half rolled back."""
+def default_plan(cfg: Config, base: Plan, users: int, duration_s: float,
+                 use_current: bool, max_rollback_s: float) -> Plan:
+    """The drill ``strangler drill rollback`` runs with ``base``'s login, journeys and
+    checks: half the time forward (every movable route to new), half rolled back."""
     movable = [r for r in cfg.routes if not r.legacy_only]
     forward: dict[str, Any] = {"name": "forward" if not use_current else "current state",
                                "duration_s": duration_s / 2,
                                "routes": {} if use_current else {r.name: "new" for r in movable}}
-    return Plan.model_validate({
-        "name": "rollback drill",
+    stages = (StageSpec.model_validate(forward), StageSpec.model_validate(
+        {"name": "rollback", "duration_s": duration_s / 2, "rollback_all": True,
+         "gates": {"rollback_s": max_rollback_s}}))
+    return base.model_copy(update={
+        "name": f"rollback drill ({base.name})",
         "description": "Every route on new under load, then every route back to legacy at "
                        "once (kill switch, then each route); nothing may be lost.",
-        "users": {"count": users, "ramp_s": min(2.0, duration_s / 10)},
-        "gates": {"error_rate": 0.02},
-        "stages": [forward, {"name": "rollback", "duration_s": duration_s / 2,
-                             "rollback_all": True,
-                             "gates": {"rollback_s": max_rollback_s}}],
-    })
+        "users": base.users.model_copy(update={"count": users,
+                                               "ramp_s": min(2.0, duration_s / 10)}),
+        "gates": base.gates.model_copy(update={"error_rate": 0.02}),
+        "stages": stages, "faults": ()})

@@ -1,173 +1,208 @@
-"""The orders table against the orders the users placed: none missing, none twice.
+"""Integrity checks as report entries: the users' findings, and the plan's SQL checks.
 
-Read straight from the shop's database (``database.url``) with SQLAlchemy,
-after the load has stopped. Only rows newer than the run's start (by id)
-and of the accounts the users logged in as are compared, so run it where
-nobody else shops with those accounts.
+An SQL check runs a query against a named database (SQLAlchemy, async) after
+the load has stopped. ``before`` runs at preflight; its row's columns are
+bound in the later queries (``:last_id``), with ``:usernames`` (the plan's
+accounts), ``:keys`` (keys of requests never answered) and ``:run_id``.
 
-A checkout that never got an answer is looked up by its Idempotency-Key:
-if the table has it, the order was placed (the user just never heard);
-if not, it never happened. Neither is a failure. An order a user was told
-about that the table lacks is *lost*; a row no user placed is a *duplicate*.
+``expect: {captured: KEY}``: every id the users captured under model key KEY
+appears exactly once in the rows (and other captured fields equal the row's
+columns of the same name); a row no user captured is a failure, unless a
+request that never got an answer is found by its key (``keys`` query): it was
+done, the user just never heard. ``expect: no_rows``: any row is a failure.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from strangler.rehearse.model import Lines, PlacedOrder, show
-from strangler.rehearse.users import CHECKS, Finding
+from strangler.rehearse.model import show
+from strangler.rehearse.plan_steps import Captured, SqlCheck
+from strangler.rehearse.users import SESSION, Finding
 
 MAX_LISTED = 50
+_BIND = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+EXPANDING = ("usernames", "keys")
 
 
 class DatabaseError(Exception):
-    """The shop database could not be read."""
+    """A database could not be read; the message names the check and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class TableOrder:
-    id: int
-    username: str
-    total: str
-    items: Lines
-
-
-@dataclass
-class TableView:
-    orders: dict[int, TableOrder] = field(default_factory=dict)
-    keys: dict[str, int] = field(default_factory=dict)
-    """Idempotency-Key of this run -> order id."""
-
-
-def money(cents: int) -> str:
-    return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
-async def last_order_id(url: str) -> int:
-    """The newest order id before the run: rows after it are the run's."""
+async def query(url: str, sql: str, binds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of ``sql`` as column -> value; only the binds it names are passed."""
+    named = set(_BIND.findall(sql))
+    missing = named - set(binds)
+    if missing:
+        raise DatabaseError(f"unknown bind(s) {', '.join(sorted(missing))} "
+                            f"(known: {', '.join(sorted(binds))})")
+    statement = text(sql)
+    expanding: list[Any] = [bindparam(n, expanding=True) for n in EXPANDING if n in named]
+    if expanding:
+        statement = statement.bindparams(*expanding)
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            value = (await conn.execute(text("SELECT MAX(id) FROM orders"))).scalar()
-            return int(value or 0)
-    except Exception as exc:
-        raise DatabaseError(f"database.url: cannot read the orders table: {exc}") from exc
+            result = await conn.execute(statement, {n: binds[n] for n in named})
+            return [dict(row._mapping) for row in result]
     finally:
         await engine.dispose()
 
 
-async def read_table(url: str, usernames: list[str], after_id: int, key_prefix: str) -> TableView:
-    engine = create_async_engine(url)
-    view = TableView()
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(text(
-                "SELECT o.id, u.username, o.total_cents FROM orders o "
-                "JOIN users u ON u.id = o.user_id WHERE o.id > :after "
-                "AND u.username IN :names").bindparams(bindparam("names", expanding=True)),
-                {"after": after_id, "names": usernames})
-            for oid, name, cents in rows:
-                view.orders[int(oid)] = TableOrder(int(oid), str(name), money(int(cents)), {})
-            items = await conn.execute(text(
-                "SELECT order_id, product_id, qty FROM order_items WHERE order_id > :after"),
-                {"after": after_id})
-            for oid, pid, qty in items:
-                if int(oid) in view.orders:
-                    lines = view.orders[int(oid)].items
-                    lines[int(pid)] = lines.get(int(pid), 0) + int(qty)
-            keys = await conn.execute(text(
-                "SELECT key, order_id FROM idempotency_keys WHERE key LIKE :prefix"),
-                {"prefix": key_prefix + "%"})
-            view.keys = {str(k): int(o) for k, o in keys}
-    except Exception as exc:
-        raise DatabaseError(f"database.url: cannot read the orders table: {exc}") from exc
-    finally:
-        await engine.dispose()
-    return view
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    user: int
-    username: str
-    order: PlacedOrder
-
-
 @dataclass
-class TableCheck:
+class SqlResult:
     failures: list[str] = field(default_factory=list)
     lost: int = 0
     duplicated: int = 0
     learned: int = 0
-    """Unanswered checkouts the table shows were placed."""
-    compared: int = 0
+    """Requests never answered that the database shows were done."""
+    rows: int = 0
+    captured: int = 0
 
 
-def compare_table(placed: list[Placed], unanswered: list[tuple[int, str, str]],
-                  view: TableView) -> TableCheck:
-    """``unanswered``: (user, username, key) of checkouts that never got an answer."""
-    out = TableCheck(compared=len(view.orders))
-    known: set[int] = set()
-    for p in placed:
-        o, who = p.order, f"user {p.user} ({p.username})"
-        known.add(o.id)
-        row = view.orders.get(o.id)
-        if row is None or row.username != p.username:
+@dataclass(frozen=True, slots=True)
+class Capture:
+    user: int
+    username: str
+    value: Any
+
+
+def compare_rows(expect: Captured, captured: list[Capture], rows: list[dict[str, Any]],
+                 learned_ids: list[Any]) -> SqlResult:
+    """Rows against what the users captured (pure)."""
+    out = SqlResult(rows=len(rows), captured=len(captured))
+    col, label = expect.id_column, expect.label
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_id.setdefault(str(row.get(col)), []).append(row)
+    known: set[str] = set()
+    for c in captured:
+        fields = c.value if isinstance(c.value, dict) else {col: c.value}
+        ident = str(fields.get(col))
+        who = f"user {c.user} ({c.username})"
+        known.add(ident)
+        found = by_id.get(ident, [])
+        if not found:
             out.lost += 1
-            out.failures.append(f"order #{o.id} of {who}, key {o.key}: missing from the "
-                                "orders table")
-        elif row.items != o.items or row.total != o.total:
-            out.failures.append(f"order #{o.id} of {who}: the table has {show(row.items)} "
-                                f"total {row.total}, the user was told {show(o.items)} "
-                                f"total {o.total}")
-        if view.keys.get(o.key, o.id) != o.id:
-            out.failures.append(f"key {o.key} of {who}: the table points at order "
-                                f"#{view.keys[o.key]}, the user was told #{o.id}")
-    for _user, _name, key in unanswered:
-        if key in view.keys:
+            out.failures.append(f"{label} #{ident} of {who}: missing from the database")
+        elif len(found) > 1:
+            out.duplicated += len(found) - 1
+            out.failures.append(f"{label} #{ident} of {who}: {len(found)} rows")
+        else:
+            differ = {k: v for k, v in fields.items()
+                      if k != col and str(found[0].get(k)) != str(v)}
+            if differ:
+                out.failures.append(
+                    f"{label} #{ident} of {who}: the database has "
+                    f"{show({k: found[0].get(k) for k in differ})}, the user was told "
+                    f"{show(differ)}")
+    for ident in {str(i) for i in learned_ids}:
+        if ident not in known:
             out.learned += 1
-            known.add(view.keys[key])
-    for oid, row in sorted(view.orders.items()):
-        if oid not in known:
-            out.duplicated += 1
-            out.failures.append(f"order #{oid} of {row.username} ({show(row.items)}) is in "
-                                "the table, but no user placed it: a duplicate?")
+            known.add(ident)
+    if expect.others == "fail":
+        for ident, found in sorted(by_id.items()):
+            if ident not in known:
+                out.duplicated += len(found)
+                out.failures.append(f"{label} #{ident} ({show(found[0])}) is in the "
+                                    "database, but no user placed it: a duplicate?")
     return out
 
 
-def check(name: str, failures: list[str], detail: str) -> dict[str, Any]:
+class SqlChecks:
+    """The plan's SQL checks: ``prepare()`` before the load, ``run()`` after it."""
+
+    def __init__(self, checks: tuple[SqlCheck, ...], urls: dict[str, str],
+                 binds: dict[str, Any]) -> None:
+        self.checks, self.urls, self.binds = checks, urls, dict(binds)
+        self.before: dict[str, dict[str, Any]] = {}
+
+    def _url(self, check: SqlCheck) -> str:
+        return self.urls[check.database]
+
+    async def prepare(self) -> None:
+        """Run every ``before`` query; raise DatabaseError naming the check."""
+        for i, check in enumerate(self.checks):
+            if check.before is None:
+                continue
+            try:
+                rows = await query(self._url(check), check.before, self.binds)
+            except Exception as exc:
+                raise DatabaseError(f"checks.sql[{i}].before ({check.name}): {exc}") from exc
+            if len(rows) != 1:
+                raise DatabaseError(f"checks.sql[{i}].before ({check.name}): "
+                                    f"{len(rows)} rows, needs exactly one")
+            self.before[check.name] = rows[0]
+
+    async def run(self, captured: dict[str, list[Capture]], keys: list[str]
+                  ) -> tuple[list[dict[str, Any]], list[SqlResult]]:
+        """One report entry per check; the results (the drill counts rows lost)."""
+        entries, results = [], []
+        for check in self.checks:
+            binds = {**self.binds, "keys": keys, **self.before.get(check.name, {})}
+            try:
+                result = await self._one(check, captured, binds)
+            except Exception as exc:  # any driver's error: the check failed, say why
+                result = SqlResult(failures=[f"database {check.database!r}: {exc}"[:500]])
+                entries.append(entry(check.name, result.failures, result.failures[0]))
+                results.append(result)
+                continue
+            results.append(result)
+            entries.append(entry(check.name, result.failures, _detail(check, result)))
+        return entries, results
+
+    async def _one(self, check: SqlCheck, captured: dict[str, list[Capture]],
+                   binds: dict[str, Any]) -> SqlResult:
+        rows = await query(self._url(check), check.query, binds)
+        if isinstance(check.expect, str):  # no_rows
+            return SqlResult(rows=len(rows), failures=[f"row {show(r)}" for r in rows])
+        learned: list[Any] = []
+        if check.keys is not None and keys_of(binds):
+            col = check.expect.id_column
+            learned = [r.get(col) for r in await query(self._url(check), check.keys, binds)]
+        return compare_rows(check.expect, captured.get(check.expect.captured, []), rows,
+                            learned)
+
+
+def keys_of(binds: dict[str, Any]) -> list[str]:
+    return list(binds.get("keys") or [])
+
+
+def _detail(check: SqlCheck, r: SqlResult) -> str:
+    if isinstance(check.expect, str):
+        return f"{r.rows} row(s), none expected"
+    label = check.expect.label
+    return (f"{r.captured} {label}s placed by the users, {r.rows} rows in the database; "
+            f"{r.lost} missing, {r.duplicated} not placed by anyone; {r.learned} unanswered "
+            "request(s) found done by their key")
+
+
+def entry(name: str, failures: list[str], detail: str) -> dict[str, Any]:
     return {"name": name, "passed": not failures, "detail": detail,
             "failures": failures[:MAX_LISTED]}
 
 
 def user_checks(findings: list[Finding], unverified: list[tuple[str, str]], users: int,
-                stages_checked: int) -> list[dict[str, Any]]:
-    """The three checks the users made against their models, as report entries.
+                stages_checked: int, names: list[str]) -> list[dict[str, Any]]:
+    """The checks the users made against their models, as report entries.
 
     A check that got no answer mid-run (during a fault) proves nothing either
     way and is only counted; one that got none at the end fails the run."""
     out = []
     final = [what for stage, what in unverified if stage == "final"]
-    for name in CHECKS:
+    for name in names:
         failures = [f.text() for f in findings if f.check == name]
         detail = (f"{users} users checked at the end of {stages_checked} stage(s) and of the "
                   f"run: {len(failures)} difference(s)")
-        if name == "session_continuity":
+        if name == SESSION:
             failures += final  # a final check never made proves nothing
             if len(unverified) > len(final):
                 detail += (f"; {len(unverified) - len(final)} mid-run check(s) got no answer "
                            "and were made at the next stage")
-        out.append(check(name, failures, detail))
+        out.append(entry(name, failures, detail))
     return out
-
-
-def table_check(result: TableCheck, placed: int) -> dict[str, Any]:
-    detail = (f"{placed} orders placed by the users, {result.compared} new rows in the table; "
-              f"{result.lost} missing, {result.duplicated} not placed by anyone; "
-              f"{result.learned} unanswered checkout(s) found placed by their key")
-    return check("orders_table", result.failures, detail)

@@ -9,6 +9,7 @@ so the same file runs quickly in a test.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,11 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, mode
 
 from flags.model import Stage
 from gateway.settings import Config
+from strangler.rehearse.plan_steps import Checks, Database, Journey, Login
 
 Int = Annotated[int, Strict()]
 Seconds = Annotated[float, Field(gt=0)]
-JOURNEYS = ("browse", "add_to_cart", "remove_from_cart", "view_cart", "checkout",
-            "list_orders", "relogin")
 FaultAction = Literal["stop_new", "slow_new", "stop_legacy", "stop_redis"]
 
 
@@ -53,33 +53,17 @@ class Users(_Frozen):
     """Pause between two journeys of one user."""
     ramp_s: float = Field(0, ge=0)
     """Users start evenly spread over this many seconds from the run's start."""
-    usernames: tuple[str, ...] = Field(("alice", "bob", "carol", "dave"), min_length=1)
-    """Accounts the users log in as, round robin (each user has its own session)."""
+    usernames: tuple[str, ...] = ()
+    """Accounts the users log in as (with ``login``), round robin (each user has its own
+    session); none: the login step alone (``user.username`` is null)."""
     password_env: str | None = None
-    """Environment variable holding the accounts' password; unset: the demo seed's."""
+    """Environment variable holding the accounts' password (used when set)."""
+    password_file: str | None = None
+    """A file holding it (first line), when the variable is not set."""
+    password: str | None = None
+    """The password itself: only for public demo accounts (a seed's, documented)."""
     timeout_s: float = Field(10, gt=0)
     """A request without an answer after this long counts as a timeout."""
-
-
-class Journeys(_Frozen):
-    """Relative weights: how often a user picks each journey."""
-
-    browse: float = Field(4, ge=0)
-    add_to_cart: float = Field(3, ge=0)
-    remove_from_cart: float = Field(1, ge=0)
-    view_cart: float = Field(1, ge=0)
-    checkout: float = Field(1, ge=0)
-    list_orders: float = Field(1, ge=0)
-    relogin: float = Field(0.2, ge=0)
-
-    @model_validator(mode="after")
-    def _some(self) -> Journeys:
-        if not any(getattr(self, j) > 0 for j in JOURNEYS):
-            raise ValueError("at least one journey needs a weight > 0")
-        return self
-
-    def weights(self) -> dict[str, float]:
-        return {j: float(getattr(self, j)) for j in JOURNEYS if getattr(self, j) > 0}
 
 
 class RouteChange(_Frozen):
@@ -119,7 +103,7 @@ class Gates(_Frozen):
     fallback_rate: float | None = Field(None, ge=0, le=1)
     """strangler_fallbacks_total / strangler_requests_total over the stage (gateway /metrics)."""
     session_continuity: bool = True
-    """No user logged out, no cart or order different from the user's model."""
+    """No user logged out, no finding of any integrity check made during the stage."""
     rollback_s: float | None = Field(None, gt=0)
     """Drill stages: seconds until the gateway serves nothing from new."""
     min_requests: Int = Field(20, gt=0)
@@ -208,7 +192,15 @@ class Plan(_Frozen):
     name: str = Field(min_length=1, max_length=120)
     description: str = ""
     users: Users = Users()
-    journeys: Journeys = Journeys()
+    login: Login | None = None
+    """How a user starts a session; none: the users are anonymous."""
+    model: dict[str, Any] = Field(default_factory=dict)
+    """Each user's model at the start (see model.py)."""
+    journeys: dict[str, Journey] = Field(min_length=1)
+    """name -> a weighted sequence of HTTP steps."""
+    checks: Checks = Checks()
+    databases: dict[str, Database] = Field(default_factory=dict)
+    """Databases the SQL checks name; ``stack`` is the gateway config's database.url."""
     gates: Gates = Gates()
     """Gates of every stage; a stage's own ``gates`` override them key by key."""
     stages: tuple[StageSpec, ...] = Field(min_length=1)
@@ -216,6 +208,12 @@ class Plan(_Frozen):
     on_breach: OnBreach = OnBreach()
     check_interval_s: float = Field(2, gt=0)
     """How often the gates of the running stage are judged."""
+
+    @model_validator(mode="after")
+    def _some_journey(self) -> Plan:
+        if not any(j.weight > 0 for j in self.journeys.values()):
+            raise ValueError("journeys: at least one journey needs a weight > 0")
+        return self
 
     @property
     def duration_s(self) -> float:
@@ -278,15 +276,65 @@ def _message(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
+def _follows(err: Any, errors: list[Any]) -> bool:
+    """A list 'too short' only because one of its items was refused (said already)."""
+    loc = tuple(err["loc"])
+    return err["type"] == "too_short" and any(
+        tuple(e["loc"])[:len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors)
+
+
 def parse(data: Any, source: str = "plan") -> Plan:
     """Validate a loaded YAML document; raise PlanError naming every bad key."""
     if not isinstance(data, dict):
         raise PlanError(f"{source}: the top level must be a mapping")
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as exc:
-        lines = sorted({f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()})
+        errors = exc.errors()
+        lines = sorted({f"{_path(e['loc'])}: {_message(e)}" for e in errors
+                        if not _follows(e, errors)})
         raise PlanError(f"{source}: invalid plan\n  " + "\n  ".join(lines)) from None
+    problems = _cross_problems(plan)
+    if problems:
+        raise PlanError(f"{source}: invalid plan\n  " + "\n  ".join(problems))
+    return plan
+
+
+def _cross_problems(plan: Plan) -> list[str]:
+    """What one part of the plan names that another part lacks."""
+    problems = []
+    if plan.users.usernames and plan.login is None:
+        problems.append("users.usernames: accounts need a login step (login)")
+    for key in plan.login.resets if plan.login else ():
+        if key not in plan.model:
+            problems.append(f"login.resets: {key!r} is not a key of model")
+    for i, check in enumerate(plan.checks.sql):
+        if check.database != "stack" and check.database not in plan.databases:
+            problems.append(f"checks.sql[{i}].database: no database {check.database!r} "
+                            f"(known: stack{''.join(', ' + d for d in plan.databases)})")
+        if not isinstance(check.expect, str) and check.expect.captured not in plan.model:
+            problems.append(f"checks.sql[{i}].expect.captured: {check.expect.captured!r} "
+                            "is not a key of model")
+    for i, http in enumerate(plan.checks.http):
+        if http.model is not None and http.model.split(".")[0] not in plan.model:
+            problems.append(f"checks.http[{i}].model: {http.model!r} is not in model")
+    return problems
+
+
+def password(users: Users) -> str | None:
+    """The accounts' password: ``password_env`` if set, else ``password_file``, else
+    ``password``; None when the plan gives none. Raises PlanError naming the key."""
+    if users.password_env and os.environ.get(users.password_env):
+        return os.environ[users.password_env]
+    if users.password_file:
+        try:
+            return Path(users.password_file).read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise PlanError(f"users.password_file: cannot read {users.password_file}: "
+                            f"{exc}") from None
+    if users.password is None and users.password_env:
+        raise PlanError(f"users.password_env: ${users.password_env} is not set")
+    return users.password
 
 
 def load(path: Path, cfg: Config) -> Plan:

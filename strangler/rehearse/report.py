@@ -101,6 +101,6 @@ def summary(report: dict[str, Any]) -> str:
         d = report["drill"]
         lines.append(f"  drill: rollback {d['rollback_s']} s (gateway /metrics), last request "
                      f"served by new {d['last_new_request_s']} s after the call (users); "
-                     f"{d['users_logged_out']} logged out, {d['carts_changed']} carts changed, "
-                     f"{d['orders_lost']} orders lost, {d['orders_duplicated']} duplicated")
+                     f"{d['users_logged_out']} logged out, {d['models_changed']} models "
+                     f"changed, {d['rows_lost']} rows lost, {d['rows_duplicated']} duplicated")
     return "\n".join(inert(line) for line in lines)  # a name from the plan stays on its line

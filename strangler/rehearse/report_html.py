@@ -95,8 +95,8 @@ def _header(report: Mapping[str, Any], title: str) -> str:
 def _drill(drill: Any) -> str:
     if not isinstance(drill, Mapping):
         return ""
-    counts = [("users logged out", "users_logged_out"), ("carts changed", "carts_changed"),
-              ("orders lost", "orders_lost"), ("orders duplicated", "orders_duplicated")]
+    counts = [("users logged out", "users_logged_out"), ("models changed", "models_changed"),
+              ("rows lost", "rows_lost"), ("rows duplicated", "rows_duplicated")]
     cards = [_card("rollback time", _secs(drill.get("rollback_s"), 2), "big", "rollback-time"),
              _card("last request on new", f"at {_secs(drill.get('last_new_request_s'), 2)}")]
     for label, key in counts:

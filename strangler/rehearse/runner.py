@@ -3,10 +3,10 @@
     preflight (admin API, accounts, database) -> users ramp up -> for each stage:
     apply its route changes (or, in a drill stage, kill switch + every route to
     legacy, timed) -> judge its gates every ``check_interval_s`` -> at its end,
-    every user checks itself against the shop, gates judged once more ->
+    every user checks itself against the app, gates judged once more ->
     breach: roll back to the previous stage's routes (or kill switch), keep the
     load for ``observe_s``, skip the rest -> users stop, faults undone, final
-    checks, orders table compared -> report.
+    checks, the plan's SQL checks -> report.
 
 Times in the report are seconds since the run's start (a monotonic clock).
 """
@@ -24,7 +24,7 @@ from typing import Any
 from gateway.routing.routes import Router
 from gateway.settings import Config
 from strangler.rehearse import drill, integrity, promtext, report
-from strangler.rehearse.client import AdminClient, AdminError, ShopClient
+from strangler.rehearse.client import AdminClient, AdminError, AppClient
 from strangler.rehearse.faults import FaultController, FaultSchedule
 from strangler.rehearse.gates import Window, breached, evaluate
 from strangler.rehearse.live import LiveDisplay
@@ -32,9 +32,8 @@ from strangler.rehearse.plan import Plan
 from strangler.rehearse.sampler import MetricsSampler
 from strangler.rehearse.stack import RunningStack
 from strangler.rehearse.stats import Recorder, summarize
-from strangler.rehearse.users import Shared, VirtualUser
+from strangler.rehearse.users import Shared, VirtualUser, check_names
 
-DEMO_PASSWORD = "wonderland"  # noqa: S105 (the demo seed's, documented in docs/protocol.md)
 State = dict[str, tuple[str, int]]
 
 
@@ -48,8 +47,9 @@ class Target:
     admin_url: str
     token: str | None
     config: Config
-    database_url: str
-    password: str = DEMO_PASSWORD
+    databases: dict[str, str]
+    """Database name of the plan's SQL checks -> URL (``stack``: the gateway config's)."""
+    password: str | None = None
     stack: RunningStack | None = None
 
 
@@ -96,10 +96,14 @@ class Rehearsal:
             await self.admin.close()
 
     async def _run(self) -> dict[str, Any]:
-        baseline_order = await self._preflight()
+        run_id = secrets.token_hex(4)
+        sql = integrity.SqlChecks(self.plan.checks.sql, self.target.databases,
+                                  {"usernames": list(self.plan.users.usernames),
+                                   "run_id": run_id})
+        await self._preflight(sql)
         started = datetime.now(UTC)
         self._t0 = time.monotonic()
-        shared = Shared(secrets.token_hex(4), self.target.password, self.now)
+        shared = Shared(run_id, self.target.password, self.now)
         users = self._users(shared)
         tasks = [asyncio.create_task(u.run(self._delay(u.n))) for u in users]
         await self.metrics.start()
@@ -118,9 +122,9 @@ class Rehearsal:
             sampler.cancel()
             show()  # the last events (a fault undone) reach the display too
             self.display.stop()
-        checks = await self._final(shared, users, baseline_order)
+        checks = await self._final(shared, users, sql)
         for u in users:
-            await u.shop.close()
+            await u.client.close()
         return self._report(started, users, checks)
 
     def _delay(self, n: int) -> float:
@@ -128,14 +132,13 @@ class Rehearsal:
 
     def _users(self, shared: Shared) -> list[VirtualUser]:
         u = self.plan.users
-        return [VirtualUser(n, u.usernames[n % len(u.usernames)],
-                            ShopClient(self.target.gateway_url, u.timeout_s, self.router,
+        return [VirtualUser(n, u.usernames[n % len(u.usernames)] if u.usernames else None,
+                            AppClient(self.target.gateway_url, u.timeout_s, self.router,
                                        self.recorder, self.now),
-                            shared, self.plan.journeys.weights(),
-                            (u.think_ms.min, u.think_ms.max))
+                            shared, self.plan)
                 for n in range(u.count)]
 
-    async def _preflight(self) -> int:
+    async def _preflight(self, sql: integrity.SqlChecks) -> None:
         try:
             routes = await self.admin.routes()
         except AdminError as exc:
@@ -147,21 +150,29 @@ class Rehearsal:
                       if not r.get("legacy_only")}
         await self._check_accounts()
         try:
-            return await integrity.last_order_id(self.target.database_url)
+            await sql.prepare()
         except integrity.DatabaseError as exc:
             raise RunError(str(exc)) from None
 
     async def _check_accounts(self) -> None:
-        shop = ShopClient(self.target.gateway_url, 10, self.router, Recorder(), self.now)
-        try:
-            for name in self.plan.users.usernames:
-                reply = await shop.login(name, self.target.password)
-                if reply.status != 200:
-                    raise RunError(f"users.usernames: {name!r} cannot log in through "
-                                   f"{self.target.gateway_url}: {reply.status} "
-                                   f"{reply.error or str(reply.body)[:200]}")
-        finally:
-            await shop.close()
+        """Every account logs in once (the login step alone: once), before any load."""
+        login = self.plan.login
+        if login is None:
+            return
+        shared = Shared("preflight", self.target.password, self.now)
+        for n, name in enumerate(self.plan.users.usernames or (None,)):
+            client = AppClient(self.target.gateway_url, 10, self.router, Recorder(), self.now)
+            try:
+                user = VirtualUser(n, name, client, shared, self.plan)
+                context = user.context()
+                context["user"]["password"] = self.target.password
+                reply = await user.call(login, context)
+            finally:
+                await client.close()
+            if not login.accepts(reply.status):
+                raise RunError(f"users.usernames: {name!r} cannot log in through "
+                               f"{self.target.gateway_url} ({login.method} {login.path}): "
+                               f"{reply.status} {reply.error or str(reply.body)[:200]}")
 
     # ------------------------------------------------------------ stages
     async def _stages(self, shared: Shared, users: list[VirtualUser]) -> None:
@@ -221,7 +232,7 @@ class Rehearsal:
                       len(shared.findings) - found0, rollback, final)
 
     async def _check_users(self, shared: Shared, users: list[VirtualUser]) -> None:
-        """Every running user checks itself against the shop (between two journeys)."""
+        """Every running user checks itself against the app (between two journeys)."""
         epoch = shared.request_check()
         waiting = [u for u in users if u.started]
         deadline = self.now() + self.plan.users.timeout_s * 4 + 5
@@ -345,39 +356,41 @@ class Rehearsal:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _final(self, shared: Shared, users: list[VirtualUser],
-                     baseline: int) -> list[dict[str, Any]]:
+                     sql: integrity.SqlChecks) -> list[dict[str, Any]]:
         shared.stage = "final"
         await asyncio.gather(*(u.check() for u in users))
-        unanswered = [(u.n, u.username, k) for u in users
-                      for k in u.unanswered + ([u.pending.key] if u.pending else [])]
-        placed = [integrity.Placed(u.n, u.username, o) for u in users for o in u.orders]
+        keys = [k for u in users for k in u.unanswered]
+        keys += [k for u in users if u.pending is not None and (k := u.pending.key())]
+        captured: dict[str, list[integrity.Capture]] = {}
+        for check in self.plan.checks.sql:
+            if not isinstance(check.expect, str):
+                key = check.expect.captured
+                captured[key] = [integrity.Capture(u.n, u.username or "-", v) for u in users
+                                 for v in _listed(u.model.doc.get(key))]
         checked = sum(1 for s in self.stages if s.get("_checked"))
-        checks = integrity.user_checks(shared.findings, shared.unverified, len(users), checked)
-        try:
-            view = await integrity.read_table(self.target.database_url,
-                                              list(self.plan.users.usernames), baseline,
-                                              f"rh-{shared.run_id}-")
-            table = integrity.compare_table(placed, unanswered, view)
-            checks.append(integrity.table_check(table, len(placed)))
-        except integrity.DatabaseError as exc:
-            table = integrity.TableCheck(failures=[str(exc)])
-            checks.append(integrity.check("orders_table", table.failures, str(exc)))
+        checks = integrity.user_checks(shared.findings, shared.unverified, len(users), checked,
+                                       check_names(self.plan))
+        entries, results = await sql.run(captured, keys)
         if self.drill is not None:
-            self.drill.update(drill.counts(shared.findings, table))
-        return checks
+            self.drill.update(drill.counts(shared.findings, results))
+        return checks + entries
 
     def _report(self, started: datetime, users: list[VirtualUser],
                 checks: list[dict[str, Any]]) -> dict[str, Any]:
         end, gw = self.now(), self.metrics.overall()
         facts = None if self.drill is None else {
             k: self.drill.get(k) for k in ("rollback_s", "last_new_request_s",
-                                           "users_logged_out", "carts_changed",
-                                           "orders_lost", "orders_duplicated")}
+                                           "users_logged_out", "models_changed",
+                                           "rows_lost", "rows_duplicated")}
         return report.build(
             self.kind, self.plan.model_dump(mode="json"), started, datetime.now(UTC), end,
             self.stages, self.events, report.timeline(self.recorder, self.metrics.seconds, end),
             len(users), checks,
             report.totals(self.recorder, gw.total_fallbacks if gw else 0.0), facts)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def _percent(stage: str, percent: int | None) -> int:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -117,8 +118,8 @@ def test_the_rollback_drill_is_timed_and_loses_nothing(tmp_path: Path) -> None:
     drill = report["drill"]
     assert drill["rollback_s"] is not None and drill["rollback_s"] <= 3, drill
     assert drill["last_new_request_s"] is not None  # the --stack gateway sends the header
-    assert (drill["users_logged_out"], drill["carts_changed"], drill["orders_lost"],
-            drill["orders_duplicated"]) == (0, 0, 0, 0)
+    assert (drill["users_logged_out"], drill["models_changed"], drill["rows_lost"],
+            drill["rows_duplicated"]) == (0, 0, 0, 0)
     gate = next(g for g in report["stages"][1]["gates"] if g["name"] == "rollback_s")
     assert gate["passed"] and gate["observed"] == drill["rollback_s"]
     history = strangler("flags", "history", "--limit", "100",
@@ -163,14 +164,20 @@ async def _delete_first_order(database_url: str) -> int:
 
 async def test_an_order_deleted_behind_the_users_backs_is_caught(stack: Stack,
                                                                  tmp_path: Path) -> None:
+    # the shop's declared login, journeys and checks, from the cutover plan; only adding
+    # to carts, checking out and listing orders, by 8 quick users
+    shop = yaml.safe_load((PLANS / "cutover-catalog-then-cart.yaml").read_text())
+    weights = {"add_to_cart": 2, "checkout": 2, "list_orders": 1}
+    for name, journey in shop["journeys"].items():
+        journey["weight"] = weights.get(name, 0)
     plan = tmp_path / "plan.yaml"
-    plan.write_text(
-        "name: integrity probe\n"
-        "users: {count: 8, think_ms: {min: 20, max: 80}}\n"
-        "journeys: {add_to_cart: 2, checkout: 2, list_orders: 1}\n"
-        "stages:\n"
-        "  - {name: on legacy, duration_s: 4}\n"
-        "  - {name: cart on new, duration_s: 4, routes: {cart: new}}\n")
+    plan.write_text(yaml.safe_dump({
+        **{k: shop[k] for k in ("login", "model", "journeys", "checks")},
+        "name": "integrity probe",
+        "users": {**shop["users"], "count": 8, "think_ms": {"min": 20, "max": 80},
+                  "ramp_s": 0},
+        "stages": [{"name": "on legacy", "duration_s": 4},
+                   {"name": "cart on new", "duration_s": 4, "routes": {"cart": "new"}}]}))
     out = tmp_path / "out"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "strangler", "--config", str(stack.config_path), "rehearse",

@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from strangler.rehearse.model import CartModel, CartOp, cart_lines, show
+from testkit.cart_model import CartModel, CartOp, cart_lines, show
 from tests.support.lifecycle import running
 from tests.support.redis_proc import PrivateRedis
 from tests.support.shop import Admin, Reply, ShopUser

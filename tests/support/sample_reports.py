@@ -137,7 +137,7 @@ def drill() -> dict[str, Any]:
     return _report("drill", "rollback drill", 30.0, "passed", stages, events,
                    _timeline(30, share), _integrity(),
                    drill={"rollback_s": 0.84, "last_new_request_s": 20.7, "users_logged_out": 0,
-                          "carts_changed": 0, "orders_lost": 0, "orders_duplicated": 0})
+                          "models_changed": 0, "rows_lost": 0, "rows_duplicated": 0})
 
 
 def empty() -> dict[str, Any]:

@@ -12,13 +12,14 @@ import yaml
 
 from gateway.settings import load as load_config
 from strangler.rehearse.plan import (
-    JOURNEYS,
     Plan,
     PlanError,
     RouteChange,
+    Users,
     check_against,
     load,
     parse,
+    password,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ CONFIG = load_config(ROOT / "config.yaml")
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
 BASE: dict[str, Any] = {
     "name": "t",
+    "journeys": {"look": {"weight": 1, "steps": [{"path": "/api/products"}]}},
     "gates": {"error_rate": 0.01, "p99_ms": {"all": 900}},
     "stages": [{"name": "one", "duration_s": 10, "routes": {"catalog": "canary 10"}},
                {"name": "two", "duration_s": 20, "routes": {"cart": "new"},
@@ -69,9 +71,11 @@ def test_the_examples_are_the_three_the_issue_asks_for() -> None:
     (lambda d: d.update(users={"count": 0}), "users.count: must be > 0"),
     (lambda d: d.update(users={"think_ms": {"min": 500, "max": 100}}),
      "users.think_ms: max must be >= min"),
-    (lambda d: d.update(journeys={"dance": 1}), "journeys.dance: unknown key"),
-    (lambda d: d.update(journeys={j: 0 for j in JOURNEYS}),
+    (lambda d: d["journeys"]["look"]["steps"][0].update(dance=1),
+     "journeys.look.steps[0].dance: unknown key"),
+    (lambda d: d["journeys"]["look"].update(weight=0),
      "journeys: at least one journey needs a weight > 0"),
+    (lambda d: d.pop("journeys"), "journeys: required"),
     (lambda d: d["stages"][0]["routes"].update(catalog="canary"),
      "stages[0].routes.catalog: canary needs a percent"),
     (lambda d: d["stages"][0]["routes"].update(catalog="new 30"),
@@ -149,3 +153,170 @@ def test_the_normalized_plan_is_plain_json() -> None:
     dumped = plan.model_dump(mode="json")
     assert dumped["stages"][0]["routes"]["catalog"] == {"stage": "canary", "percent": 25}
     assert Plan.model_validate(yaml.safe_load(yaml.safe_dump(dumped))) == plan
+
+
+def _step(**fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["journeys"]["look"]["steps"][0].update(fields)
+
+
+def _with_checks(d: dict[str, Any], **checks: Any) -> None:
+    d["model"] = {"cart": {}, "placed": []}
+    d["checks"] = checks
+
+
+SQL = {"name": "rows", "query": "SELECT 1", "expect": {"captured": "placed"}}
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (_step(path="api/x"), "journeys.look.steps[0].path: must start with /"),
+    (_step(path="/api/{vars.}"), "journeys.look.steps[0].path: 'vars.' is not a JMESPath"),
+    (_step(body={"a": "{x"}), "journeys.look.steps[0]: '{x': an unmatched brace"),
+    (_step(method="FETCH"), "journeys.look.steps[0].method: Input should be"),
+    (_step(expect="some"), "journeys.look.steps[0].expect"),
+    (_step(vars={"p": "choice("}), "journeys.look.steps[0]: 'choice(' is not a JMESPath"),
+    (_step(when="a[?"), "journeys.look.steps[0]: 'a[?' is not a JMESPath"),
+    (_step(update=[{"add": "cart.x"}]),
+     "journeys.look.steps[0].update[0]: add needs a value (a template) or from"),
+    (_step(update=[{"add": "x", "set": "y", "value": 1}]),
+     "journeys.look.steps[0].update[0]: name exactly one of set, add, remove, merge"),
+    (_step(update=[{"set": "x", "value": 1, "from": "a"}]),
+     "journeys.look.steps[0].update[0]: give value or from, not both"),
+    (_step(update=[{"set": "x", "value": 1, "colour": 2}]),
+     "journeys.look.steps[0].update[0].colour: unknown key"),
+    (_step(**{"assert": [{"expr": "a"}]}),
+     "journeys.look.steps[0].assert[0]: give model (a model path) or equals"),
+    (_step(**{"assert": [{"expr": "a", "equals": 1, "model": "cart"}]}),
+     "journeys.look.steps[0].assert[0]: give model (a model path) or equals (a template), "
+     "not both"),
+    (_step(**{"assert": [{"status": 200, "expr": "a"}]}),
+     "journeys.look.steps[0].assert[0]: a status assertion has nothing else"),
+    (_step(key_header="Idempotency-Key"),
+     "journeys.look.steps[0]: key_header applies to on_no_answer: resend"),
+    (_step(key_header="Idempotency-Key", on_no_answer="resend"),
+     "journeys.look.steps[0]: key_header 'Idempotency-Key' is not in headers"),
+    (_step(on_no_answer="pray"), "journeys.look.steps[0].on_no_answer: Input should be"),
+    (_step(check="Cart Check"), "journeys.look.steps[0]: 'Cart Check': a check name"),
+    (lambda d: d["journeys"]["look"].update(steps=[]),
+     "journeys.look.steps: needs at least 1 item(s)"),
+    (lambda d: d.update(users={"usernames": ["ann"]}),
+     "users.usernames: accounts need a login step (login)"),
+    (lambda d: d.update(login={"path": "/login", "resets": ["cart"]}),
+     "login.resets: 'cart' is not a key of model"),
+    (lambda d: d.update(login={"path": "/login", "lost_status": "x"}), "login.lost_status"),
+    (lambda d: _with_checks(d, http=[{"name": "c", "path": "/x", "expr": "a",
+                                      "model": "nothing"}]),
+     "checks.http[0].model: 'nothing' is not in model"),
+    (lambda d: _with_checks(d, http=[{"name": "c", "path": "/x", "expr": "a",
+                                      "equals": 1, "compare": "contains"}]),
+     "checks.http[0]: compare: contains needs model"),
+    (lambda d: _with_checks(d, http=[{"name": "c", "path": "/x", "expr": "a["}]),
+     "checks.http[0]: 'a[' is not a JMESPath"),
+    (lambda d: _with_checks(d, sql=[{**SQL, "database": "shop"}]),
+     "checks.sql[0].database: no database 'shop' (known: stack)"),
+    (lambda d: _with_checks(d, sql=[{**SQL, "expect": {"captured": "orders"}}]),
+     "checks.sql[0].expect.captured: 'orders' is not a key of model"),
+    (lambda d: _with_checks(d, sql=[{**SQL, "expect": "all_rows"}]), "checks.sql[0].expect"),
+    (lambda d: _with_checks(d, sql=[{**SQL, "expect": "no_rows", "keys": "SELECT 1"}]),
+     "checks.sql[0]: keys applies to expect: {captured: ...}"),
+    (lambda d: _with_checks(d, sql=[SQL, SQL]), "checks: sql: two checks with one name"),
+    (lambda d: d.update(databases={"shop": {}}), "databases.shop: give url or url_env"),
+    (lambda d: d.update(databases={"shop": {"url": "x", "url_env": "Y"}}),
+     "databases.shop: give url or url_env, one of them"),
+])
+def test_a_bad_journey_login_or_check_names_the_key(mutate: Callable[[dict[str, Any]], None],
+                                                    expected: str) -> None:
+    assert expected in refused(mutate)
+
+
+def test_a_full_declared_plan_parses_with_its_shorthands() -> None:
+    data = copy.deepcopy(BASE)
+    data.update(
+        users={"usernames": ["ann"], "password_env": "X"},
+        login={"path": "/login", "body": {"u": "{user.username}"}, "expect": 200,
+               "resets": ["cart"], "lost_status": 401},
+        model={"cart": {}, "placed": []},
+        databases={"shop": {"url_env": "SHOP_DB"}},
+        checks={"http": [{"name": "cart_ok", "path": "/api/cart", "expr": "items",
+                          "model": "cart"}],
+                "sql": [{**SQL, "database": "shop"}]})
+    data["journeys"]["look"]["steps"][0].update(
+        method="POST", headers={"Idempotency-Key": "{uuid()}"}, on_no_answer="resend",
+        key_header="Idempotency-Key", expect=201,
+        update=[{"add": "placed", "from": "response.id"}, {"remove": "cart.{vars.p}"}],
+        **{"assert": [{"status": 201}, {"expr": "a", "equals": None}]})
+    plan = parse(data)
+    step = plan.journeys["look"].steps[0]
+    assert step.expect == (201,) and plan.login is not None and plan.login.lost_status == (401,)
+    assert [(u.op, u.has_value) for u in step.update] == [("add", True), ("remove", False)]
+    assert len(step.assertions) == 2 and step.assertions[0].status == (201,)
+    assert Plan.model_validate(plan.model_dump(mode="json")) == plan  # as report.json has it
+
+
+def test_the_password_comes_from_env_then_file_then_the_plan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "pw.txt"
+    secret.write_text("from-file\n")
+    users = Users(password_env="PLAN_PW_TEST", password_file=str(secret), password="literal")
+    monkeypatch.setenv("PLAN_PW_TEST", "from-env")
+    assert password(users) == "from-env"
+    monkeypatch.delenv("PLAN_PW_TEST")
+    assert password(users) == "from-file"
+    assert password(Users(password_env="PLAN_PW_TEST", password="literal")) == "literal"
+    with pytest.raises(PlanError, match=r"users.password_env: \$PLAN_PW_TEST is not set"):
+        password(Users(password_env="PLAN_PW_TEST"))
+    with pytest.raises(PlanError, match=r"users\.password_file: cannot read"):
+        password(Users(password_file=str(tmp_path / "none")))
+
+
+TRIPS_ROUTES = """
+routes:
+  - {name: auth, paths: [/accounts/login, /accounts/logout], legacy_only: true}
+  - {name: bookings, paths: [/api/bookings], legacy_only: true}
+  - {name: me, service: trips, paths: [/api/me], methods: [GET, HEAD], group: trips}
+  - {name: destinations, service: trips, paths: [/api/destinations, /api/destinations/*],
+     methods: [GET, HEAD]}
+  - {name: state, service: trips, paths: [/api/state], methods: [GET, HEAD], group: trips}
+  - {name: prefs, service: trips, paths: [/api/prefs/*], group: trips}
+  - {name: saved, service: trips, paths: [/api/saved/*], group: trips}
+  - {name: views, service: trips, paths: [/api/views/*], group: trips}
+  - {name: wizard, service: trips, paths: [/api/wizard, /api/wizard/*], group: trips}
+  - {name: draft, service: trips, paths: [/api/draft], group: trips}
+  - {name: default, paths: ["/*"], legacy_only: true}
+"""
+
+
+@pytest.mark.parametrize("name", ["cutover.yaml", "fault-triggers-rollback.yaml",
+                                  "rollback-drill.yaml"])
+def test_the_django_trips_plans_are_valid_against_its_contract(name: str,
+                                                              tmp_path: Path) -> None:
+    """examples/django_trips/CONTRACT.md's routes (B routes in group trips, logins and
+    bookings on Django only), written here: the plans are checked before the app exists."""
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    data.update(yaml.safe_load(TRIPS_ROUTES))
+    data["new"] = {"instances": [{"id": "t1", "url": "http://127.0.0.1:8211"}]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(data))
+    plan = load(ROOT / "examples" / "django_trips" / "plans" / name,
+                load_config(tmp_path / "config.yaml"))
+    assert plan.login is not None and plan.login.path == "/accounts/login"
+    assert {c.name for c in plan.checks.http} >= {"session_continuity", "state_integrity"}
+    assert [c.name for c in plan.checks.sql] == ["bookings_table"]
+    book = plan.journeys["book"].steps[-1]
+    assert book.on_no_answer == "resend" and book.key_header == "Idempotency-Key"
+    assert plan.is_drill == (name == "rollback-drill.yaml")
+    assert bool(plan.faults) == (name == "fault-triggers-rollback.yaml")
+
+
+def test_the_built_in_drill_runs_any_plans_users_journeys_and_checks() -> None:
+    from strangler.rehearse.drill import default_plan
+
+    base = load(ROOT / "plans" / "cutover-catalog-then-cart.yaml", CONFIG)
+    plan = default_plan(CONFIG, base, 7, 20, False, 2.5)
+    assert plan.is_drill and [s.name for s in plan.stages] == ["forward", "rollback"]
+    assert plan.stages[0].duration_s == plan.stages[1].duration_s == 10
+    assert set(plan.stages[0].routes) == {"auth", "cart", "catalog", "checkout", "orders"}
+    assert plan.stage_gates(1).rollback_s == 2.5 and plan.users.count == 7
+    assert (plan.journeys, plan.login, plan.checks, plan.model) == \
+        (base.journeys, base.login, base.checks, base.model)
+    assert check_against(plan, CONFIG) == []
+    current = default_plan(CONFIG, base, 7, 20, True, 2.5)
+    assert current.stages[0].routes == {}

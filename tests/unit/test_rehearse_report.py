@@ -149,7 +149,7 @@ def test_a_drill_shows_the_rollback_time_and_what_was_lost(tmp_path: Path) -> No
 
     assert page.text_by_id["rollback-time"].startswith("0.84 s")
     drill = page.text_by_id["drill"]
-    for label in ("users logged out", "carts changed", "orders lost", "orders duplicated"):
+    for label in ("users logged out", "models changed", "rows lost", "rows duplicated"):
         assert f"0{label}" in drill
     assert "at 20.70 s" in drill
     assert "2.00 s" in page.text_by_id["gates"]  # the rollback_s gate's limit

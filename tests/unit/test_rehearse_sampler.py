@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strangler.rehearse import drill, report
-from strangler.rehearse.integrity import TableCheck
+from strangler.rehearse.integrity import SqlResult
 from strangler.rehearse.promtext import Scrape
 from strangler.rehearse.sampler import MetricsSampler
 from strangler.rehearse.users import Finding
@@ -44,13 +44,13 @@ def _finding(check: str, user: int, got: str = "x") -> Finding:
     return Finding(check, user, "alice", "rollback", 1.0, "y", got)
 
 
-def test_drill_counts_users_not_findings_and_the_worse_of_two_order_counts() -> None:
+def test_drill_counts_users_not_findings_and_rows_of_every_sql_check() -> None:
     findings = [_finding("session_continuity", 1), _finding("session_continuity", 1),
                 _finding("cart_integrity", 2), _finding("cart_integrity", 3),
-                _finding("orders_integrity", 4, "order #7 missing from /api/orders"),
-                _finding("orders_integrity", 5, "order #8 missing from /api/orders")]
-    assert drill.counts(findings, TableCheck(lost=1, duplicated=2)) == {
-        "users_logged_out": 1, "carts_changed": 2, "orders_lost": 2, "orders_duplicated": 2}
+                _finding("orders_integrity", 3, "order #7 missing from /api/orders")]
+    sql = [SqlResult(lost=1, duplicated=2), SqlResult(lost=1)]
+    assert drill.counts(findings, sql) == {
+        "users_logged_out": 1, "models_changed": 2, "rows_lost": 2, "rows_duplicated": 2}
 
 
 def test_the_report_fails_on_a_breached_stage_or_a_failed_check() -> None:
