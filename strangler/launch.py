@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from sqlalchemy.engine import make_url
+
 from gateway.settings import Config, Node, Secret
 from strangler.procs import Process
 from strangler.stackfile import Role, StackSpec, render
@@ -42,8 +44,6 @@ class Database:
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a ``sqlite`` URL (absolute), else None."""
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database \
             or parsed.database == ":memory:":
@@ -61,9 +61,11 @@ def resolve_databases(spec: StackSpec, cfg: Config, run_dir: Path, own_config_db
         if db.url is not None:
             out[name] = Database(db.url, sqlite_file(db.url), owned=False)
         elif db.from_config and not own_config_db:
-            file = sqlite_file(cfg.database.url)
+            url, file = cfg.database.url, sqlite_file(cfg.database.url)
+            if file is not None:  # the same file from any working directory
+                url = make_url(url).set(database=str(file)).render_as_string(False)
             owned = file is not None and run_dir.resolve() in file.parents
-            out[name] = Database(cfg.database.url, file, owned)
+            out[name] = Database(url, file, owned)
         else:
             file = (run_dir / (db.file or f"{name}.db")).resolve()
             out[name] = Database(f"sqlite+aiosqlite:///{file}", file, owned=True)
@@ -120,7 +122,7 @@ def members(nodes: tuple[Node, ...]) -> list[Member]:
 class Launch:
     spec: StackSpec
     stack_dir: Path
-    """The stack file's folder: relative ``cwd``s start there."""
+    """The stack file's folder: ``cwd``s start there."""
     run_dir: Path
     config_path: Path
     config: Config
@@ -170,8 +172,12 @@ class Launch:
             raise StackError(f"{where}: {{{exc.args[0]}}} has no value in this run "
                              f"(database.url of the config is not a SQLite file)") from None
 
-    def _cwd(self, cwd: str | None, where: str, own: Mapping[str, str] = {}) -> Path:
-        return (self.stack_dir / self._render(cwd or ".", f"{where}.cwd", own)).resolve()
+    def _cwd(self, cwd: str | None, where: str, own: Mapping[str, str] = {}) -> Path | None:
+        """``cwd`` from the stack file's folder; none: strangler's own working directory,
+        where the config's relative paths resolve (as for the gateway)."""
+        if cwd is None:
+            return None
+        return (self.stack_dir / self._render(cwd, f"{where}.cwd", own)).resolve()
 
     def run_setup(self, log_dir: Path) -> None:
         """Each setup step in order; the first that fails stops the start with its output."""

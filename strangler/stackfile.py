@@ -18,7 +18,7 @@ keys are refused and every error names its key path
     legacy:                          # one process per legacy.nodes entry of the config
       argv: [gunicorn, --bind, "{host}:{port}", trips.wsgi]
       env: {TRIPS_NODE_ID: "{node}"}
-      cwd: legacy                    # relative to the stack file's folder (default: it)
+      cwd: legacy                    # from the stack file's folder (default: strangler's own)
       ready: /healthz                # readiness path (default: config's health.path)
     new:                             # one process per new.instances entry
       argv: ["{python}", -m, trips_new, --port, "{port}", --redis-url, "{redis_url}"]
@@ -96,7 +96,8 @@ class Command(_Frozen):
     argv: tuple[str, ...] = Field(min_length=1)
     env: dict[str, str] = {}
     cwd: str | None = None
-    """Relative to the stack file's folder; default: that folder."""
+    """Relative to the stack file's folder. Default: the directory strangler runs in,
+    where the config's relative paths resolve (the gateway runs there too)."""
 
 
 class Step(Command):
