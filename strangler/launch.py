@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from sqlalchemy.engine import make_url
 
 from gateway.settings import Config, Node, Secret
+from strangler.keys import ensure_token
 from strangler.procs import Process
 from strangler.stackfile import Role, StackSpec, render
 
@@ -150,9 +151,13 @@ class Launch:
             self.values[f"database_url:{name}"] = db.url
             if db.file is not None:
                 self.values[f"database_file:{name}"] = str(db.file)
-        self._secrets()
+        self._config_secrets()
+        for name in self.spec.secrets:
+            path = self.run_dir / "secrets" / name
+            ensure_token(path)
+            self.values[f"secret_file:{name}"] = str(path.resolve())
 
-    def _secrets(self) -> None:
+    def _config_secrets(self) -> None:
         used = {p for cmd in (*self.spec.setup, self.spec.legacy, self.spec.new)
                 for text in (*cmd.argv, *cmd.env.values()) for p in ("internal_token_file",
                                                                     "session_key_file")

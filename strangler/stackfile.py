@@ -12,6 +12,7 @@ keys are refused and every error names its key path
       trips: {}                      # SQLite file trips.db in the run directory
       shop: {from_config: true}      # the one config's database.url names
       reports: {url: "postgresql+asyncpg://..."}   # an existing one: never emptied
+    secrets: [django_key]            # {secret_file:django_key}: a random token, made once
     setup:                           # once, in order, before any process; each must exit 0
       - {name: migrate, argv: ["{python}", manage.py, migrate], cwd: legacy,
          env: {TRIPS_DB: "{database_file:trips}"}}
@@ -51,6 +52,7 @@ PLACEHOLDERS: dict[str, str] = {
     "session_key_file": "a file holding the session key (tokens.session_key)",
     "database_url:NAME": "database NAME as a SQLAlchemy URL (sqlite+aiosqlite:///...)",
     "database_file:NAME": "database NAME's SQLite file (absolute path)",
+    "secret_file:NAME": "a file (mode 0600) holding secret NAME, made once per run directory",
     "node": "legacy and new only: the node's or instance's id in the config",
     "host": "legacy and new only: the host the process listens on",
     "port": "legacy and new only: the port the process listens on",
@@ -116,6 +118,9 @@ class Role(Command):
 class StackSpec(_Frozen):
     name: str = "app"
     databases: dict[NAME, Database] = {}
+    secrets: tuple[NAME, ...] = ()
+    """The app's own secrets (a framework's signing key): each a random token in
+    ``RUN_DIR/secrets/NAME``, made on first use and kept for the run directory."""
     setup: tuple[Step, ...] = ()
     legacy: Role
     new: Role
@@ -170,7 +175,7 @@ def render(text: str, values: Mapping[str, str]) -> str:
 
 
 def _problem(name: str, arg: str | None, databases: Mapping[str, Database],
-             once: bool) -> str | None:
+             secrets: tuple[str, ...], once: bool) -> str | None:
     if name in ("database_url", "database_file"):
         if arg is None:
             return f"{{{name}}} needs a database name: {{{name}:NAME}}"
@@ -180,6 +185,11 @@ def _problem(name: str, arg: str | None, databases: Mapping[str, Database],
         db = databases[arg]
         if name == "database_file" and db.url is not None:
             return f"{{database_file:{arg}}}: database {arg!r} is a url, not a SQLite file"
+        return None
+    if name == "secret_file":
+        if arg is None or arg not in secrets:
+            known = ", ".join(secrets) or "none declared"
+            return f"{{secret_file:{arg or 'NAME'}}}: name one of secrets ({known})"
         return None
     if arg is not None or name not in PLACEHOLDERS:
         return f"unknown placeholder {{{name}{':' + arg if arg else ''}}} " \
@@ -210,7 +220,8 @@ def _check_templates(spec: StackSpec) -> list[str]:
                 problems.append(f"{key}: {exc}")
                 continue
             problems += [f"{key}: {p}" for name, arg in found
-                         if (p := _problem(name, arg, spec.databases, where.startswith("setup")))]
+                         if (p := _problem(name, arg, spec.databases, spec.secrets,
+                                           where.startswith("setup")))]
     if spec.legacy.ready is not None and not spec.legacy.ready.startswith("/"):
         problems.append("legacy.ready: a path, starting with /")
     if spec.new.ready is not None and not spec.new.ready.startswith("/"):
