@@ -21,7 +21,14 @@ from pathlib import Path
 from gateway.settings import Config, ConfigError
 from strangler import runtime
 from strangler.keys import ensure_keypair, ensure_token
-from strangler.launch import Launch, empty, members, private_redis, resolve_databases, sqlite_file
+from strangler.launch import (
+    Launch,
+    config_database,
+    empty,
+    members,
+    private_redis,
+    resolve_databases,
+)
 from strangler.ports import free_port, port_free
 from strangler.procs import Process, ProcessError
 from strangler.stackfile import StackSpec
@@ -41,13 +48,15 @@ def _check_ports(cfg: Config) -> None:
                           + " -- is another demo running? Stop it or change the ports.")
 
 
-def _prepare(cfg: Config, keep_data: bool) -> None:
+def running_databases(cfg: Config, spec: StackSpec) -> dict[str, str]:
+    """The stack file's databases by name (SQLAlchemy URLs) as a demo started from this
+    folder has them: what a run against a running demo checks."""
+    return {name: db.url for name, db in
+            resolve_databases(spec, cfg, STATE_DIR.resolve(), own_config_db=False).items()}
+
+
+def _prepare(cfg: Config) -> None:
     STATE_DIR.mkdir(exist_ok=True)
-    if not keep_data:  # each demo starts from the seed; never someone else's database
-        file = sqlite_file(cfg.database.url)
-        if file is not None and STATE_DIR.resolve() in file.parents:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{file}{suffix}").unlink(missing_ok=True)
     ensure_keypair(cfg.tokens.private_key_file, cfg.tokens.jwks_file)
     for where, secret in (("legacy.internal_token", cfg.legacy.internal_token),
                           ("gateway.admin_token", cfg.gateway.admin_token),
@@ -67,7 +76,7 @@ def run_demo(cfg: Config, config_path: Path, spec: StackSpec, stack_dir: Path,
     """Start everything, report dead children, stop all on SIGTERM/SIGINT. Raises
     ConfigError or StackError when the stack cannot start (what started is stopped)."""
     _check_ports(cfg)
-    _prepare(cfg, keep_data)
+    _prepare(cfg)
     started: list[Process] = []
     running = False
     stop_requested = False
@@ -93,8 +102,8 @@ def run_demo(cfg: Config, config_path: Path, spec: StackSpec, stack_dir: Path,
         runtime.write({"redis_url": redis_url})
         run_dir = STATE_DIR.resolve()
         databases = resolve_databases(spec, cfg, run_dir, own_config_db=False)
-        if not keep_data:
-            empty(databases)
+        if not keep_data:  # from the seed; the run's own files only, never someone's database
+            empty({**databases, "": config_database(cfg, run_dir)})
         launch = Launch(spec, stack_dir, run_dir, config_path, cfg, redis_url, databases)
         launch.run_setup(logs)
         backends = [(launch.process(role, m, logs), spec.legacy.ready_within_s

@@ -52,6 +52,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database).resolve()
 
 
+def config_database(cfg: Config, run_dir: Path) -> Database:
+    """The database config's ``database.url`` names; the run's own if its file is in
+    ``run_dir``. A relative SQLite path is made absolute: the same file from any folder."""
+    url, file = cfg.database.url, sqlite_file(cfg.database.url)
+    if file is not None:
+        url = make_url(url).set(database=str(file)).render_as_string(False)
+    return Database(url, file, owned=file is not None and run_dir.resolve() in file.parents)
+
+
 def resolve_databases(spec: StackSpec, cfg: Config, run_dir: Path, own_config_db: bool
                       ) -> dict[str, Database]:
     """Each declared database for a run in ``run_dir``. ``own_config_db``: a ``from_config``
@@ -62,11 +71,7 @@ def resolve_databases(spec: StackSpec, cfg: Config, run_dir: Path, own_config_db
         if db.url is not None:
             out[name] = Database(db.url, sqlite_file(db.url), owned=False)
         elif db.from_config and not own_config_db:
-            url, file = cfg.database.url, sqlite_file(cfg.database.url)
-            if file is not None:  # the same file from any working directory
-                url = make_url(url).set(database=str(file)).render_as_string(False)
-            owned = file is not None and run_dir.resolve() in file.parents
-            out[name] = Database(url, file, owned)
+            out[name] = config_database(cfg, run_dir)
         else:
             file = (run_dir / (db.file or f"{name}.db")).resolve()
             out[name] = Database(f"sqlite+aiosqlite:///{file}", file, owned=True)

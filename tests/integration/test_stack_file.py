@@ -108,6 +108,10 @@ async def state_on(gateway_url: str, admin: Admin, backend: str) -> None:
       "legacy.env.A-B: not a variable name", "legacy.ready: a path, starting with /",
       "new.argv[0]: {database_url:trips}: no database 'trips'",
       "setup[0].argv[1]: {port} is a process's own"]),
+    ({**ROLES, "secrets": ["django_key"],
+      "setup": [{"name": "a", "argv": ["{secret_file:django}", "{database_file}"]}]},
+     ["setup[0].argv[0]: {secret_file:django}: name one of secrets (django_key)",
+      "setup[0].argv[1]: {database_file} needs a database name"]),
 ])
 def test_a_malformed_stack_file_is_refused_naming_each_key_path(
         doc: dict[str, Any], problems: list[str]) -> None:
