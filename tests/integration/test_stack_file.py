@@ -4,7 +4,8 @@ The notes app (tests/apps/notes: a Python monolith with sessions in memory) and 
 new service in Node are started from their stack file (tests/apps/notes/stack.yaml),
 answer through the gateway on both sides, take a fault by role, and stop cleanly. A
 malformed stack file is refused naming its key paths; a failing setup step stops the
-start with its output, and nothing is left running.
+start with its output, and nothing is left running. The shop's own stack.yaml (what
+``make demo`` reads) starts the shop as the hard-coded command lines did.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from testkit.notes_stack import NOTES_ROUTES
 from tests.support.net import await_until, free_port, port_open
 from tests.support.notes_user import NotesUser
 from tests.support.profiles import notes_session
-from tests.support.shop import Admin
+from tests.support.shop import Admin, ShopUser, cart_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTES_STACK = ROOT / "tests" / "apps" / "notes" / "stack.yaml"
@@ -198,6 +199,52 @@ async def test_start_stack_runs_the_notes_stack_and_its_faults_act_on_roles(
     finally:
         await stack.stop()
     assert not any(p.alive() for p in stack.processes())
+
+
+async def test_strangler_demo_starts_the_shop_from_its_stack_yaml(tmp_path: Path) -> None:
+    """``make demo``'s stack, from ./stack.yaml: seeded, both sides, a private Redis."""
+    doc = yaml.safe_load((ROOT / "config.yaml").read_text())
+    ports = {"gateway": free_port(), "admin": free_port()}
+    doc["gateway"]["listen"]["port"], doc["gateway"]["admin_listen"]["port"] = \
+        ports["gateway"], ports["admin"]
+    for node in [*doc["legacy"]["nodes"], *doc["new"]["instances"]]:
+        ports[node["id"]] = free_port()
+        node["url"] = f"http://127.0.0.1:{ports[node['id']]}"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = demo(config, ROOT / "stack.yaml", tmp_path)
+    try:
+        async def up() -> bool:
+            assert proc.poll() is None, f"the demo exited {proc.returncode}:\n{output(tmp_path)}"
+            return "Strangler demo of shop is up." in output(tmp_path)
+
+        await await_until(up, timeout=120, what="the demo's banner")
+        assert "services-n2" in output(tmp_path) and "redis://127.0.0.1:" in output(tmp_path)
+        admin = Admin(f"http://127.0.0.1:{ports['admin']}",
+                      (tmp_path / ".strangler" / "admin-token").read_text().strip())
+        async with ShopUser(f"http://127.0.0.1:{ports['gateway']}") as user:
+            await user.must_login()
+            await user.must_add(1, 2)  # the seed's products: the setup step ran
+            await admin.must_set_route("cart", "new")
+            cart = await user.cart()
+            assert cart.status == 200 and cart.backend == "new", (cart.status, cart.body)
+            assert cart_lines(cart) == {1: 2}
+        assert (tmp_path / ".strangler" / "shop.db").exists()  # config's database.url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C
+        code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0, output(tmp_path)
+    for name, port in ports.items():
+        assert not port_open(port), f"{name} still listens on {port} after the demo stopped"
+
+
+def test_stack_file_goes_with_stack(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "strangler", "rehearse",
+                           str(ROOT / "plans" / "cutover-catalog-then-cart.yaml"),
+                           "--stack-file", str(ROOT / "stack.yaml")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "--stack-file goes with --stack" in done.stderr, done.stderr
 
 
 # ------------------------------------------------------------------ a failing setup
