@@ -26,7 +26,7 @@ from strangler.launch import StackError
 from strangler.rehearse.faults import FaultController
 from strangler.rehearse.plan import FaultSpec
 from strangler.rehearse.stack import start_stack
-from strangler.stackfile import StackFileError, parse
+from strangler.stackfile import StackFileError, parse, render
 from testkit.notes_stack import NOTES_ROUTES
 from tests.support.net import await_until, free_port, port_open
 from tests.support.notes_user import NotesUser
@@ -120,6 +120,12 @@ def test_a_malformed_stack_file_is_refused_naming_each_key_path(
         parse(doc, "stack.yaml")
     for problem in problems:
         assert problem in str(caught.value), str(caught.value)
+
+
+def test_placeholders_are_replaced_and_double_braces_are_braces() -> None:
+    values = {"port": "8101", "database_url:trips": "sqlite+aiosqlite:////x/trips.db"}
+    assert render('{{"port": {port}}} {database_url:trips}', values) == \
+        '{"port": 8101} sqlite+aiosqlite:////x/trips.db'
 
 
 def test_the_demo_refuses_a_bad_stack_file_before_starting_anything(tmp_path: Path) -> None:
