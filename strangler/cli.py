@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "the config file)")
     demo.add_argument("--keep-data", action="store_true",
                       help="keep the demo database from the last run (default: fresh seed)")
-    sub.add_parser("check-config", help="validate the config file and exit")
+    check = sub.add_parser("check-config", help="validate the config file (and the stack "
+                           "file next to it, if any) and exit")
+    check.add_argument("--stack-file", type=Path, help="a stack file to validate too")
 
     flags = sub.add_parser("flags", help="show or move route flags")
     flags.add_argument("--redis-url")
@@ -256,6 +258,19 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
                        for r in cfg.routes)
     print(f"{args.config}: OK ({len(cfg.legacy.nodes)} legacy nodes, "
           f"{len(cfg.new.instances)} new instances; routes: {routes})")
+    from strangler.stackfile import StackFileError, default_path, load
+
+    stack_file = args.stack_file or default_path(Path(args.config))
+    if args.stack_file is None and not stack_file.exists():
+        return 0  # a gateway's config needs no stack file; demo and --stack do
+    try:
+        spec = load(stack_file)
+    except StackFileError as exc:
+        print(f"strangler: {exc}", file=sys.stderr)
+        return 2
+    print(f"{stack_file}: OK ({spec.name}; setup: "
+          f"{', '.join(s.name for s in spec.setup) or 'none'}; "
+          f"databases: {', '.join(spec.databases) or 'none'})")
     return 0
 
 

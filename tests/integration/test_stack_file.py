@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,10 @@ def test_the_demo_refuses_a_bad_stack_file_before_starting_anything(tmp_path: Pa
     assert done.returncode == 2, done.stderr
     assert f"{bad}: invalid stack file" in done.stderr  # the default: next to the config
     assert "new.argv[0]: unknown placeholder {redis}" in done.stderr
+    check = subprocess.run([sys.executable, "-m", "strangler", "--config", str(config),
+                            "check-config"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert check.returncode == 2 and "new.argv[0]: unknown placeholder {redis}" in check.stderr
     missing = subprocess.run([sys.executable, "-m", "strangler", "--config", str(config), "demo",
                               "--stack-file", str(tmp_path / "nope.yaml")], cwd=tmp_path,
                              capture_output=True, text=True, timeout=60, check=False)
@@ -196,6 +201,15 @@ async def test_start_stack_runs_the_notes_stack_and_its_faults_act_on_roles(
             assert put.upstream != "n1", put.headers
         assert await faults.undo(kill_n1) == "stop_new ended: n1 restarted"
         assert stack.new["n1"].ready() and port_open(stack.proxies["n1"].port)
+        slow = FaultSpec(at_s=0, duration_s=1, action="slow_new", delay_ms=400)
+        assert await faults.apply(slow) == "slow_new: +400 ms on n1, n2"
+        async with NotesUser(stack.gateway_url) as user:
+            await user.must_login("cy")
+            started = time.monotonic()
+            state = await user.state()
+            assert state.status == 200 and state.backend == "new", (state.status, state.body)
+            assert time.monotonic() - started >= 0.4  # through the proxy: delayed, not lost
+        await faults.undo(slow)
         pause_a = FaultSpec(at_s=0, duration_s=1, action="stop_legacy", target="a",
                             mode="pause")
         await faults.apply(pause_a)
