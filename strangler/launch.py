@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from gateway.settings import Config, Node, Secret
 from strangler.keys import ensure_token
 from strangler.procs import Process
-from strangler.stackfile import Role, StackSpec, render
+from strangler.stackfile import Role, StackSpec, render, used
 
 
 class StackError(Exception):
@@ -163,15 +163,12 @@ class Launch:
             self.values[f"secret_file:{name}"] = str(path.resolve())
 
     def _config_secrets(self) -> None:
-        used = {p for cmd in (*self.spec.setup, self.spec.legacy, self.spec.new)
-                for text in (*cmd.argv, *cmd.env.values()) for p in ("internal_token_file",
-                                                                    "session_key_file")
-                if "{" + p + "}" in text}
+        """The config's secrets as files, for the placeholders the stack file uses."""
         wanted = {"internal_token_file": (self.config.legacy.internal_token,
                                           "legacy.internal_token", "internal-token"),
                   "session_key_file": (self.config.tokens.session_key, "tokens.session_key",
                                        "session-key")}
-        for key in used:
+        for key in used(self.spec) & wanted.keys():
             secret, where, name = wanted[key]
             self.values[key] = str(secret_file(secret, where, self.run_dir, name))
 

@@ -199,33 +199,46 @@ def _problem(name: str, arg: str | None, databases: Mapping[str, Database],
     return None
 
 
-def _check_templates(spec: StackSpec) -> list[str]:
-    problems = []
+def templates(spec: StackSpec) -> list[tuple[str, str]]:
+    """Every text placeholders may appear in, with its key path."""
     parts: list[tuple[str, Command]] = [(f"setup[{i}]", s) for i, s in enumerate(spec.setup)]
     parts += [("legacy", spec.legacy), ("new", spec.new)]
+    texts = []
     for where, cmd in parts:
-        texts = [(f"{where}.argv[{i}]", a) for i, a in enumerate(cmd.argv)]
+        texts += [(f"{where}.argv[{i}]", a) for i, a in enumerate(cmd.argv)]
         texts += [(f"{where}.env.{k}", v) for k, v in cmd.env.items()]
-        problems += [f"{where}.env.{k}: not a variable name" for k in cmd.env
-                     if not ENV_NAME.match(k)]
         if cmd.cwd is not None:
             texts.append((f"{where}.cwd", cmd.cwd))
         if isinstance(cmd, Role):
             texts += [(f"{where}.{k}", v) for k, v in (("name", cmd.name), ("ready", cmd.ready))
                       if v is not None]
-        for key, text in texts:
-            try:
-                found = placeholders_in(text)
-            except ValueError as exc:
-                problems.append(f"{key}: {exc}")
-                continue
-            problems += [f"{key}: {p}" for name, arg in found
-                         if (p := _problem(name, arg, spec.databases, spec.secrets,
-                                           where.startswith("setup")))]
-    if spec.legacy.ready is not None and not spec.legacy.ready.startswith("/"):
-        problems.append("legacy.ready: a path, starting with /")
-    if spec.new.ready is not None and not spec.new.ready.startswith("/"):
-        problems.append("new.ready: a path, starting with /")
+    return texts
+
+
+def used(spec: StackSpec) -> set[str]:
+    """The placeholders the stack file uses (``name`` or ``name:argument``)."""
+    return {name if arg is None else f"{name}:{arg}" for _, text in templates(spec)
+            for name, arg in placeholders_in(text)}
+
+
+def _check_templates(spec: StackSpec) -> list[str]:
+    problems = [f"{where}.env.{k}: not a variable name"
+                for where, cmd in [*((f"setup[{i}]", s) for i, s in enumerate(spec.setup)),
+                                   ("legacy", spec.legacy), ("new", spec.new)]
+                for k in cmd.env if not ENV_NAME.match(k)]
+    for key, text in templates(spec):
+        try:
+            found = placeholders_in(text)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        problems += [f"{key}: {p}" for name, arg in found
+                     if (p := _problem(name, arg, spec.databases, spec.secrets,
+                                       key.startswith("setup")))]
+    for role in ("legacy", "new"):
+        ready = getattr(spec, role).ready
+        if ready is not None and not ready.startswith("/"):
+            problems.append(f"{role}.ready: a path, starting with /")
     return problems
 
 
