@@ -23,6 +23,7 @@ from strangler import runtime
 from strangler.keys import ensure_keypair, ensure_token
 from strangler.launch import (
     Launch,
+    StackError,
     config_database,
     empty,
     members,
@@ -89,44 +90,16 @@ def run_demo(cfg: Config, config_path: Path, spec: StackSpec, stack_dir: Path,
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    logs = STATE_DIR / "logs"
     try:
-        redis_url = cfg.redis.url
-        if not redis_url:
-            port = free_port()
-            redis = private_redis(port, STATE_DIR / "redis", logs)
-            started.append(redis)
-            redis.start()
-            redis.wait_ready(10)
-            redis_url = f"redis://127.0.0.1:{port}/0"
-        runtime.write({"redis_url": redis_url})
-        run_dir = STATE_DIR.resolve()
-        databases = resolve_databases(spec, cfg, run_dir, own_config_db=False)
-        if not keep_data:  # from the seed; the run's own files only, never someone's database
-            empty({**databases, "": config_database(cfg, run_dir)})
-        launch = Launch(spec, stack_dir, run_dir, config_path, cfg, redis_url, databases)
-        launch.run_setup(logs)
-        backends = [(launch.process(role, m, logs), spec.legacy.ready_within_s
-                     if role == "legacy" else spec.new.ready_within_s)
-                    for role, nodes in (("legacy", cfg.legacy.nodes), ("new", cfg.new.instances))
-                    for m in members(nodes)]
-        for proc, _ in backends:
-            started.append(proc)
-            proc.start()
-        for proc, within_s in backends:
-            proc.wait_ready(within_s)
-        gateway = launch.gateway(logs)
-        started.append(gateway)
-        gateway.start()
-        gateway.wait_ready()
+        redis_url, backends = _start(cfg, config_path, spec, stack_dir, keep_data, started)
         running = True
-        _banner(cfg, spec, redis_url, [p for p, _ in backends])
+        _banner(cfg, spec, redis_url, backends)
         _watch(started, lambda: stop_requested)
         return 0
     except _Stop:
         return 130
     except ProcessError as exc:
-        raise ConfigError(str(exc)) from None
+        raise StackError(str(exc)) from None
     finally:
         print(f"\nstopping the {spec.name} demo...", file=sys.stderr)
         for proc in reversed(started):
@@ -134,6 +107,41 @@ def run_demo(cfg: Config, config_path: Path, spec: StackSpec, stack_dir: Path,
         for proc in reversed(started):
             proc.wait(10)
         runtime.clear()
+
+
+def _start(cfg: Config, config_path: Path, spec: StackSpec, stack_dir: Path, keep_data: bool,
+           started: list[Process]) -> tuple[str, list[Process]]:
+    """Redis if the config names none, the setup steps, the app's processes until they
+    answer, then the gateway; each process joins ``started`` as it starts."""
+    logs = STATE_DIR / "logs"
+    redis_url = cfg.redis.url
+    if not redis_url:
+        port = free_port()
+        redis = private_redis(port, STATE_DIR / "redis", logs)
+        started.append(redis)
+        redis.start()
+        redis.wait_ready(10)
+        redis_url = f"redis://127.0.0.1:{port}/0"
+    runtime.write({"redis_url": redis_url})
+    run_dir = STATE_DIR.resolve()
+    databases = resolve_databases(spec, cfg, run_dir, own_config_db=False)
+    if not keep_data:  # from the seed; the run's own files only, never someone's database
+        empty({**databases, "": config_database(cfg, run_dir)})
+    launch = Launch(spec, stack_dir, run_dir, config_path, cfg, redis_url, databases)
+    launch.run_setup(logs)
+    backends = [(launch.process(role, m, logs), getattr(spec, role).ready_within_s)
+                for role, nodes in (("legacy", cfg.legacy.nodes), ("new", cfg.new.instances))
+                for m in members(nodes)]
+    for proc, _ in backends:
+        started.append(proc)
+        proc.start()
+    for proc, within_s in backends:
+        proc.wait_ready(within_s)
+    gateway = launch.gateway(logs)
+    started.append(gateway)
+    gateway.start()
+    gateway.wait_ready()
+    return redis_url, [p for p, _ in backends]
 
 
 def _watch(children: list[Process], stopping: object) -> None:
