@@ -301,3 +301,19 @@ async def test_a_failing_setup_step_stops_start_stack_with_its_output(tmp_path: 
     assert "setup[0] (migrate) failed (exit 3)" in str(caught.value)
     assert "table planner_user is broken" in str(caught.value)
     assert not (tmp_path / "second-step-ran").exists()
+
+
+def test_a_process_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -> None:
+    config, ports = notes_config(tmp_path, None, "unused")
+    stack = tmp_path / "dies.yaml"
+    stack.write_text(yaml.safe_dump({
+        "legacy": {"argv": ["{python}", "-c", "import sys; print('gunicorn: no module named "
+                                              "trips.wsgi'); sys.exit(4)"]},
+        "new": ROLES["new"]}))
+    done = subprocess.run([sys.executable, "-m", "strangler", "--config", str(config), "demo",
+                           "--stack-file", str(stack)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "legacy-a exited (4)" in done.stderr
+    assert "no module named trips.wsgi" in done.stderr
+    assert not any(port_open(p) for p in ports.values())  # the new instances stopped too
