@@ -1,6 +1,7 @@
 """``strangler``: run the parts, check the config, move the flags.
 
-    strangler [--config FILE] gateway|legacy|services|demo|check-config
+    strangler [--config FILE] gateway|legacy|services|check-config
+    strangler [--config FILE] demo [--stack-file FILE] [--keep-data]
     strangler flags list | set ROUTE STAGE [--percent N] [--reason TEXT] | kill on|off | reset
     strangler keys generate
     strangler shadow report ROUTE [--admin URL] [--json]
@@ -51,9 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--redis-url")
 
     demo = sub.add_parser("demo", help="start the whole stack on localhost")
+    demo.add_argument("--stack-file", type=Path,
+                      help="how to start the app's processes (default: stack.yaml next to "
+                           "the config file)")
     demo.add_argument("--keep-data", action="store_true",
                       help="keep the demo database from the last run (default: fresh seed)")
-    sub.add_parser("check-config", help="validate the config file and exit")
+    check = sub.add_parser("check-config", help="validate the config file (and the stack "
+                           "file next to it, if any) and exit")
+    check.add_argument("--stack-file", type=Path, help="a stack file to validate too")
 
     flags = sub.add_parser("flags", help="show or move route flags")
     flags.add_argument("--redis-url")
@@ -234,8 +240,17 @@ def _redis_args(redis: RedisSection) -> list[str]:
 
 def _demo(cfg: Config, args: argparse.Namespace) -> int:
     from strangler.demo import run_demo
+    from strangler.launch import StackError
+    from strangler.stackfile import StackFileError, default_path, load
 
-    return run_demo(cfg, Path(args.config), keep_data=args.keep_data)
+    stack_file = args.stack_file or default_path(Path(args.config))
+    try:
+        spec = load(stack_file)
+        return run_demo(cfg, Path(args.config), spec, stack_file.resolve().parent,
+                        keep_data=args.keep_data)
+    except (StackFileError, StackError) as exc:
+        print(f"strangler: {exc}", file=sys.stderr)
+        return 2
 
 
 def _check(cfg: Config, args: argparse.Namespace) -> int:
@@ -243,6 +258,19 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
                        for r in cfg.routes)
     print(f"{args.config}: OK ({len(cfg.legacy.nodes)} legacy nodes, "
           f"{len(cfg.new.instances)} new instances; routes: {routes})")
+    from strangler.stackfile import StackFileError, default_path, load
+
+    stack_file = args.stack_file or default_path(Path(args.config))
+    if args.stack_file is None and not stack_file.exists():
+        return 0  # a gateway's config needs no stack file; demo and --stack do
+    try:
+        spec = load(stack_file)
+    except StackFileError as exc:
+        print(f"strangler: {exc}", file=sys.stderr)
+        return 2
+    print(f"{stack_file}: OK ({spec.name}; setup: "
+          f"{', '.join(s.name for s in spec.setup) or 'none'}; "
+          f"databases: {', '.join(spec.databases) or 'none'})")
     return 0
 
 

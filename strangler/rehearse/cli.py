@@ -1,15 +1,16 @@
 """``strangler rehearse PLAN.yaml`` and ``strangler drill rollback``.
 
-    strangler rehearse PLAN.yaml [--stack [--free-ports]]
+    strangler rehearse PLAN.yaml [--stack [--stack-file F] [--free-ports]]
                        [--admin URL --gateway URL --token-env VAR]
                        [--out DIR] [--scale F] [--users N] [--no-live]
-    strangler drill rollback [--stack [--free-ports]] [--admin URL --gateway URL
+    strangler drill rollback [--stack [--stack-file F] [--free-ports]] [--admin URL --gateway URL
                        --token-env VAR] [--users N] [--duration S] [--use-current]
                        [--max-rollback-s S] --plan FILE [--out DIR] [--no-live]
 
 Without ``--stack`` the run goes against a running gateway: by default the
 one config.yaml describes (``make demo``), with the admin token config.yaml
-names. ``--stack`` starts the whole demo stack for the run and stops it
+names. ``--stack`` starts the app's whole stack for the run, as its stack file
+says (``stack.yaml`` next to the config, or ``--stack-file``), and stops it
 after (faults need it: they stop and slow its processes).
 
 Exit status: 0 every gate held and every integrity check passed; 1 a gate
@@ -57,7 +58,10 @@ def add_parsers(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stack", action="store_true",
-                   help="start the whole demo stack for this run (needed for faults)")
+                   help="start the app's whole stack for this run (needed for faults)")
+    p.add_argument("--stack-file", type=Path,
+                   help="with --stack: how to start the app's processes (default: stack.yaml "
+                        "next to the config file)")
     p.add_argument("--free-ports", action="store_true",
                    help="with --stack: free ports instead of config.yaml's")
     p.add_argument("--admin", help="admin URL of a running gateway (default: from config)")
@@ -119,6 +123,8 @@ def _run(cfg: Config, args: argparse.Namespace, plan: Any, kind: str) -> int:
     if plan.faults and not args.stack:
         return _fail(f"{args.plan}: this plan injects faults ({len(plan.faults)}), which stop "
                      "and slow processes of the stack: run it with --stack")
+    if args.stack_file and not args.stack:
+        return _fail("--stack-file goes with --stack (it says how to start the stack)")
     if args.stack and (args.admin or args.gateway or args.token_env):
         return _fail("--stack starts its own gateway: drop --admin/--gateway/--token-env")
     out = args.out or Path(f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -153,13 +159,15 @@ async def _execute(cfg: Config, args: argparse.Namespace, plan: Any, kind: str, 
                    live: bool) -> dict[str, Any]:
     from strangler.rehearse.runner import Rehearsal, RunError
     from strangler.rehearse.stack import StackError, start_stack
+    from strangler.stackfile import StackFileError
 
     stack = None
     if args.stack:
         print(f"starting the stack in {out / 'stack'} ...", file=sys.stderr)
         try:
-            stack = await start_stack(Path(args.config), out / "stack", args.free_ports)
-        except (StackError, OSError) as exc:
+            stack = await start_stack(Path(args.config), out / "stack", args.free_ports,
+                                      args.stack_file)
+        except (StackError, StackFileError, OSError) as exc:
             raise _Refused(f"--stack: {exc}") from None
     try:
         target = _target(cfg, args, plan, stack)

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from strangler.rehearse.plan import FaultSpec
 
 if TYPE_CHECKING:
-    from strangler.rehearse.stack import RunningStack, StackProcess
+    from strangler.procs import Process
+    from strangler.rehearse.stack import RunningStack
 
 _PIECE = 64 * 1024
 
@@ -111,7 +112,8 @@ class FaultError(Exception):
 
 
 class FaultController:
-    """Applies and undoes the plan's faults on the processes of a ``--stack`` run."""
+    """Applies and undoes the plan's faults on the processes of a ``--stack`` run, by
+    role (the legacy nodes, the new instances, Redis) -- whatever app the stack runs."""
 
     def __init__(self, stack: RunningStack) -> None:
         self.stack = stack
@@ -132,7 +134,10 @@ class FaultController:
             proc = self._proc(fault.action, t)
             if fault.action == "stop_new" and fault.stop_mode == "kill":
                 await self.stack.proxies[t].stop_listening()
-            await (proc.kill() if fault.stop_mode == "kill" else proc.pause())
+            if fault.stop_mode == "kill":
+                await asyncio.to_thread(proc.kill)
+            else:
+                proc.pause()
         verb = "killed" if fault.stop_mode == "kill" else "paused"
         return f"{fault.action}: {', '.join(targets)} {verb}"
 
@@ -145,15 +150,15 @@ class FaultController:
         for t in targets:
             proc = self._proc(fault.action, t)
             if fault.stop_mode == "pause":
-                await proc.resume()
+                proc.resume()
                 continue
-            await proc.restart()
+            await self.stack.restart(proc)
             if fault.action == "stop_new":
                 await self.stack.proxies[t].start()
         verb = "restarted" if fault.stop_mode == "kill" else "resumed"
         return f"{fault.action} ended: {', '.join(targets)} {verb}"
 
-    def _proc(self, action: str, target: str) -> StackProcess:
+    def _proc(self, action: str, target: str) -> Process:
         if action == "stop_redis":
             return self.stack.redis
         return (self.stack.legacy if action == "stop_legacy" else self.stack.new)[target]

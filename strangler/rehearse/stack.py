@@ -1,23 +1,21 @@
-"""``--stack``: the whole demo stack, started by the rehearsal itself.
+"""``--stack``: an application's whole stack, started by the rehearsal itself.
 
-Built from ``strangler demo``'s pieces (its child processes, its private
-Redis, its key and token helpers) and the user's config.yaml -- routes,
-groups, breakers, timeouts as they are -- with what a throw-away stack needs
-instead: a fresh SQLite database, a private Redis (so ``stop_redis`` can stop
-it), secrets in files of the run's own directory, the debug backend header on,
-the local flag provider, and a ``DelayProxy`` in front of each new instance
-(the gateway's config names the proxy). Ports are config.yaml's, or free ones
-with ``free_ports`` (what tests use, so two runs never collide).
+The app's processes come from its stack file (``strangler.stackfile``: how to start
+its legacy nodes and new instances, what to set up first, its databases), the rest
+from the user's config -- routes, groups, breakers, timeouts as they are -- with
+what a throw-away stack needs instead: the stack file's SQLite databases fresh in
+the run's directory (config's ``database.url`` among them, or a file of its own),
+a private Redis (so ``stop_redis`` can stop it), secrets in files of the run's own
+directory, the debug backend header on, the local flag provider, and a
+``DelayProxy`` in front of each new instance (the gateway's config names the proxy).
+Ports are the config's, or free ones with ``free_ports`` (what tests use, so two
+runs never collide). Faults act on roles -- ``legacy``, ``new``, ``redis`` -- never
+on a particular app's processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,65 +23,24 @@ from urllib.parse import urlparse
 
 import yaml
 
-from gateway.settings import Config, ConfigError, parse
-from strangler.demo import Child, _check_ports, _healthy, _redis_answers, _redis_binary
+from gateway.settings import Config, parse
+from strangler.demo import _check_ports
 from strangler.keys import ensure_keypair, ensure_token
+from strangler.launch import (
+    Launch,
+    StackError,
+    empty,
+    members,
+    private_redis,
+    resolve_databases,
+)
+from strangler.ports import free_port
+from strangler.procs import Process, ProcessError
 from strangler.rehearse.faults import DelayProxy
-from testkit.net import free_port
+from strangler.stackfile import StackSpec, default_path
+from strangler.stackfile import load as load_stack_file
 
-
-class StackError(Exception):
-    """The stack could not be started; the message ends with the failing log's tail."""
-
-
-@dataclass
-class StackProcess(Child):
-    log_dir: Path = Path(".")
-    probe: Callable[[], bool] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.log_dir / f"{self.name}.log"
-
-    def ready(self) -> bool:
-        if self.probe is not None:
-            return self.probe()
-        return self.health is None or _healthy(self.health)
-
-    async def wait_ready(self, within_s: float = 30) -> None:
-        deadline = asyncio.get_running_loop().time() + within_s
-        while not await asyncio.to_thread(self.ready):
-            if not self.alive():
-                raise StackError(f"{self.name} exited; last log lines:\n{self.tail()}")
-            if asyncio.get_running_loop().time() > deadline:
-                raise StackError(f"{self.name} not ready after {within_s:g} s:\n{self.tail()}")
-            await asyncio.sleep(0.1)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        if self.alive() and self.popen is not None:
-            os.killpg(self.popen.pid, sig)
-
-    async def kill(self) -> None:
-        """SIGKILL: everything in the process's memory is gone, as in a crash."""
-        self._signal(signal.SIGKILL)
-        if self.popen is not None:
-            await asyncio.to_thread(self.popen.wait)
-
-    async def pause(self) -> None:
-        """SIGSTOP: it keeps its sockets and answers nothing (a hung server)."""
-        self._signal(signal.SIGSTOP)
-
-    async def resume(self) -> None:
-        self._signal(signal.SIGCONT)
-
-    async def restart(self) -> None:
-        await self.kill()
-        self.start()
-        await self.wait_ready()
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGCONT)  # a paused process must wake to exit
-        self.stop()
+__all__ = ["RunningStack", "StackError", "prepare", "start_stack"]
 
 
 @dataclass
@@ -92,11 +49,12 @@ class RunningStack:
     config_path: Path
     config: Config
     admin_token: str
-    redis: StackProcess
-    legacy: dict[str, StackProcess] = field(default_factory=dict)
-    new: dict[str, StackProcess] = field(default_factory=dict)
+    redis: Process
+    launch: Launch
+    legacy: dict[str, Process] = field(default_factory=dict)
+    new: dict[str, Process] = field(default_factory=dict)
     proxies: dict[str, DelayProxy] = field(default_factory=dict)
-    gateway: StackProcess | None = None
+    gateway: Process | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -107,12 +65,24 @@ class RunningStack:
         return f"http://127.0.0.1:{self.config.gateway.admin_listen.port}"
 
     @property
-    def database_url(self) -> str:
-        return self.config.database.url
+    def databases(self) -> dict[str, str]:
+        """The stack file's databases by name, as SQLAlchemy URLs (integrity checks)."""
+        return {name: db.url for name, db in self.launch.databases.items()}
 
-    def processes(self) -> list[StackProcess]:
+    @property
+    def database_url(self) -> str:
+        """The default database: the stack file's first, else the config's."""
+        return next(iter(self.databases.values()), self.config.database.url)
+
+    def processes(self) -> list[Process]:
         gw = [self.gateway] if self.gateway else []
         return [*gw, *self.new.values(), *self.legacy.values(), self.redis]
+
+    async def restart(self, proc: Process) -> None:
+        """Kill (if alive) and start again, until it answers."""
+        await asyncio.to_thread(proc.kill)
+        proc.start()
+        await proc.until_ready()
 
     async def stop(self) -> None:
         for proxy in self.proxies.values():
@@ -140,7 +110,7 @@ def _ports(cfg: Config, free: bool) -> dict[str, int]:
 
 
 def _stack_config(raw: dict[str, Any], cfg: Config, workdir: Path, ports: dict[str, int],
-                  redis_url: str) -> dict[str, Any]:
+                  redis_url: str, database_url: str) -> dict[str, Any]:
     doc = {k: v for k, v in raw.items()}
     local = "http://127.0.0.1:{}"
     gateway = dict(doc.get("gateway") or {})
@@ -150,7 +120,7 @@ def _stack_config(raw: dict[str, Any], cfg: Config, workdir: Path, ports: dict[s
                     "debug_backend_header": True})
     doc["gateway"] = gateway
     doc["redis"] = {**(doc.get("redis") or {}), "url": redis_url, "key_prefix": "rehearsal"}
-    doc["database"] = {"url": f"sqlite+aiosqlite:///{workdir / 'shop.db'}"}
+    doc["database"] = {"url": database_url}
     doc["legacy"] = {"nodes": [{"id": n.id, "url": local.format(ports[f"legacy:{n.id}"])}
                                for n in cfg.legacy.nodes],
                      "internal_token": {"file": str(workdir / "internal-token")}}
@@ -166,70 +136,73 @@ def _stack_config(raw: dict[str, Any], cfg: Config, workdir: Path, ports: dict[s
     return doc
 
 
-async def start_stack(config_path: Path, workdir: Path, free_ports: bool) -> RunningStack:
-    """Start every process of the demo stack; stops what it started if one fails."""
-    stack, ports = await asyncio.to_thread(prepare, config_path, workdir, free_ports)
+async def start_stack(config_path: Path, workdir: Path, free_ports: bool,
+                      stack_file: Path | None = None) -> RunningStack:
+    """Start every process of the app's stack (``stack_file``, default ``stack.yaml`` next
+    to the config); stops what it started if one fails."""
+    stack, ports = await asyncio.to_thread(prepare, config_path, workdir, free_ports,
+                                           stack_file)
     try:
         await _start_all(stack, ports)
+    except ProcessError as exc:
+        await stack.stop()
+        raise StackError(str(exc)) from None
     except BaseException:
         await stack.stop()
         raise
     return stack
 
 
-def prepare(config_path: Path, workdir: Path, free_ports: bool
-            ) -> tuple[RunningStack, dict[str, int]]:
-    """Ports, secrets and the stack's config file; nothing started yet."""
+def prepare(config_path: Path, workdir: Path, free_ports: bool,
+            stack_file: Path | None = None) -> tuple[RunningStack, dict[str, int]]:
+    """Ports, secrets, fresh databases and the stack's config file; nothing started yet.
+    Raises StackFileError (the stack file) or ConfigError (the config)."""
+    stack_file = stack_file or default_path(config_path)
+    spec: StackSpec = load_stack_file(stack_file)
     raw = yaml.safe_load(config_path.read_text())
     cfg = parse(raw, str(config_path))
     workdir = workdir.resolve()
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     ports = _ports(cfg, free_ports)
-    binary = _redis_binary()
-    if binary is None:
-        raise ConfigError("--stack needs a redis-server on PATH (apt install redis-server)")
     rport = free_port()
-    redis = StackProcess("redis", [binary, "--port", str(rport), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                         None, log_dir=workdir / "logs", probe=lambda: _redis_answers(rport))
+    redis = private_redis(rport, workdir, workdir / "logs")
     ensure_keypair(workdir / "keys" / "jwt-private.pem", workdir / "keys" / "jwks.json")
     token = ensure_token(workdir / "admin-token")
     ensure_token(workdir / "internal-token")
     ensure_token(workdir / "session-key")
-    doc = _stack_config(raw, cfg, workdir, ports, f"redis://127.0.0.1:{rport}/0")
+    databases = resolve_databases(spec, cfg, workdir, own_config_db=True)
+    empty(databases)
+    config_db = next((databases[n] for n, d in spec.databases.items() if d.from_config), None)
+    database_url = config_db.url if config_db else f"sqlite+aiosqlite:///{workdir / 'gateway.db'}"
+    redis_url = f"redis://127.0.0.1:{rport}/0"
+    doc = _stack_config(raw, cfg, workdir, ports, redis_url, database_url)
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return RunningStack(workdir, path, parse(doc, "stack config"), token, redis), ports
+    stack_cfg = parse(doc, "stack config")
+    launch = Launch(spec, stack_file.resolve().parent, workdir, path, stack_cfg, redis_url,
+                    databases)
+    return RunningStack(workdir, path, stack_cfg, token, redis, launch), ports
 
 
 async def _start_all(stack: RunningStack, ports: dict[str, int]) -> None:
-    cfg, logs = stack.config, stack.dir / "logs"
-    base = [sys.executable, "-m", "strangler", "--config", str(stack.config_path)]
-    redis_url = str(cfg.redis.url)
+    cfg, logs, launch = stack.config, stack.dir / "logs", stack.launch
     stack.redis.start()
-    await stack.redis.wait_ready(10)
-    init = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "legacy_shop", "init-db", "--database-url",
-                         cfg.database.url], capture_output=True, text=True, check=False)
-    if init.returncode:
-        raise StackError(f"could not initialise the shop database:\n{init.stderr[-2000:]}")
-    for n in cfg.legacy.nodes:
-        stack.legacy[n.id] = StackProcess(f"legacy-{n.id}", [*base, "legacy", "--node-id", n.id],
-                                          n.url + cfg.health.path, log_dir=logs)
-    for n in cfg.new.instances:
-        port = ports[f"new:{n.id}"]
-        stack.new[n.id] = StackProcess(
-            f"services-{n.id}", [*base, "services", "--instance-id", n.id, "--port", str(port),
-                                 "--redis-url", redis_url],
-            f"http://127.0.0.1:{port}{cfg.health.path}", log_dir=logs)
-        stack.proxies[n.id] = DelayProxy(ports[f"proxy:{n.id}"], port)
-    backends = [*stack.legacy.values(), *stack.new.values()]
-    for proc in backends:
+    await stack.redis.until_ready(10)
+    await asyncio.to_thread(launch.run_setup, logs)
+    for m in members(cfg.legacy.nodes):
+        stack.legacy[m.id] = launch.process("legacy", m, logs)
+    for m in members(cfg.new.instances):
+        port = ports[f"new:{m.id}"]
+        stack.new[m.id] = launch.process("new", m, logs, listen_port=port)
+        stack.proxies[m.id] = DelayProxy(m.port, port)
+    for proc in [*stack.legacy.values(), *stack.new.values()]:
         proc.start()
-    await asyncio.gather(*(p.wait_ready() for p in backends))
+    await asyncio.gather(*(p.until_ready(launch.spec.legacy.ready_within_s)
+                           for p in stack.legacy.values()),
+                         *(p.until_ready(launch.spec.new.ready_within_s)
+                           for p in stack.new.values()))
     for proxy in stack.proxies.values():
         await proxy.start()
-    stack.gateway = StackProcess("gateway", [*base, "gateway", "--redis-url", redis_url],
-                                 f"{stack.admin_url}/readyz", log_dir=logs)
+    stack.gateway = launch.gateway(logs)
     stack.gateway.start()
-    await stack.gateway.wait_ready()
+    await stack.gateway.until_ready()

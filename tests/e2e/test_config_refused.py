@@ -53,6 +53,7 @@ def test_check_config_accepts_the_demo_config() -> None:
     result = _run(ROOT / "config.yaml", "check-config")
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+    assert f"{ROOT / 'stack.yaml'}: OK (shop; setup: init-db; databases: shop)" in result.stdout
 
 
 def test_yaml_syntax_errors_are_reported_not_raised(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@
     adapters      -> nothing of ours
     legacy_shop   -> adapters, and only from its session-export hook
     new_services  -> adapters
-    testkit       -> gateway, flags, adapters (it runs strangler as processes)
-    strangler     -> anything but tests and bench (the CLI and tools, installed)
+    testkit       -> gateway, flags, adapters, strangler (its processes and ports)
+    strangler     -> anything but tests, bench and testkit (the CLI and tools, installed)
     bench         -> gateway, flags, adapters, strangler, testkit; never tests
-    nobody        -> strangler (the CLI composition root), bench or tests
+    nobody else   -> strangler (the CLI composition root); nobody -> bench or tests
 
 Every ``import`` / ``from ... import`` counts, wherever it sits (module level,
 inside a function, under ``TYPE_CHECKING``); relative imports are resolved, and
@@ -38,8 +38,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "adapters": frozenset(),
     "legacy_shop": frozenset(),  # adapters only in EXPORT_HOOK, below
     "new_services": frozenset({"adapters"}),
-    "testkit": frozenset({"gateway", "flags", "adapters"}),
-    "strangler": OURS - {"tests", "bench"},
+    "testkit": frozenset({"gateway", "flags", "adapters", "strangler"}),
+    "strangler": OURS - {"tests", "bench", "testkit"},
     "bench": frozenset({"gateway", "flags", "adapters", "strangler", "testkit"}),
 }
 
@@ -187,10 +187,16 @@ def test_bench_may_use_testkit_but_never_tests(tmp_path: Path,
         "",
     ]))
     _write(tmp_path, "testkit/stack.py", "from gateway.session.signing import public_jwk\n"
-                                         "from strangler.keys import ensure_keypair\n")
+                                         "from strangler.keys import ensure_keypair\n"
+                                         "from bench.rig import Rig\n")
+    _write(tmp_path, "strangler/demo.py", "from strangler.procs import Process\n"
+                                          "from testkit.net import free_port\n")
     assert [str(v) for v in violations("bench")] == [
         "bench/rig.py:2: imports tests.support.shop",
     ]
     assert [str(v) for v in violations("testkit")] == [
-        "testkit/stack.py:2: imports strangler.keys",
+        "testkit/stack.py:3: imports bench.rig",
+    ]
+    assert [str(v) for v in violations("strangler")] == [
+        "strangler/demo.py:2: imports testkit.net",
     ]

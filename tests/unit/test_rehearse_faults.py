@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from strangler.ports import free_port
 from strangler.rehearse.faults import DelayProxy
-from strangler.rehearse.stack import free_port
 
 
 @pytest.fixture
