@@ -52,8 +52,6 @@ def read_config(path: Path | str) -> dict[str, Any]:
 class SdkSettings:
     """Everything the SDK needs of a deployment, with the defaults config.yaml has."""
 
-    audience: str
-    """This service's name: the ``aud`` its tokens carry (config: ``routes[].service``)."""
     profile: SessionProfile | None = None
     issuer: str = DEFAULT_ISSUER
     jwks_url: str | None = None
@@ -65,6 +63,7 @@ class SdkSettings:
     write_budget_s: float = DEFAULT_WRITE_BUDGET_S
     cas_attempts: int = DEFAULT_CAS_ATTEMPTS
     leeway_s: int = 5
+    token_cache_size: int = 10_000
     jwks_refresh_s: float = 60.0
     guests: bool = False
     """Serve guest tokens (the route allows guests)."""
@@ -78,7 +77,7 @@ class SdkSettings:
             raise ConfigError("session_ttl_s: must be > 0")
 
     @classmethod
-    def from_config(cls, path: Path | str, audience: str, **overrides: Any) -> SdkSettings:
+    def from_config(cls, path: Path | str, **overrides: Any) -> SdkSettings:
         """Settings from the deployment's config.yaml (``session``, ``redis.key_prefix``,
         ``redis.session_ttl_s``, ``tokens.issuer``, ``tokens.jwks_file``); ``overrides``
         win (for example ``jwks_url``, which config.yaml does not hold)."""
@@ -94,4 +93,4 @@ class SdkSettings:
         if tokens.get("jwks_file"):
             values["jwks_file"] = Path(tokens["jwks_file"])
         values.update(overrides)
-        return cls(audience=audience, **values)
+        return cls(**values)

@@ -35,7 +35,8 @@ class Strangler:
             await keyset.refresh()
         if not keyset.kids:
             raise RuntimeError(f"no signing keys from {settings.jwks_file or settings.jwks_url}")
-        verifier = TokenVerifier(keyset, issuer=settings.issuer, leeway_s=settings.leeway_s)
+        verifier = TokenVerifier(keyset, issuer=settings.issuer, leeway_s=settings.leeway_s,
+                                 cache_size=settings.token_cache_size)
         sessions = SharedSessions(redis, prefix=settings.key_prefix,
                                   ttl_s=settings.session_ttl_s, profile=settings.profile,
                                   write_budget_s=settings.write_budget_s,

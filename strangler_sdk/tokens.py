@@ -76,7 +76,7 @@ class KeySet:
                  min_interval_s: float = 1.0, refresh_s: float = 60.0,
                  fetch: Fetch = fetch_json,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._keys = dict(keys or {})
+        self._keys = keys if keys is not None else {}
         self.url = url
         self._min_interval = min_interval_s
         self.refresh_s = refresh_s
