@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
 from adapters.claims import Identity
 from adapters.document import EMPTY, Document, SessionFormatError
 from strangler_sdk.aiohttp import SDK, caller
 from strangler_sdk.errors import NotLoggedIn
-from strangler_sdk.sessions import Snapshot
+from strangler_sdk.sessions import Snapshot, fingerprint
 
 from .errors import not_logged_in
 from .shop_session import ShopSession, user_id
+
+log = structlog.get_logger("new_services.identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,12 @@ async def require_login(request: web.Request, service: str) -> LoggedIn:
     if identity is None:
         raise not_logged_in()
     snapshot = await request.app[SDK].sessions.read_owned(identity)
-    session = _shop(snapshot.doc) if snapshot is not None else None
-    if snapshot is None or session is None or session.user is None:
+    if snapshot is None:
+        raise not_logged_in()
+    session = _shop(snapshot.doc)
+    if session is None or session.user is None:
+        log.error("session_unreadable", session=fingerprint(identity.session_id),
+                  reason="shop")
         raise not_logged_in()
     return LoggedIn(identity, snapshot, session)
 
