@@ -154,7 +154,8 @@ def middlewares(audience: str | None = None, *,
         except HttpError as exc:
             return error_response(exc, texts)
         except web.HTTPNotFound:
-            return error_response(_Routing(404, "not_found", "no such resource"), texts)
+            return error_response(
+                _Routing(404, "not_found", texts.get("not_found", "no such resource")))
         except web.HTTPException as exc:  # 405, 413...: the same JSON shape as the rest
             response = error_response(
                 _Routing(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason), texts)
@@ -192,8 +193,10 @@ class _Routing(HttpError):
 
 
 def error_response(exc: HttpError, details: Mapping[str, str] | None = None) -> web.Response:
+    """The JSON answer for ``exc``; ``details`` replaces the SDK's default text of a code
+    (an error raised with a text of its own keeps it)."""
     body = exc.body
-    if details and exc.code in details:
+    if details and exc.code in details and exc.detail == type(exc).detail:
         body = {**body, "detail": details[exc.code]}
     response = web.json_response(body, status=exc.status)
     if exc.retry_after is not None:
