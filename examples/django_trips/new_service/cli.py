@@ -15,8 +15,8 @@ gateway's own config.yaml); the flags override them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import signal
 from pathlib import Path
 from typing import Any
