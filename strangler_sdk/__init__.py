@@ -36,7 +36,7 @@ from .errors import (
     UnknownKey,
 )
 from .fields import FieldError, SessionData
-from .idempotency import JsonResults, KeyTable, Outcome, Response, run_once
+from .idempotency import JsonResults, KeyTable, Outcome, Response, RowIds, run_once
 from .runtime import Strangler
 from .sessions import SharedSessions, Snapshot
 from .tokens import KeySet, TokenVerifier, load_jwks
@@ -44,7 +44,7 @@ from .tokens import KeySet, TokenVerifier, load_jwks
 __all__ = [
     "BadRequest", "ConfigError", "FieldError", "HttpError", "IdempotencyKeyReused", "Identity",
     "InvalidToken", "JsonResults", "KeySet", "KeyTable", "NotLoggedIn", "Outcome",
-    "OutcomeUnknown", "Response", "SdkSettings", "SessionBusy", "SessionData",
+    "OutcomeUnknown", "Response", "RowIds", "SdkSettings", "SessionBusy", "SessionData",
     "ShadowWriteRefused", "SharedSessions", "Snapshot", "Strangler", "TokenVerifier",
     "Unavailable", "UnknownKey", "load_jwks", "load_profile", "run_once",
 ]

@@ -9,9 +9,10 @@ means a concurrent request with the same key won: roll back and replay the
 winner's result.
 
 Where the key rows live is a ``KeyTable``: ``JsonResults`` keeps a JSON body and
-a status in a table of its own (name configurable); an application whose schema
-already has a key table (the shop's ``idempotency_keys`` pointing at an order)
-adapts it with a small class of its own.
+a status in a table of its own, ``RowIds`` the id of the row the action made
+(the caller reads that row back to answer a replay); both table names are
+configurable. An application whose schema already has a key table (the shop's
+``idempotency_keys`` pointing at an order) adapts it with a small class of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -170,4 +182,34 @@ class JsonResults:
         await conn.execute(insert(self.table).values(
             scope=str(scope), key=key, request_hash=digest, status=result.status,
             body=json.dumps(result.body, separators=(",", ":")),
+            created_at=datetime.now(UTC).replace(tzinfo=None)))
+
+
+class RowIds:
+    """Key rows holding the id of the row the action made::
+
+        <name>(scope TEXT, key TEXT, request_hash TEXT, ref BIGINT, created_at TIMESTAMP,
+               PRIMARY KEY (scope, key))
+    """
+
+    def __init__(self, metadata: MetaData, name: str = "strangler_idempotency_refs") -> None:
+        self.table = Table(
+            name, metadata,
+            Column("scope", String(255), primary_key=True),
+            Column("key", String(255), primary_key=True),
+            Column("request_hash", String(64), nullable=False),
+            Column("ref", BigInteger, nullable=False),
+            Column("created_at", DateTime, nullable=False),
+        )
+
+    async def find(self, conn: AsyncConnection, scope: Any, key: str) -> Found[int] | None:
+        t = self.table
+        row = (await conn.execute(select(t.c.request_hash, t.c.ref, t.c.created_at)
+                                  .where(t.c.scope == str(scope), t.c.key == key))).first()
+        return None if row is None else Found(row.request_hash, int(row.ref), row.created_at)
+
+    async def record(self, conn: AsyncConnection, scope: Any, key: str, digest: str,
+                     result: int) -> None:
+        await conn.execute(insert(self.table).values(
+            scope=str(scope), key=key, request_hash=digest, ref=result,
             created_at=datetime.now(UTC).replace(tzinfo=None)))

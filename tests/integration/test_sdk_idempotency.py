@@ -16,6 +16,7 @@ from strangler_sdk.idempotency import (
     InvalidIdempotencyKey,
     JsonResults,
     Response,
+    RowIds,
     idempotency_key,
     request_hash,
     run_once,
@@ -23,6 +24,7 @@ from strangler_sdk.idempotency import (
 
 METADATA = MetaData()
 KEYS = JsonResults(METADATA, name="sdk_test_keys")
+REFS = RowIds(METADATA, name="sdk_test_refs")
 bookings = Table("sdk_test_bookings", METADATA,
                  Column("id", Integer, primary_key=True, autoincrement=True),
                  Column("who", String(40), nullable=False))
@@ -86,6 +88,16 @@ async def test_a_failing_action_records_nothing(engine: AsyncEngine) -> None:
     assert await count(engine) == 0
     done = await run_once(engine, KEYS, "u-1", "k1", request_hash(b""), book("ann"))
     assert not done.replayed, "the key is free again"
+
+
+async def test_a_key_may_record_the_id_of_the_row_it_made(engine: AsyncEngine) -> None:
+    async def booking_id(conn: AsyncConnection) -> int:
+        return int((await book("ann")(conn)).body["booking"])
+    first = await run_once(engine, REFS, "u-1", "k1", request_hash(b""), booking_id)
+    again = await run_once(engine, REFS, "u-1", "k1", request_hash(b""), booking_id)
+    assert (again.result, again.replayed, first.replayed) == (first.result, True, False)
+    assert again.created_at is not None
+    assert await count(engine) == 1
 
 
 @pytest.mark.postgres
