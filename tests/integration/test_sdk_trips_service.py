@@ -5,6 +5,7 @@ profile gives back to Django."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,8 @@ import aiohttp
 import jwt
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -24,9 +27,10 @@ from adapters.document import Document
 from adapters.store import WRITE_SCRIPT, session_key, write_args
 from adapters.wire import IDENTITY_HEADER, SHADOW_HEADER
 from examples.django_trips.new_service.db import METADATA, destinations
+from gateway.session.signing import public_jwk
 from strangler_sdk.config import load_profile
-from tests.support.keys import KeyPair
-from tests.support.net import free_port
+from tests.support.keys import KeyPair, make_keypair
+from tests.support.net import await_until, free_port
 from tests.support.procs import Proc, python_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,3 +186,42 @@ async def test_refusals(world: World) -> None:
     assert (await world.call("PUT", "/api/wizard/why", token, {}))[0] == 404
     assert (await world.call("PUT", "/api/saved/paris", token))[0] == 404
     assert (await world.django_sees(H1)) == DJANGO_SESSION, "nothing refused was written"
+
+
+async def test_keys_from_the_gateways_jwks_url_alone_and_a_rotated_one(
+        tmp_path: Path, database: str, redis_url: str, key_prefix: str, keypair: KeyPair,
+        redis_client: aioredis.Redis) -> None:
+    """No JWKS file (config.yaml's does not exist here): the service fetches the set at
+    start and again when a token names a key published since."""
+    published = [public_jwk(keypair.private_key)]
+
+    async def serve_jwks(request: web.Request) -> web.Response:
+        return web.json_response({"keys": published})
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", serve_jwks)
+    jwks = TestServer(app, host="127.0.0.1")
+    await jwks.start_server()
+    port = free_port()
+    proc = Proc("trips-new-url", python_module(
+        "examples.django_trips.new_service", "--port", str(port), "--config", str(CONFIG),
+        "--database-url", database, "--redis-url", redis_url, "--key-prefix", key_prefix,
+        "--jwks-url", str(jwks.make_url("/.well-known/jwks.json"))),
+        tmp_path, ready_url=f"http://127.0.0.1:{port}/healthz")
+    try:
+        await asyncio.to_thread(proc.start)  # our loop must serve the JWKS meanwhile
+        async with aiohttp.ClientSession() as http:
+            world = World(f"http://127.0.0.1:{port}", redis_client, key_prefix, keypair, http)
+            token = await world.session(H1, DJANGO_SESSION)
+            assert (await world.call("GET", "/api/me", token))[0] == 200
+            rotated = make_keypair(tmp_path / "rotated")
+            rotated_world = World(world.url, redis_client, key_prefix, rotated, http)
+            assert (await world.call("GET", "/api/me", rotated_world.token(H1)))[0] == 401, \
+                "a key nobody published"
+            published.append(public_jwk(rotated.private_key))
+
+            async def accepted() -> bool:  # the unknown-kid refresh is at most once a second
+                return (await world.call("GET", "/api/me", rotated_world.token(H1)))[0] == 200
+            await await_until(accepted, timeout=5, what="the rotated key fetched")
+    finally:
+        await asyncio.to_thread(proc.stop)
+        await jwks.close()
