@@ -4,8 +4,7 @@ another request, and a same-key race where the loser replays the winner's result
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
@@ -39,7 +38,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def book(who: str) -> Any:
+def book(who: str) -> Callable[[AsyncConnection], Awaitable[Response]]:
     async def action(conn: AsyncConnection) -> Response:
         booking = (await conn.execute(insert(bookings).values(who=who)
                                       .returning(bookings.c.id))).scalar_one()
@@ -108,7 +107,7 @@ async def test_a_same_key_race_replays_the_winner(postgres_url: str) -> None:
             await conn.run_sync(METADATA.create_all)
         both_inside = asyncio.Barrier(2)
 
-        def racing(who: str) -> Any:
+        def racing(who: str) -> Callable[[AsyncConnection], Awaitable[Response]]:
             async def action(conn: AsyncConnection) -> Response:
                 await both_inside.wait()  # both looked the key up and found nothing
                 return await book(who)(conn)

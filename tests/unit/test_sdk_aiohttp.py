@@ -60,7 +60,8 @@ async def client(aiohttp_client: Any, keypair: KeyPair) -> Client:
                           ("/own", own_text), ("/default", default_text), ("/crash", crash)):
         app.router.add_get(path, handler)
     app.router.add_post("/write", write)
-    return await aiohttp_client(app)
+    made: Client = await aiohttp_client(app)
+    return made
 
 
 def token(keypair: KeyPair, audience: str = "trips") -> str:
