@@ -91,9 +91,9 @@ async def test_a_write_keeps_extra_user_and_the_deployments_ttl(
     await sessions(redis_client, key_prefix).update(
         who, lambda d: SessionData(d, TRIPS).put("prefs", "lang", "en").doc)
     key = session_key(key_prefix, who.session_id)
-    raw = await redis_client.hget(key, "doc")
-    assert isinstance(raw, bytes), "the record has a document"
-    written = raw.decode()
+    stored = await redis_client.hget(key, "doc")
+    assert isinstance(stored, bytes), "the record has a document"
+    written = stored.decode()
     assert '"extra":{"n":1.0,"big":18446744073709551617,"o":{"b":1,"a":2}}' in written
     assert await redis_client.ttl(key) > 10, "the TTL is the deployment's, refreshed"
     assert await redis_client.hget(key, "lv") == b"1", "a service never moves lv"
