@@ -132,8 +132,9 @@ async def state(request: web.Request) -> web.Response:
 
 async def put_pref(request: web.Request) -> web.Response:
     await caller(request).session()  # 401 before reading the body, as Django does
+    body = rules.body_object(await request.read())  # Django's order: body, key, value
     key = rules.pref_key(request.match_info["key"])
-    value = rules.pref_value(rules.body_object(await request.read()).get("value"))
+    value = rules.pref_value(body.get("value"))
     session = await change(request, lambda s: s.put("prefs", key, value))
     return ok({"prefs": session.get("prefs")})
 
