@@ -204,7 +204,8 @@ async def test_keys_from_the_gateways_jwks_url_alone_and_a_rotated_one(
     port = free_port()
     proc = Proc("trips-new-url", python_module(
         "examples.django_trips.new_service", "--port", str(port), "--config", str(CONFIG),
-        "--database-url", database, "--redis-url", redis_url, "--key-prefix", key_prefix,
+        "--database-url", database.replace("sqlite+aiosqlite:", "sqlite:"),  # as Django names it
+        "--redis-url", redis_url, "--key-prefix", key_prefix,
         "--jwks-url", str(jwks.make_url("/.well-known/jwks.json"))),
         tmp_path, ready_url=f"http://127.0.0.1:{port}/healthz")
     try:
@@ -213,6 +214,7 @@ async def test_keys_from_the_gateways_jwks_url_alone_and_a_rotated_one(
             world = World(f"http://127.0.0.1:{port}", redis_client, key_prefix, keypair, http)
             token = await world.session(H1, DJANGO_SESSION)
             assert (await world.call("GET", "/api/me", token))[0] == 200
+            assert (await world.call("GET", "/api/destinations/rome"))[0] == 200
             rotated = make_keypair(tmp_path / "rotated")
             rotated_world = World(world.url, redis_client, key_prefix, rotated, http)
             assert (await world.call("GET", "/api/me", rotated_world.token(H1)))[0] == 401, \

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 METADATA = MetaData()
@@ -19,9 +20,19 @@ destinations = Table(
 )
 
 
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+                 "postgres": "postgresql+asyncpg"}
+
+
 def make_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``; does not connect until first used."""
-    return create_async_engine(url)
+    """An engine for ``url`` (a plain ``sqlite://`` or ``postgresql://`` URL, as Django's
+    settings would name the database, gets the async driver); does not connect until
+    first used."""
+    parsed = make_url(url)
+    driver = ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is not None:
+        parsed = parsed.set(drivername=driver)
+    return create_async_engine(parsed)
 
 
 def as_json(row: Any) -> dict[str, str]:
