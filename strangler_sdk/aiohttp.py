@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from adapters.claims import Identity
+from adapters.profile import SessionProfile
 from adapters.wire import IDENTITY_HEADER, SHADOW_HEADER
 
 from .config import SdkSettings
@@ -71,10 +71,11 @@ class Caller:
     def __init__(self, request: web.Request, sdk: Strangler) -> None:
         self._request = request
         self._sdk = sdk
-        self._identities: dict[str, Identity | None] = {}
+        self._identities: dict[tuple[str, bool], Identity | None] = {}
         self._snapshot: Snapshot | None = None
         self.identity: Identity | None = None
-        """The identity the middleware verified (its ``audience``), else ``None``."""
+        """The identity verified for this request (by the middleware for its ``audience``,
+        or by a handler's ``identity_for``), else ``None``."""
 
     @property
     def shadow(self) -> bool:
@@ -83,17 +84,20 @@ class Caller:
     async def identity_for(self, audience: str, *, guests: bool | None = None) -> Identity | None:
         """The token's identity for ``audience``; ``None`` without a header;
         ``NotLoggedIn`` for a bad token (or one for another service)."""
-        if audience not in self._identities:
+        allow = self._sdk.settings.guests if guests is None else guests
+        if (audience, allow) not in self._identities:
             token = self._request.headers.get(IDENTITY_HEADER)
             found = None
             if token is not None:
-                allow = self._sdk.settings.guests if guests is None else guests
                 try:
                     found = await self._sdk.verifier.identify(token, audience, guests=allow)
                 except InvalidToken:
                     raise NotLoggedIn() from None  # the reason stays out of logs and answers
-            self._identities[audience] = found
-        return self._identities[audience]
+            self._identities[(audience, allow)] = found
+        found = self._identities[(audience, allow)]
+        if found is not None:
+            self.identity = found  # the caller whose session session() and update() use
+        return found
 
     def require_identity(self) -> Identity:
         if self.identity is None:
@@ -127,7 +131,7 @@ class Caller:
         self._snapshot = None
         return SessionData(doc, profile)
 
-    def _profile(self) -> Any:
+    def _profile(self) -> SessionProfile:
         profile = self._sdk.settings.profile
         if profile is None:
             raise RuntimeError("SdkSettings.profile is needed to read fields by name")
