@@ -157,6 +157,17 @@ async def test_writes_land_in_the_record_in_djangos_shape(world: World) -> None:
     assert v == b"9", "one version per write that changed something"
 
 
+async def test_concurrent_writes_through_the_service_lose_nothing(world: World) -> None:
+    token = await world.session(H1, DJANGO_SESSION)
+    answers = await asyncio.gather(*(
+        [world.call("POST", "/api/views/oslo", token) for _ in range(15)]
+        + [world.call("PUT", f"/api/prefs/k_{c}", token, {"value": c}) for c in "abcdefghij"]))
+    assert {status for status, _ in answers} == {200}
+    django = await world.django_sees(H1)
+    assert django["views"] == {"rome": 2, "oslo": 15}, "every view counted once"
+    assert django["prefs"] == {f"k_{c}": c for c in "abcdefghij"}, "no pref lost"
+
+
 async def test_destinations_come_from_djangos_table(world: World) -> None:
     status, body = await world.call("GET", "/api/destinations")
     assert status == 200 and [d["slug"] for d in body["destinations"]] == ["lima", "oslo", "rome"]
