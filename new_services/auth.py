@@ -19,12 +19,13 @@ from sqlalchemy import select
 
 from adapters import contracts
 from adapters.wire import SESSION_COOKIE
+from strangler_sdk.aiohttp import SDK
+from strangler_sdk.sessions import fingerprint
 
-from .appkeys import ENGINE, PASSWORDS, SESSIONS
+from .appkeys import ENGINE, PASSWORDS
 from .db import users
 from .errors import ApiError
-from .identity import require_login, token_identity
-from .sessions import fingerprint
+from .identity import log_out, require_login, token_identity
 from .shop_session import ShopSession, ShopUser
 from .validation import Credentials, credentials, json_object
 
@@ -73,7 +74,7 @@ async def _retire_previous_session(request: web.Request) -> None:
         previous = await token_identity(request, SERVICE)
     except ApiError:  # a bad token names no session we may touch
         return
-    if previous is not None and await request.app[SESSIONS].log_out(previous):
+    if previous is not None and await log_out(request, previous):
         log.info("session_retired_at_login", user_id=previous.user_id,
                  session=fingerprint(previous.session_id))
 
@@ -92,7 +93,7 @@ async def login(request: web.Request) -> web.Response:
             return _redirect("/?error=invalid_credentials")
         raise ApiError("invalid_credentials")
     await _retire_previous_session(request)
-    sid = await request.app[SESSIONS].create(ShopSession(user).to_document())
+    sid = await request.app[SDK].sessions.create(ShopSession(user).to_document())
     log.info("login", user_id=user.id, session=fingerprint(sid))
     response = _redirect("/") if from_form else web.json_response(
         contracts.user(user.id, user.username))
@@ -106,7 +107,7 @@ async def logout(request: web.Request) -> web.Response:
         identity = await token_identity(request, SERVICE)
     except ApiError:  # a bad token logs nobody out, and logout still answers 200
         identity = None
-    if identity is not None and await request.app[SESSIONS].log_out(identity):
+    if identity is not None and await log_out(request, identity):
         log.info("logout", user_id=identity.user_id, session=fingerprint(identity.session_id))
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",

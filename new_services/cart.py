@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters import contracts
 
-from .appkeys import ENGINE, SESSIONS
+from .appkeys import ENGINE
 from .catalog import fetch_products, priced_lines
 from .errors import ApiError
-from .identity import require_login
+from .identity import require_login, update
 from .shop_session import ShopSession
 from .validation import cart_item, json_object, path_id
 
@@ -47,18 +47,14 @@ async def add_item(request: web.Request) -> web.Response:
     async with engine.connect() as conn:
         if not await fetch_products(conn, [item.product_id]):
             raise ApiError("product_not_found")
-    session = await request.app[SESSIONS].update(
-        login.identity, lambda s: s.with_item(item.product_id, item.qty), first=login.snapshot
-    )
+    session = await update(request, login, lambda s: s.with_item(item.product_id, item.qty))
     return web.json_response(await render_cart(engine, session))
 
 
 async def remove_item(request: web.Request) -> web.Response:
     login = await require_login(request, SERVICE)
     product_id = path_id(request.match_info["product_id"])
-    session = await request.app[SESSIONS].update(
-        login.identity, lambda s: s.without_item(product_id), first=login.snapshot
-    )
+    session = await update(request, login, lambda s: s.without_item(product_id))
     return web.json_response(await render_cart(request.app[ENGINE], session))
 
 

@@ -4,7 +4,8 @@ docs/protocol.md section 2, step by step: validate the key and hash the
 canonical body; in one transaction replay (same hash), refuse (other hash,
 422) or place the order with its items and the key row; a unique violation on
 the key row means a concurrent request with the same key won, so we roll back
-and replay its order. After commit, exactly the ordered quantities leave the
+and replay its order (``strangler_sdk.idempotency.run_once`` over the shop's own
+key table, ``ShopKeys``). After commit, exactly the ordered quantities leave the
 session cart, once per order (``ShopSession.settle``), so items added
 meanwhile survive and a replay finishes what a lost first answer did not.
 """
@@ -20,16 +21,17 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters import contracts
+from strangler_sdk.errors import OutcomeUnknown, SessionBusy
+from strangler_sdk.idempotency import Found, run_once
 
-from .appkeys import ENGINE, SESSIONS
+from .appkeys import ENGINE
 from .catalog import fetch_products, priced_lines
 from .db import MAX_DB_ID, idempotency_keys, order_items, orders, write_transaction
-from .errors import ApiError, OutcomeUnknown, SessionBusy
-from .identity import LoggedIn, require_login
+from .errors import ApiError
+from .identity import LoggedIn, require_login, update
 from .orders import one_order
 from .validation import idempotency_key, request_hash
 
@@ -56,6 +58,32 @@ class Outcome:
     """Product id -> quantity the order took from the cart."""
     settle: bool = True
     """The order's lines leave the cart if they have not yet (false: an old replay)."""
+    placed_at: datetime | None = None
+
+
+class ShopKeys:
+    """The shop's ``idempotency_keys(user_id, key, request_hash, order_id, created_at)`` as
+    the SDK's key table: a row points at an order, which a replay reads back."""
+
+    async def find(self, conn: AsyncConnection, scope: Any, key: str) -> Found[Outcome] | None:
+        query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id,
+                       idempotency_keys.c.created_at).where(
+            idempotency_keys.c.user_id == scope, idempotency_keys.c.key == key)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        order = await one_order(conn, row.order_id)
+        recent = row.created_at is not None and \
+            datetime.now(UTC).replace(tzinfo=None) - row.created_at < SETTLE_ON_REPLAY
+        taken = {int(i["product_id"]): int(i["qty"]) for i in order["items"]}
+        return Found(row.request_hash, Outcome(order, replayed=True, taken=taken, settle=recent),
+                     row.created_at)
+
+    async def record(self, conn: AsyncConnection, scope: Any, key: str, digest: str,
+                     result: Outcome) -> None:
+        await conn.execute(insert(idempotency_keys).values(
+            user_id=scope, key=key, request_hash=digest, order_id=int(result.order["id"]),
+            created_at=result.placed_at))
 
 
 async def checkout(request: web.Request) -> web.Response:
@@ -76,40 +104,16 @@ async def place_order(engine: AsyncEngine, login: LoggedIn, key: str | None,
                       digest: str) -> Outcome:
     """Place the order of the session's cart, or replay the one this key placed."""
     user_id = login.user_id
-    try:
-        async with write_transaction(engine) as conn:
-            if key is not None and (found := await _replay(conn, user_id, key, digest)):
-                return found
-            return await _insert_order(conn, user_id, login.session.cart, key, digest)
-    except IntegrityError:
-        if key is None:
-            raise
-        log.info("checkout_key_race", user_id=user_id)  # the other request's order stands
-        async with engine.connect() as conn:
-            found = await _replay(conn, user_id, key, digest)
-        if found is None:
-            raise
-        return found
+
+    async def place(conn: AsyncConnection) -> Outcome:
+        return await _insert_order(conn, user_id, login.session.cart)
+    done = await run_once(engine, ShopKeys(), user_id, key, digest, place,
+                          transaction=lambda: write_transaction(engine))
+    return done.result
 
 
-async def _replay(conn: AsyncConnection, user_id: int, key: str, digest: str) -> Outcome | None:
-    query = select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id,
-                   idempotency_keys.c.created_at).where(
-        idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
-    row = (await conn.execute(query)).first()
-    if row is None:
-        return None
-    if row.request_hash != digest:
-        raise ApiError("idempotency_key_reused")
-    order = await one_order(conn, row.order_id)
-    recent = row.created_at is not None and \
-        datetime.now(UTC).replace(tzinfo=None) - row.created_at < SETTLE_ON_REPLAY
-    taken = {int(i["product_id"]): int(i["qty"]) for i in order["items"]}
-    return Outcome(order, replayed=True, taken=taken, settle=recent)
-
-
-async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, int],
-                        key: str | None, digest: str) -> Outcome:
+async def _insert_order(conn: AsyncConnection, user_id: int,
+                        cart: Mapping[int, int]) -> Outcome:
     lines = priced_lines(cart, await fetch_products(conn, cart))
     if not lines:
         raise ApiError("cart_empty")
@@ -121,14 +125,12 @@ async def _insert_order(conn: AsyncConnection, user_id: int, cart: Mapping[int, 
     order_id = (await conn.execute(
         insert(orders).values(user_id=user_id, total_cents=total, created_at=now,
                               placed_by=PLACED_BY).returning(orders.c.id))).scalar_one()
-    if key is not None:  # first, so that the loser of a same-key race stops here
-        await conn.execute(insert(idempotency_keys).values(
-            user_id=user_id, key=key, request_hash=digest, order_id=order_id, created_at=now))
     await conn.execute(insert(order_items), [
         {"order_id": order_id, "product_id": ln.product_id, "name": ln.name, "qty": ln.qty,
          "unit_price_cents": ln.unit_price_cents} for ln in lines])
     taken = {ln.product_id: ln.qty for ln in lines}
-    return Outcome(contracts.order(order_id, now, lines), replayed=False, taken=taken)
+    return Outcome(contracts.order(order_id, now, lines), replayed=False, taken=taken,
+                   placed_at=now)
 
 
 async def _settle(request: web.Request, login: LoggedIn, outcome: Outcome, *,
@@ -142,9 +144,8 @@ async def _settle(request: web.Request, login: LoggedIn, outcome: Outcome, *,
     """
     order_id = int(outcome.order["id"])
     try:
-        await request.app[SESSIONS].update(
-            login.identity, lambda s: s.settle(order_id, outcome.taken),
-            first=login.snapshot, op=f"settle-{order_id}")
+        await update(request, login, lambda s: s.settle(order_id, outcome.taken),
+                     op=f"settle-{order_id}")
     except ApiError:
         return  # the session ended meanwhile: nothing to settle
     except (SessionBusy, OutcomeUnknown, RedisError, OSError) as exc:

@@ -16,9 +16,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from strangler_sdk.redis_client import (
+    PASSWORD_ENV,
+    SENTINEL_PASSWORD_ENV,
+    parse_nodes,
+    parse_sentinel,
+)
+
 from .app import make_app
 from .log import configure_logging
-from .redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV, parse_nodes, parse_sentinel
 from .settings import DEFAULT_JWT_ISSUER, DEFAULT_SESSION_TTL_S, Settings
 
 log = structlog.get_logger("new_services.cli")

@@ -8,7 +8,9 @@ import structlog
 from aiohttp import web
 from sqlalchemy import text
 
-from .appkeys import ENGINE, REDIS, SETTINGS
+from strangler_sdk.aiohttp import SDK
+
+from .appkeys import ENGINE, SETTINGS
 
 log = structlog.get_logger("new_services.health")
 
@@ -22,7 +24,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def _redis_ok(app: web.Application) -> bool:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            return bool(await app[REDIS].ping())
+            return bool(await app[SDK].redis.ping())
     except Exception as exc:  # any failure means "not ready", and says why in the log
         log.warning("readiness_probe_failed", store="redis", error=type(exc).__name__)
         return False

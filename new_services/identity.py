@@ -1,27 +1,29 @@
-"""Who is asking: the gateway's token, then the session record it names.
+"""Who is asking, as the shop sees it: the SDK's verified token, then the session it names.
 
-The only source of identity is the JWT in ``adapters.wire.IDENTITY_HEADER``
-(cookies are the gateway's business). No header means anonymous; a header that
-does not verify is a 401, never anonymous, and so is one whose ``sub`` is not a
-user id of the shop. A verified token only counts while its session record
-exists and still belongs to the token's user, so a token outliving a logout, or
-naming someone else's session, gets nothing.
+The SDK (``strangler_sdk.aiohttp.Caller``) verifies the token for the route's
+service and applies the protocol's "no session" rules; this module adds the
+shop's own: a ``sub`` that is no shop user id is a 401, and the session must
+read as a shop session (``ShopSession``) or it is none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
 from adapters.claims import Identity
-from adapters.wire import IDENTITY_HEADER
+from adapters.document import EMPTY, Document, SessionFormatError
+from strangler_sdk.aiohttp import SDK, caller
+from strangler_sdk.errors import NotLoggedIn
+from strangler_sdk.sessions import Snapshot, fingerprint
 
-from .appkeys import HTTP, SESSIONS, VERIFIER
 from .errors import not_logged_in
-from .sessions import Snapshot
 from .shop_session import ShopSession, user_id
-from .tokens import InvalidToken, UnknownKey
+
+log = structlog.get_logger("new_services.identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +32,12 @@ class LoggedIn:
 
     identity: Identity
     snapshot: Snapshot
-
-    @property
-    def session(self) -> ShopSession:
-        return self.snapshot.session
+    session: ShopSession
 
     @property
     def user_id(self) -> int:
         """The shop's user id: the session's, which is the token's."""
-        user = self.snapshot.session.user
+        user = self.session.user
         assert user is not None  # require_login only returns sessions with their user
         return user.id
 
@@ -46,21 +45,11 @@ class LoggedIn:
 async def token_identity(request: web.Request, service: str) -> Identity | None:
     """The token's identity for ``service`` (its ``aud``); ``None`` without a header; 401
     for a bad token, one minted for another service, or one that names no shop user."""
-    token = request.headers.get(IDENTITY_HEADER)
-    if token is None:
-        return None
-    verifier = request.app[VERIFIER]
     try:
-        try:
-            identity = verifier.verify(token, service)
-        except UnknownKey:  # a rotated key the gateway has published since we looked
-            keys = verifier.keys
-            if keys.url is None or not await keys.refresh(request.app[HTTP]):
-                raise
-            identity = verifier.verify(token, service)
-    except InvalidToken:
-        raise not_logged_in() from None  # the reason stays out of logs and answers
-    if identity.user_id is None or user_id(identity.user_id) is None:
+        identity = await caller(request).identity_for(service, guests=False)
+    except NotLoggedIn:
+        raise not_logged_in() from None
+    if identity is not None and (identity.user_id is None or user_id(identity.user_id) is None):
         raise not_logged_in()  # the shop serves no guests
     return identity
 
@@ -70,7 +59,49 @@ async def require_login(request: web.Request, service: str) -> LoggedIn:
     identity = await token_identity(request, service)
     if identity is None:
         raise not_logged_in()
-    snapshot = await request.app[SESSIONS].read_owned(identity)
+    snapshot = await request.app[SDK].sessions.read_owned(identity)
     if snapshot is None:
         raise not_logged_in()
-    return LoggedIn(identity, snapshot)
+    session = _shop(snapshot.doc)
+    if session is None or session.user is None:
+        log.error("session_unreadable", session=fingerprint(identity.session_id),
+                  reason="shop")
+        raise not_logged_in()
+    return LoggedIn(identity, snapshot, session)
+
+
+async def update(request: web.Request, login: LoggedIn,
+                 change: Callable[[ShopSession], ShopSession], *,
+                 op: str | None = None) -> ShopSession:
+    """Apply a change of the shop's session to the record, exactly once (the SDK
+    re-applies it on a conflict); 401 if the session is no longer theirs."""
+    def on_document(doc: Document) -> Document:
+        session = _shop(doc)
+        if session is None:  # it stopped being a shop session: never overwrite it
+            raise not_logged_in()
+        return change(session).to_document()
+    doc = await request.app[SDK].sessions.update(login.identity, on_document,
+                                                 first=login.snapshot, op=op)
+    session = _shop(doc)
+    return session if session is not None else ShopSession()
+
+
+async def log_out(request: web.Request, identity: Identity) -> bool:
+    """Empty the token's session if it is still theirs (and a shop session); False
+    otherwise."""
+    def emptied(doc: Document) -> Document:
+        if _shop(doc) is None:
+            raise NotLoggedIn()
+        return EMPTY
+    try:
+        await request.app[SDK].sessions.update(identity, emptied)
+    except NotLoggedIn:
+        return False
+    return True
+
+
+def _shop(doc: Document) -> ShopSession | None:
+    try:
+        return ShopSession.from_document(doc)
+    except SessionFormatError:
+        return None

@@ -1,14 +1,13 @@
-"""Middlewares, outermost first: request context, error translation, shadow guard.
+"""Middlewares, outermost first: request context, then the SDK's (error translation,
+shadow guard, the per-request caller; ``strangler_sdk.aiohttp``).
 
-``request_context`` binds the request id for every log line of the request;
-``errors`` is the one boundary where redis/SQLAlchemy failures become a 503 and
-anything unexpected a 500 (handlers never catch them); ``shadow_guard`` makes
-sure a shadow copy of a request cannot change state.
+``request_context`` binds the request id for every log line of the request.
+Each route checks its own service's token (``identity.require_login``): one
+app serves several services, each with its own ``aud``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -16,20 +15,15 @@ import uuid
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from adapters.contracts import error, error_for
-from adapters.wire import REQUEST_ID_HEADER, SHADOW_HEADER
+from adapters.wire import REQUEST_ID_HEADER
+from strangler_sdk.aiohttp import middlewares
 
-from .errors import ApiError, ServiceError, ShadowWriteRefused, Unavailable, json_error
+from .errors import ERROR_TEXTS
 
 log = structlog.get_logger("new_services.http")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_SAFE_METHODS = frozenset({"GET", "HEAD"})
-# Failures of a backing store, as opposed to bugs: the gateway may retry elsewhere.
-_UNAVAILABLE = (RedisError, OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
 
 
 @web.middleware
@@ -47,47 +41,4 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return json_error(exc.status, exc.body)
-    except ServiceError as exc:
-        return _service_error(exc)
-    except web.HTTPNotFound:
-        return json_error(*error_for("not_found"))
-    except web.HTTPException as exc:  # 405, 413...: same JSON shape as everything else
-        return _http_error(exc)
-    except _UNAVAILABLE as exc:
-        log.warning("dependency_failed", error=type(exc).__name__)
-        return _service_error(Unavailable())
-    except Exception:
-        log.exception("unhandled_error")
-        return _service_error(ServiceError())
-
-
-def _service_error(exc: ServiceError) -> web.Response:
-    response = json_error(exc.status, exc.body)
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = exc.retry_after
-    return response
-
-
-def _http_error(exc: web.HTTPException) -> web.Response:
-    code = exc.reason.lower().replace(" ", "_")
-    response = json_error(exc.status, error(code, exc.reason))
-    if "Allow" in exc.headers:
-        response.headers["Allow"] = exc.headers["Allow"]
-    return response
-
-
-@web.middleware
-async def shadow_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if SHADOW_HEADER in request.headers and request.method not in _SAFE_METHODS:
-        log.warning("shadow_write_refused", method=request.method, path=request.path)
-        raise ShadowWriteRefused()
-    return await handler(request)
-
-
-MIDDLEWARES = (request_context, errors, shadow_guard)
+MIDDLEWARES = (request_context, *middlewares(details=ERROR_TEXTS))

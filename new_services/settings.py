@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .redis_client import HostPort, SentinelSpec
+from strangler_sdk.redis_client import HostPort, SentinelSpec
 
 DEFAULT_SESSION_TTL_S = 86400
 DEFAULT_JWT_ISSUER = "strangler-gateway"

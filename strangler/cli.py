@@ -220,7 +220,7 @@ def _jwks_url(cfg: Config) -> str:
 def _redis_args(redis: RedisSection) -> list[str]:
     """new_services' options for ``redis``; passwords travel in the environment."""
     from gateway.session.redis_client import secret_value
-    from new_services.redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV
+    from strangler_sdk.redis_client import PASSWORD_ENV, SENTINEL_PASSWORD_ENV
 
     secrets: dict[str, str | None] = {}
     if redis.sentinel is not None:

@@ -21,13 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.claims import Identity
 from adapters.wire import IDENTITY_HEADER
 from gateway.session.signing import public_jwk
-from new_services.appkeys import HTTP, VERIFIER
 from new_services.identity import token_identity
 from new_services.middleware import MIDDLEWARES
-from new_services.tokens import KeySet, TokenVerifier, load_jwks
+from strangler_sdk.aiohttp import SDK
+from strangler_sdk.tokens import KeySet, TokenVerifier, load_jwks
 from tests.support.harness import GatewayHarness
 from tests.support.keys import KeyPair
 from tests.support.net import await_until
+from tests.support.sdk import with_verifier
 
 
 def replace_key(path: Path) -> str:
@@ -64,9 +65,9 @@ async def test_a_rotated_key_is_used_without_a_restart_on_either_side(
     jwks_url = f"{gateway.admin_url}/.well-known/jwks.json"
     # a new service that started with the JWKS file and knows the gateway's URL
     app = web.Application(middlewares=MIDDLEWARES)
-    app[VERIFIER] = TokenVerifier(KeySet(load_jwks(keypair.jwks), jwks_url, min_interval_s=0),
-                                  issuer="strangler-gateway")
-    app[HTTP] = http = aiohttp.ClientSession()
+    app[SDK] = with_verifier(TokenVerifier(
+        KeySet(load_jwks(keypair.jwks), jwks_url, min_interval_s=0), issuer="strangler-gateway"))
+    http = aiohttp.ClientSession()
     app.router.add_get("/whoami", whoami)
     service = TestServer(app, host="127.0.0.1")
     await service.start_server()

@@ -44,9 +44,8 @@ from flags.store import FlagStore
 from gateway.session.redis_client import make_redis
 from gateway.session.store import SessionStore, StoreUnavailable
 from gateway.settings import RedisSection
-from new_services.redis_client import make_client, parse_nodes, parse_sentinel
-from new_services.sessions import SessionStore as ServiceSessions
-from new_services.settings import Settings
+from strangler_sdk.redis_client import make_client, parse_nodes, parse_sentinel
+from strangler_sdk.sessions import SharedSessions as ServiceSessions
 from tests.support.keys import SESSION_KEY
 from tests.support.net import await_until
 from tests.support.redis_cluster import LocalCluster, LocalSentinels
@@ -143,11 +142,9 @@ async def test_multi_key_operations_stay_in_one_slot_on_a_real_cluster(
     assert await pins.clear("cart") == 1
 
     # A session record: written by a new service, read, locked and rewritten by the gateway.
-    service_client = make_client(Settings(
-        instance_id="n1", database_url="sqlite+aiosqlite://", redis_url="",
-        jwks_path=Path("unused"), redis_cluster=parse_nodes(cluster.nodes[2])))
+    service_client = make_client(cluster=parse_nodes(cluster.nodes[2]))
     assert isinstance(service_client, RedisCluster)
-    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5,
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, cas_attempts=5,
                                handle_key=SESSION_KEY)
     gateway = SessionStore(cluster_client, key_prefix, 60, handle_key=SESSION_KEY)
     sid = await services.create(EMPTY)
@@ -203,11 +200,9 @@ async def test_a_cluster_that_is_down_is_an_outage_like_any_other(
     servers = LocalCluster(tmp_path / "late")
     section = RedisSection.model_validate({"cluster": {"nodes": servers.nodes}})
     client = make_redis(section)
-    service_client = make_client(Settings(
-        instance_id="n1", database_url="sqlite+aiosqlite://", redis_url="",
-        jwks_path=Path("unused"), redis_cluster=parse_nodes(servers.nodes[0])))
+    service_client = make_client(cluster=parse_nodes(servers.nodes[0]))
     store = SessionStore(client, key_prefix, 60, handle_key=SESSION_KEY)
-    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, attempts=5,
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=60, cas_attempts=5,
                                handle_key=SESSION_KEY)
     provider = LocalProvider(client, {"cart": RouteFlag(Stage.LEGACY, 0)}, prefix=key_prefix)
     try:
@@ -436,12 +431,10 @@ async def test_sentinel_failover_during_traffic_loses_no_session_and_no_cart(
     stack = _stack(tmp_path, redis, routes)
     # Beside the stack, this process writes session records through both factories.
     gateway_client = make_redis(RedisSection.model_validate(redis))
-    service_client = make_client(Settings(
-        instance_id="n9", database_url="sqlite+aiosqlite://", redis_url="",
-        jwks_path=Path("unused"), redis_sentinel=parse_sentinel(sentinels.spec)))
+    service_client = make_client(sentinel=parse_sentinel(sentinels.spec))
     stores = [SessionStore(c, key_prefix, 300, handle_key=SESSION_KEY)
               for c in (gateway_client, service_client)]
-    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=300, attempts=5,
+    services = ServiceSessions(service_client, prefix=key_prefix, ttl_s=300, cas_attempts=5,
                                handle_key=SESSION_KEY)
     try:
         writers = [Writer(name, store, await services.create(EMPTY))

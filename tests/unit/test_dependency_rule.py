@@ -4,7 +4,8 @@
     flags         -> nothing of ours
     adapters      -> nothing of ours
     legacy_shop   -> adapters, and only from its session-export hook
-    new_services  -> adapters
+    strangler_sdk -> adapters
+    new_services  -> adapters, strangler_sdk
     testkit       -> gateway, flags, adapters, strangler (its processes and ports)
     strangler     -> anything but tests, bench and testkit (the CLI and tools, installed)
     bench         -> gateway, flags, adapters, strangler, testkit; never tests
@@ -27,9 +28,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = frozenset({"gateway", "flags", "adapters", "legacy_shop", "new_services", "strangler",
-                  "testkit", "bench", "tests"})
-PARTS = ("gateway", "flags", "adapters", "legacy_shop", "new_services", "testkit", "strangler",
-         "bench")
+                  "strangler_sdk", "testkit", "bench", "tests"})
+PARTS = ("gateway", "flags", "adapters", "legacy_shop", "new_services", "strangler_sdk",
+         "testkit", "strangler", "bench")
 EXPORT_HOOK = "legacy_shop/export_hook.py"
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -37,7 +38,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "flags": frozenset(),
     "adapters": frozenset(),
     "legacy_shop": frozenset(),  # adapters only in EXPORT_HOOK, below
-    "new_services": frozenset({"adapters"}),
+    "new_services": frozenset({"adapters", "strangler_sdk"}),
+    "strangler_sdk": frozenset({"adapters"}),
     "testkit": frozenset({"gateway", "flags", "adapters", "strangler"}),
     "strangler": OURS - {"tests", "bench", "testkit"},
     "bench": frozenset({"gateway", "flags", "adapters", "strangler", "testkit"}),

@@ -15,14 +15,14 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 
 from gateway.session.redis_client import describe, make_redis, secret_value
 from gateway.settings import ConfigError, RedisSection, Secret, parse
-from new_services.redis_client import (
+from strangler import runtime
+from strangler.cli import _redis_args
+from strangler_sdk.redis_client import (
     PASSWORD_ENV,
     SENTINEL_PASSWORD_ENV,
     parse_nodes,
     parse_sentinel,
 )
-from strangler import runtime
-from strangler.cli import _redis_args
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -1,7 +1,7 @@
 """Identity tokens toward new services: every attack is a 401 ``not_logged_in``.
 
 Each test sends a token to a small real app that only verifies identity
-(``new_services.identity.token_identity`` behind the service's middlewares),
+(``new_services.identity.token_identity`` behind the service's middlewares, on the SDK),
 so what is asserted is the HTTP answer a forged request would get.
 """
 
@@ -25,11 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.claims import Identity, session_claims
 from adapters.contracts import error_for
 from adapters.wire import IDENTITY_HEADER
-from new_services.appkeys import VERIFIER
 from new_services.identity import token_identity
 from new_services.middleware import MIDDLEWARES
-from new_services.tokens import InvalidToken, TokenCache, TokenVerifier, load_jwks
+from strangler_sdk.aiohttp import SDK
+from strangler_sdk.errors import InvalidToken
+from strangler_sdk.tokens import TokenCache, TokenVerifier, load_jwks
 from tests.support.keys import KeyPair, make_keypair
+from tests.support.sdk import with_verifier
 
 ISSUER, AUDIENCE = "strangler-gateway", "cart"  # a service checks aud = its own name
 SID = "s" * 43
@@ -86,7 +88,7 @@ async def whoami(request: web.Request) -> web.Response:
 @pytest.fixture
 async def client(aiohttp_client: Any, keypair: KeyPair) -> Client:
     app = web.Application(middlewares=MIDDLEWARES)
-    app[VERIFIER] = TokenVerifier(load_jwks(keypair.jwks), issuer=ISSUER)
+    app[SDK] = with_verifier(TokenVerifier(load_jwks(keypair.jwks), issuer=ISSUER))
     app.router.add_get("/whoami", whoami)
     return await aiohttp_client(app)
 
@@ -243,8 +245,9 @@ def test_cache_serves_a_verified_token_until_its_exp_and_not_after(keypair: KeyP
 def test_cache_entries_expire_at_exp() -> None:
     cache = TokenCache(10)
     who = Identity(SID, "1", "a")
-    cache.put("t", who, exp=100.0)
-    assert cache.get("t", now=99.9) == who
+    cache.put("t", who, AUDIENCE, exp=100.0)
+    hit = cache.get("t", now=99.9)
+    assert hit is not None and hit.identity == who
     assert cache.get("t", now=100.0) is None
     assert len(cache) == 0
 
@@ -252,17 +255,17 @@ def test_cache_entries_expire_at_exp() -> None:
 def test_cache_is_bounded_and_keeps_the_recently_used() -> None:
     cache = TokenCache(2)
     who = Identity(SID, "1", "a")
-    cache.put("a", who, 1e12)
-    cache.put("b", who, 1e12)
-    assert cache.get("a", 0) == who
-    cache.put("c", who, 1e12)
+    cache.put("a", who, AUDIENCE, 1e12)
+    cache.put("b", who, AUDIENCE, 1e12)
+    assert cache.get("a", 0) is not None
+    cache.put("c", who, AUDIENCE, 1e12)
     assert len(cache) == 2
-    assert cache.get("b", 0) is None and cache.get("a", 0) == who
+    assert cache.get("b", 0) is None and cache.get("a", 0) is not None
 
 
 def test_a_zero_sized_cache_caches_nothing() -> None:
     cache = TokenCache(0)
-    cache.put("a", Identity(SID, "1", "a"), 1e12)
+    cache.put("a", Identity(SID, "1", "a"), AUDIENCE, 1e12)
     assert cache.get("a", 0) is None
 
 

@@ -1,4 +1,4 @@
-"""This instance's Redis client: one server, a master behind Sentinel, or a Cluster.
+"""A service's Redis client: one server, a master behind Sentinel, or a Cluster.
 
 The services touch one key per operation (a session record, read with
 ``HMGET`` and written with the compare-and-set script), so any topology
@@ -11,16 +11,13 @@ line: ``STRANGLER_REDIS_PASSWORD`` (the data nodes) and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
-
-if TYPE_CHECKING:
-    from .settings import Settings
 
 RedisClient: TypeAlias = Redis | RedisCluster
 HostPort: TypeAlias = tuple[str, int]
@@ -95,18 +92,24 @@ class SentinelRedis(Redis):
                 await sentinel.aclose()
 
 
-def make_client(settings: Settings) -> RedisClient:
+def make_client(url: str | None = None, *, sentinel: SentinelSpec | None = None,
+                cluster: tuple[HostPort, ...] = (), password: str | None = None,
+                sentinel_password: str | None = None) -> RedisClient:
+    """A client for one server (``url``), a master found through ``sentinel``, or a
+    ``cluster``; does not connect until first used."""
     timeouts: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT_S,
                                 "socket_timeout": SOCKET_TIMEOUT_S}
-    if settings.redis_sentinel is not None:
-        spec = settings.redis_sentinel
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(spec.nodes),
-            sentinel_kwargs={**timeouts, "password": settings.redis_sentinel_password},
-            password=settings.redis_password, **timeouts)
-        client: Redis = sentinel.master_for(spec.master_name, redis_class=SentinelRedis)
+    if sentinel is not None and cluster:
+        raise ValueError("redis: give a sentinel set-up or a cluster, not both")
+    if sentinel is not None:
+        manager = Sentinel(  # type: ignore[no-untyped-call]
+            list(sentinel.nodes), sentinel_kwargs={**timeouts, "password": sentinel_password},
+            password=password, **timeouts)
+        client: Redis = manager.master_for(sentinel.master_name, redis_class=SentinelRedis)
         return client
-    if settings.redis_cluster:
-        return ClusterRedis(startup_nodes=[ClusterNode(h, p) for h, p in settings.redis_cluster],
-                            password=settings.redis_password, **timeouts)
-    return Redis.from_url(settings.redis_url, **timeouts)
+    if cluster:
+        return ClusterRedis(startup_nodes=[ClusterNode(h, p) for h, p in cluster],
+                            password=password, **timeouts)
+    if url is None:
+        raise ValueError("redis: give a URL, a sentinel set-up or a cluster")
+    return Redis.from_url(url, **timeouts)

@@ -1,0 +1,1 @@
+"""Worked examples: monoliths in real frameworks migrated with Strangler."""
