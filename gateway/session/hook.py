@@ -65,23 +65,25 @@ class LegacyHook:
         if fence is not None:
             headers[FENCE_HEADER] = str(fence)
         result = await node.send(Outgoing("GET", path, headers))
+        limit = self._profile.max_export_bytes
+        body = await result.whole(limit)  # a chunked export may still be arriving
         if result.status == 404:
             return None
         if result.status == 422:  # docs/protocol.md: the session holds what JSON cannot carry
             raise SessionUnfit("not_json", f"{node.id}: the hook says the session holds values "
                                            "JSON cannot carry (422)")
-        size = len(result.body or b"")
-        if result.status == 200 and size > self._profile.max_export_bytes:
-            raise SessionUnfit("oversize", f"the export is {size} bytes, more than "
-                                           f"session.max_export_bytes")
-        body = self._json(node.id, result.status, result.body)
-        revision, data = body.get("revision"), body.get("data")
-        if type(revision) is not int or revision < 0 or "data" not in body:
+        size = len(body)
+        if result.status == 200 and size > limit:
+            raise SessionUnfit("oversize", f"the export is more than {limit} bytes "
+                                           "(session.max_export_bytes)")
+        answer = self._json(node.id, result.status, body)
+        revision, data = answer.get("revision"), answer.get("data")
+        if type(revision) is not int or revision < 0 or "data" not in answer:
             raise UpstreamProtocolError(f"{node.id}: session export without revision or data")
         if self._observer is not None:
             self._observer(sid, data, size)
         doc = self._profile.from_export(data)
-        return Exported(revision, doc, _imported(node.id, body.get("imported")))
+        return Exported(revision, doc, _imported(node.id, answer.get("imported")))
 
     async def import_(self, node: Upstream, sid: str, doc: Document,
                       expected_revision: int | None, rid: str,
@@ -93,9 +95,10 @@ class LegacyHook:
             payload["fence"] = fence
         result = await node.send(Outgoing("PUT", path, self._headers(rid),
                                           json.dumps(payload).encode()))
+        answered = await result.whole(_MAX_ANSWER)
         if result.status not in (200, 409):
             raise UpstreamProtocolError(f"{node.id}: session import answered {result.status}")
-        body = self._json(node.id, result.status, result.body)
+        body = self._json(node.id, result.status, answered)
         revision = body.get("revision")
         if not isinstance(revision, int):
             raise UpstreamProtocolError(f"{node.id}: session import without revision")
@@ -103,7 +106,8 @@ class LegacyHook:
 
     async def drop(self, node: Upstream, sid: str, rid: str) -> None:
         path = _path(sid)
-        await node.send(Outgoing("DELETE", path, self._headers(rid)))
+        result = await node.send(Outgoing("DELETE", path, self._headers(rid)))
+        await result.whole(_MAX_ANSWER)  # frees the connection, whatever the node said
 
     @staticmethod
     def _json(node_id: str, status: int, body: bytes | None) -> dict[str, object]:
@@ -119,6 +123,10 @@ class LegacyHook:
         if status not in (200, 409):
             raise UpstreamProtocolError(f"{node_id}: session hook answered {status}")
         return obj
+
+
+_MAX_ANSWER = 64 * 1024
+"""An import's or a delete's answer is a revision or nothing; more is not read."""
 
 
 def _path(sid: str) -> str:

@@ -282,12 +282,7 @@ def _reason(outcome: object) -> str:
 
 async def _whole(result: UpstreamResult) -> bytes:
     """The body of a shadow call, read whole up to ``MAX_SHADOW_BODY``."""
-    if result.body is not None:
-        return result.body
-    buf = bytearray()
-    async for chunk in result.chunks():
-        buf += chunk
-        if len(buf) > MAX_SHADOW_BODY:
-            result.release()
-            raise _Failed("body_too_large", f"answer larger than {MAX_SHADOW_BODY} bytes")
-    return bytes(buf)
+    body = await result.whole(MAX_SHADOW_BODY)
+    if len(body) > MAX_SHADOW_BODY:
+        raise _Failed("body_too_large", f"answer larger than {MAX_SHADOW_BODY} bytes")
+    return body

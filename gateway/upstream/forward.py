@@ -65,6 +65,21 @@ class UpstreamResult:
         finally:
             self.release()
 
+    async def whole(self, limit: int) -> bytes:
+        """The body read whole -- also one still streaming (a chunked answer whose end had
+        not come with its head) -- and released. Past ``limit`` bytes the rest is left
+        unread (the connection goes): the result is longer than ``limit``, for the caller
+        to refuse."""
+        if self.stream is None:
+            return self.body or b""
+        buf = bytearray()
+        async for chunk in self.chunks():
+            buf += chunk
+            if len(buf) > limit:
+                self.release()
+                break
+        return bytes(buf)
+
     def release(self) -> None:
         if self.stream is not None:
             self.stream.release()

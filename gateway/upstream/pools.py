@@ -25,6 +25,9 @@ from gateway.upstream.forward import Outgoing, Upstream
 
 _log = log.get("upstreams")
 
+_MAX_HEALTH_BODY = 64 * 1024
+"""A health answer is a status and maybe a ``boot_id``; more is not read."""
+
 
 @dataclass(slots=True)
 class Member:
@@ -145,12 +148,17 @@ class Pool:
         except UpstreamError as exc:
             self.mark_down(member.id, f"health check: {exc.kind}")
             return
+        try:  # read whole (a chunked answer may still be arriving) so the connection is freed
+            body = await result.whole(_MAX_HEALTH_BODY)
+        except UpstreamError as exc:
+            self.mark_down(member.id, f"health check: {exc.kind}")
+            return
         if result.status != 200:
             self.mark_down(member.id, f"health check: status {result.status}")
             return
         boot_id = ""
         with contextlib.suppress(ValueError, TypeError, AttributeError):
-            boot_id = str(json.loads(result.body or b"{}").get("boot_id", ""))
+            boot_id = str(json.loads(body or b"{}").get("boot_id", ""))
         self._mark_up(member, boot_id)
 
     async def check_all(self) -> None:
