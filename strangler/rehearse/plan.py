@@ -338,15 +338,53 @@ def password(users: Users) -> str | None:
 
 
 def load(path: Path, cfg: Config) -> Plan:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PlanError(f"{path}: cannot read the plan: {exc}") from None
-    plan = parse(data, str(path))
+    plan = parse(read(path), str(path))
     problems = check_against(plan, cfg)
     if problems:
         raise PlanError(f"{path}: invalid plan\n  " + "\n  ".join(problems))
     return plan
+
+
+def read(path: Path, _within: tuple[Path, ...] = ()) -> Any:
+    """A plan file's YAML with its ``include:`` resolved.
+
+    ``include: FILE`` (or a list of files, relative to the including one) puts the
+    top-level keys of those files under the plan's own: what an app is (users, login,
+    model, journeys, checks, databases) written once, and each plan only its stages,
+    gates and faults. A key the plan sets itself replaces the included one whole (a plan
+    with its own ``users`` uses them, not the included ``users``); two included files
+    may not set the same key. Included files may include others, never in a circle.
+    """
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        what = f"{_within[-1]}: include {path}: cannot read it" if _within \
+            else f"{path}: cannot read the plan"
+        raise PlanError(f"{what}: {exc}") from None
+    if not isinstance(data, dict) or "include" not in data:
+        return data
+    names = data.pop("include")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise PlanError(f"{path}: invalid plan\n  include: a file name or a list of them")
+    merged: dict[str, Any] = {}
+    came_from: dict[str, str] = {}
+    for i, name in enumerate(names):
+        part_path = (path.parent / name).resolve()
+        if part_path in (*_within, path.resolve()):
+            raise PlanError(f"{path}: invalid plan\n  include[{i}]: {name} includes itself")
+        part = read(part_path, (*_within, path.resolve()))
+        if not isinstance(part, dict):
+            raise PlanError(f"{path}: invalid plan\n  include[{i}]: {name}: "
+                            "the top level must be a mapping")
+        for key in part:
+            if key in came_from:
+                raise PlanError(f"{path}: invalid plan\n  include[{i}]: {name} sets {key}, "
+                                f"as {came_from[key]} does")
+            came_from[key] = name
+        merged.update(part)
+    merged.update(data)
+    return merged
 
 
 def check_against(plan: Plan, cfg: Config) -> list[str]:

@@ -22,6 +22,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from strangler.rehearse.plan import read
 from tests.e2e.test_report_browser import CHARTS, Dom, assert_series, chromium, marker_x
 from tests.support.net import await_until
 from tests.support.stack import Stack
@@ -166,7 +167,7 @@ async def test_an_order_deleted_behind_the_users_backs_is_caught(stack: Stack,
                                                                  tmp_path: Path) -> None:
     # the shop's declared login, journeys and checks, from the cutover plan; only adding
     # to carts, checking out and listing orders, by 8 quick users
-    shop = yaml.safe_load((PLANS / "cutover-catalog-then-cart.yaml").read_text())
+    shop = read(PLANS / "cutover-catalog-then-cart.yaml")
     weights = {"add_to_cart": 2, "checkout": 2, "list_orders": 1}
     for name, journey in shop["journeys"].items():
         journey["weight"] = weights.get(name, 0)

@@ -320,3 +320,45 @@ def test_the_built_in_drill_runs_any_plans_users_journeys_and_checks() -> None:
     assert check_against(plan, CONFIG) == []
     current = default_plan(CONFIG, base, 7, 20, True, 2.5)
     assert current.stages[0].routes == {}
+
+
+# ---------------------------------------------------------------- include
+APP = {"users": {"count": 3, "usernames": ["ann"]},
+       "journeys": {"look": {"weight": 1, "steps": [{"path": "/api/products"}]}},
+       "model": {"seen": []}}
+
+
+def _write(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_an_included_app_gives_its_keys_and_the_plan_its_own_win_whole(tmp_path: Path) -> None:
+    _write(tmp_path / "apps" / "app.yaml", APP)
+    own = {k: v for k, v in BASE.items() if k != "journeys"}
+    plan_file = _write(tmp_path / "plan.yaml", {**own, "include": "apps/app.yaml",
+                                                "users": {"count": 7}})
+    plan = load(plan_file, CONFIG)
+    assert plan.journeys.keys() == {"look"} and plan.model == {"seen": []}
+    assert plan.users.count == 7
+    assert plan.users.usernames == Users().usernames, "the plan's users replace the app's whole"
+
+
+@pytest.mark.parametrize(("files", "include", "expected"), [
+    ({}, "missing.yaml", "missing.yaml: cannot read it"),
+    ({"a.yaml": APP, "b.yaml": {"model": {}}}, ["a.yaml", "b.yaml"],
+     "include[1]: b.yaml sets model, as a.yaml does"),
+    ({"a.yaml": {"include": "plan.yaml"}}, "a.yaml", "includes itself"),
+    ({"a.yaml": ["not", "a", "mapping"]}, "a.yaml", "include[0]: a.yaml: the top level"),
+    ({}, 5, "include: a file name or a list of them"),
+    ({}, [], "include: a file name or a list of them"),
+])
+def test_a_bad_include_is_refused_by_name(tmp_path: Path, files: dict[str, Any],
+                                         include: Any, expected: str) -> None:
+    for name, data in files.items():
+        _write(tmp_path / name, data)
+    plan_file = _write(tmp_path / "plan.yaml", {**BASE, "include": include})
+    with pytest.raises(PlanError) as info:
+        load(plan_file, CONFIG)
+    assert expected in str(info.value)
