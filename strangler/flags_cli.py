@@ -44,6 +44,8 @@ def run(cfg: Config, args: argparse.Namespace, actor: str) -> int:
     except FlagError as exc:
         print(f"strangler flags: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # our stdout went away (`| head`): strangler.cli's business
+        raise
     except (RedisError, RedisClusterException, OSError) as exc:
         where = describe(redis) if redis else "(none)"
         print(f"strangler flags: cannot reach Redis at {where}: {exc}", file=sys.stderr)
