@@ -435,7 +435,7 @@ def test_the_fault_plan_breaches_its_gate_and_rolls_back_by_itself(tmp_path: Pat
     assert report["result"] == "failed"
     assert [s["outcome"] for s in report["stages"]] == ["held", "breached", "skipped"], log
     failed = [(g["name"], g["route"]) for g in report["stages"][1]["gates"] if not g["passed"]]
-    assert failed == [("p99_ms", "saved")], report["stages"][1]["gates"]
+    assert failed == [("p99_ms", "views")], report["stages"][1]["gates"]
     kinds = [e["kind"] for e in report["events"]]
     assert kinds.index("fault") < kinds.index("breach") < kinds.index("rollback"), kinds
     rollback = next(e for e in report["events"] if e["kind"] == "rollback")
@@ -444,10 +444,10 @@ def test_the_fault_plan_breaches_its_gate_and_rolls_back_by_itself(tmp_path: Pat
     assert "destinations -> legacy" not in rollback["detail"]  # its stage held
     # a gate failed, but nobody lost anything on the way
     assert checks(report) == ALL_PASSED, report["integrity"]
-    history = strangler("flags", "history", "saved", config=out / "stack" / "config.yaml")
+    history = strangler("flags", "history", "views", config=out / "stack" / "config.yaml")
     assert history.returncode == 0, history.stderr
     newest = history.stdout.splitlines()[0]
-    assert "saved: new -> legacy" in newest and "rollback of stage 'session routes on new'" \
+    assert "views: new -> legacy" in newest and "rollback of stage 'session routes on new'" \
         in newest, newest
 
 
