@@ -322,15 +322,14 @@ async def test_concurrent_writes_on_both_sides_merge_by_the_declared_rules(
         for field in ("views", "prefs", "saved"):
             assert writes.sides[field, "legacy"] and writes.sides[field, "new"], writes.sides
 
-        # 2. the three routes flip every 150 ms under three writers (one per key): a
-        # write in flight on one side meets writes on the other at every flip
-        flipping = asyncio.Event()
+        # 2. the three routes flip every 150 ms under three writers (one per key) until
+        # 10 flips are done: a write in flight on one side meets writes on the other
         flips = 0
 
         async def flipper() -> None:
             nonlocal flips
             stage = "new"
-            while not flipping.is_set():
+            while flips < 10:
                 await move(admin, ("views", "prefs", "saved"), stage)
                 flips += 1
                 stage = "legacy" if stage == "new" else "new"
@@ -338,19 +337,24 @@ async def test_concurrent_writes_on_both_sides_merge_by_the_declared_rules(
 
         async def viewer() -> None:
             rng = random.Random(1)
-            for _ in range(50):
+            while flips < 10:
                 await writes.view(ann, rng.choice(SLUGS))
 
+        async def setter() -> None:
+            while flips < 10:
+                await writes.pref(ann)
+
+        async def saver() -> None:  # the four slugs not saved yet, one every two flips
+            for k, slug in enumerate(SLUGS[6:]):
+                async def flipped(k: int = k) -> bool:
+                    return flips >= 2 * k + 1
+
+                await await_until(flipped, timeout=30, what=f"{2 * k + 1} flips")
+                await writes.save(ann, slug)
+
         before = Counter(writes.sides)
-        task = asyncio.create_task(flipper())
-        try:
-            await asyncio.gather(viewer(), one_at_a_time([writes.pref(ann) for _ in range(50)]),
-                                 one_at_a_time([writes.save(ann, s) for s in SLUGS[6:]]))
-        finally:
-            flipping.set()
-            await task
+        await asyncio.gather(flipper(), viewer(), setter(), saver())
         during = writes.sides - before
-        assert flips >= 4, f"only {flips} flips during the writes"
         assert during["views", "legacy"] and during["views", "new"], during
         assert during["prefs", "legacy"] and during["prefs", "new"], during
         await same_state(admin, ann, writes, "after the flips")
