@@ -276,12 +276,13 @@ async def same_state(admin: Admin, user: TripsUser, writes: Writes, when: str) -
     told = {"views": dict(writes.views), "prefs": writes.prefs, "saved": sorted(writes.saved)}
     for stage, state in seen.items():
         lost = {f: _lost(told[f], state[f]) for f in told if state[f] != told[f]}
-        assert not lost, (f"{when}: writes answered 200 missing on {stage} "
-                          f"(views on {stage}/told: {seen['new']['views']} / "
-                          f"{seen['legacy']['views']} / {told['views']}): {lost}")
+        assert not lost, (f"{when}: writes answered 200 missing on {stage}: {lost} "
+                          f"(views on new {seen['new']['views']}, on Django "
+                          f"{seen['legacy']['views']}, told {told['views']})")
 
 
 def _lost(told: Any, seen: Any) -> Any:
+    """What of ``told`` is not in ``seen``: (told, seen) by key, or the missing items."""
     if isinstance(told, dict):
         return {k: (v, seen.get(k)) for k, v in told.items() if seen.get(k) != v}
     return sorted(set(told) - set(seen))
