@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -30,8 +31,10 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 import pytest
+import yaml
 
-from strangler.rehearse.stack import RunningStack, start_stack
+from gateway.settings import ConfigError
+from strangler.rehearse.stack import RunningStack, prepare, start_stack
 from testkit.browser import Browser, Reply
 from testkit.checks import expect
 from testkit.net import await_until, port_open
@@ -471,3 +474,20 @@ def test_the_rollback_drill_is_timed_and_loses_nothing(tmp_path: Path) -> None:
                         config=out / "stack" / "config.yaml").stdout
     for route in NEW_ROUTES:
         assert f"{route}: new -> legacy" in history, history
+
+
+def test_a_busy_port_names_the_way_out(tmp_path: Path) -> None:
+    """``--stack`` without ``--free-ports`` wants config.yaml's ports: one taken (a demo
+    still running) is refused before anything starts, naming the flag that avoids it."""
+    doc = yaml.safe_load((TRIPS / "config.yaml").read_text())
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        doc["gateway"]["listen"]["port"] = port
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ConfigError) as caught:
+            prepare(config, tmp_path / "run", False, TRIPS / "stack.yaml")
+    assert f"gateway.listen (127.0.0.1:{port})" in str(caught.value)
+    assert "Or add --free-ports" in str(caught.value)
