@@ -92,8 +92,11 @@ def summary(report: dict[str, Any]) -> str:
         for g in st["gates"]:
             label = f"{g['name']}.{g['route']}" if g["route"] else g["name"]
             seen = "n/a" if g["observed"] is None else f"{g['observed']:.4g}"
+            unjudged = g["passed"] and g["observed"] is not None and g["observed"] > g["limit"]
+            note = (f"; not judged: {g['samples']} requests, fewer than gates.min_requests"
+                    if unjudged else "")
             lines.append(f"    {'ok  ' if g['passed'] else 'FAIL'} {label}: {seen} "
-                         f"(limit {g['limit']:g})")
+                         f"(limit {g['limit']:g}{note})")
     for c in report["integrity"]["checks"]:
         lines.append(f"  {'ok  ' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}")
         lines += [f"       {f}" for f in c["failures"][:5]]

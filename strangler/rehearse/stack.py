@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from gateway.settings import Config, parse
+from gateway.settings import Config, ConfigError, parse
 from strangler.demo import _check_ports
 from strangler.keys import ensure_keypair, ensure_token
 from strangler.launch import (
@@ -104,7 +104,11 @@ def _ports(cfg: Config, free: bool) -> dict[str, int]:
     if free:
         ports = {k: free_port() for k in ports}
     else:
-        _check_ports(cfg)
+        try:
+            _check_ports(cfg)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} Or add --free-ports: the stack then listens on free "
+                              "ports.") from None
     ports.update({f"new:{n.id}": free_port() for n in cfg.new.instances})
     return ports
 
