@@ -44,7 +44,8 @@ stress: $(STAMP) prereqs  # the saturated stress test at full size, STRESS_RUNS 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy gateway flags adapters legacy_shop new_services strangler strangler_sdk testkit \
-	  examples/django_trips/new_service
+	  examples/django_trips/new_service examples/django_trips/legacy \
+	  kits/django/strangler_django kits/flask/strangler_flask
 
 unleash:  # the Unleash server the tests start (cached in ~/.cache/strangler; CI does this too)
 	scripts/install-unleash.sh

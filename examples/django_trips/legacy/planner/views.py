@@ -30,7 +30,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def _user(request: HttpRequest) -> dict[str, str]:
     user = request.user
     assert isinstance(user, User)
-    return user.as_json()
+    shown: dict[str, str] = user.as_json()
+    return shown
 
 
 def _write(request: HttpRequest, key: str, value: Any) -> None:
