@@ -161,7 +161,7 @@ def _watch(children: list[Process], stopping: object) -> None:
 def _banner(cfg: Config, spec: StackSpec, redis_url: str, backends: list[Process]) -> None:
     g, a = cfg.gateway.listen, cfg.gateway.admin_listen
     token_file = cfg.gateway.admin_token.file
-    rows = [(f"{spec.name} (through the gateway)", f"http://{g.host}:{g.port}/"),
+    rows = [(f"{spec.name} (through the gateway)", f"http://{g.host}:{g.port}{spec.home}"),
             ("admin dashboard", f"http://{a.host}:{a.port}/"),
             ("admin API token", f"{token_file} (or ${cfg.gateway.admin_token.env})")]
     urls = [n.url for n in (*cfg.legacy.nodes, *cfg.new.instances)]

@@ -126,6 +126,9 @@ class StackSpec(_Frozen):
     new: Role
     hint: str | None = None
     """A line for the demo's banner: what to try first."""
+    home: str = Field("/", pattern=r"^/[!-~]*$")
+    """The app's first page, shown in the demo's banner (an API without one at ``/``
+    names a route that answers, such as ``/api/destinations``)."""
 
     @model_validator(mode="after")
     def _unique_steps(self) -> StackSpec:

@@ -114,6 +114,8 @@ async def state_on(gateway_url: str, admin: Admin, backend: str) -> None:
       "setup": [{"name": "a", "argv": ["{secret_file:django}", "{database_file}"]}]},
      ["setup[0].argv[0]: {secret_file:django}: name one of secrets (django_key)",
       "setup[0].argv[1]: {database_file} needs a database name"]),
+    ({**ROLES, "home": "api/x"}, ["home: String should match"]),
+    ({**ROLES, "home": "/a b"}, ["home: String should match"]),
 ])
 def test_a_malformed_stack_file_is_refused_naming_each_key_path(
         doc: dict[str, Any], problems: list[str]) -> None:
