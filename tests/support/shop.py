@@ -1,8 +1,8 @@
 """Re-exports ``testkit.shop`` (moved there, shared with bench/ and rehearsals)."""
 
+from testkit.browser import Reply
 from testkit.shop import (
     Admin,
-    Reply,
     ShopUser,
     cart_lines,
 )
